@@ -1,0 +1,47 @@
+# Two entry points: `make demo` (install, get Fashion-MNIST, run the default study) and
+# `make test`. Both create/refresh a virtual environment in .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo)
+STUDY_ARGS ?=
+
+.PHONY: demo test install data lint bench bench-quick clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# Fashion-MNIST: Debian's package where apt is available, else the usual download (checksummed)
+data: install
+	@if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then \
+	  echo "Fashion-MNIST: /usr/share/datasets/fashion-mnist"; \
+	elif command -v apt-get >/dev/null 2>&1 && $(SUDO) apt-get update -qq && \
+	     $(SUDO) apt-get install -y -qq dataset-fashion-mnist; then \
+	  echo "Fashion-MNIST installed with apt"; \
+	else \
+	  $(BIN)/classwise datasets --download fashion-mnist; \
+	fi
+
+demo: data
+	$(BIN)/classwise study $(STUDY_ARGS)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python benchmarks/run.py
+
+bench-quick: install
+	$(BIN)/python benchmarks/run.py --quick
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,154 @@
+"""FGSM and PGD under Linf and L2, untargeted or targeted, inputs in [0, 1], eps in pixel
+units. A point counts as fooled when *any* iterate fools it (the attacker keeps the best
+adversarial example, as AutoAttack does), which is what lets evaluation drop a point as
+soon as it is fooled: early-stopped and full-length runs give the same answer."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ClasswiseError
+
+NORMS = ("linf", "l2")
+LOSSES = ("ce", "margin")
+
+
+@contextmanager
+def eval_mode(model: nn.Module):
+    """Eval mode for the duration, then every submodule's own train/eval flag restored."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, training in flags:
+            m.training = training
+
+
+def _margin(logits: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
+    """Carlini-Wagner margin: best other logit minus the logit of `cls`."""
+    own = logits.gather(1, cls[:, None]).squeeze(1)
+    other = logits.scatter(1, cls[:, None], float("-inf")).amax(1)
+    return other - own
+
+
+def attack_loss(logits, y, target=None, loss: str = "ce") -> torch.Tensor:
+    """Per-sample objective the attacker *ascends*."""
+    if target is None:
+        return F.cross_entropy(logits, y, reduction="none") if loss == "ce" else _margin(logits, y)
+    return -F.cross_entropy(logits, target, reduction="none") if loss == "ce" else -_margin(logits, target)
+
+
+def _l2_norm(v: torch.Tensor) -> torch.Tensor:
+    return v.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (v.ndim - 1)))
+
+
+def random_init(x, eps, norm, generator=None):
+    if norm == "linf":
+        delta = torch.empty_like(x).uniform_(-eps, eps, generator=generator)
+    else:
+        direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        radius = torch.rand(x.shape[0], generator=generator, device=x.device, dtype=x.dtype)
+        delta = direction / _l2_norm(direction) * (eps * radius).view(-1, *([1] * (x.ndim - 1)))
+    return (x + delta).clamp_(0, 1)
+
+
+def project(x_adv, x, eps, norm):
+    if norm == "linf":
+        return torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(0, 1)
+    delta = x_adv - x
+    delta = delta * (eps / _l2_norm(delta)).clamp(max=1.0)
+    return (x + delta).clamp_(0, 1)
+
+
+def step(x_adv, grad, alpha, norm):
+    if norm == "linf":
+        return x_adv + alpha * grad.sign()
+    return x_adv + alpha * grad / _l2_norm(grad)
+
+
+@dataclass
+class AttackOutput:
+    x_adv: torch.Tensor  # adversarial examples (the fooling iterate where one was found)
+    pred: torch.Tensor  # the model's prediction on x_adv
+    success: torch.Tensor  # bool: fooled (untargeted) / reached the target (targeted)
+
+
+def check_args(eps, alpha, steps, norm, loss):
+    if eps < 0:
+        raise ClasswiseError(f"eps must be >= 0, got {eps}")
+    if steps < 1:
+        raise ClasswiseError(f"an attack needs at least 1 step, got {steps}")
+    if alpha is not None and alpha <= 0 and eps > 0:
+        raise ClasswiseError(f"step size alpha must be > 0, got {alpha}")
+    if norm not in NORMS:
+        raise ClasswiseError(f"norm must be one of {NORMS}, got '{norm}'")
+    if loss not in LOSSES:
+        raise ClasswiseError(f"loss must be one of {LOSSES}, got '{loss}'")
+
+
+def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int,
+            alpha: float | None = None, norm: str = "linf", random_start: bool = True,
+            target: torch.Tensor | None = None, loss: str = "ce", early_stop: bool = True,
+            track: bool = True, generator: torch.Generator | None = None) -> AttackOutput:
+    """Projected gradient ascent from x (or a random point of the eps-ball around it).
+
+    It runs the model in whatever mode it is in (`attack` puts it in eval mode; training
+    methods craft their examples in train mode as the reference implementations do).
+    `track=False` is the training path: no success bookkeeping and no final forward pass.
+    """
+    check_args(eps, alpha, steps, norm, loss)
+    alpha = 2.5 * eps / steps if alpha is None else alpha
+    x = x.detach()
+    if eps == 0:
+        with torch.no_grad():
+            pred = model(x).argmax(1)
+        success = pred.eq(target) if target is not None else pred.ne(y)
+        return AttackOutput(x.clone(), pred, success)
+
+    x_adv = random_init(x, eps, norm, generator) if random_start else x.clone()
+    if not track:
+        for _ in range(steps):
+            x_adv.requires_grad_(True)
+            grad, = torch.autograd.grad(attack_loss(model(x_adv), y, target, loss).sum(), x_adv)
+            x_adv = project(step(x_adv.detach(), grad, alpha, norm), x, eps, norm)
+        return AttackOutput(x_adv.detach(), torch.empty(0), torch.empty(0))
+
+    n = x.shape[0]
+    best = x_adv.detach().clone()
+    pred = torch.empty(n, dtype=torch.long, device=x.device)
+    success = torch.zeros(n, dtype=torch.bool, device=x.device)
+    active = torch.arange(n, device=x.device)  # indices still being attacked
+    xa, xo, ya = x_adv, x, y
+    ta = target
+    for i in range(steps + 1):
+        last = i == steps
+        if not last:
+            xa.requires_grad_(True)
+        with torch.set_grad_enabled(not last):
+            logits = model(xa)
+        p = logits.argmax(1).detach()
+        hit = p.eq(ta) if ta is not None else p.ne(ya)
+        # points fooled now (and not before) keep this iterate as their adversarial example
+        newly = hit & ~success[active]
+        best[active[newly]] = xa.detach()[newly]
+        pred[active] = torch.where(success[active], pred[active], p)
+        success[active] |= hit
+        if last:
+            unfooled = ~success[active]  # they report their final iterate
+            best[active[unfooled]] = xa.detach()[unfooled]
+            break
+        grad, = torch.autograd.grad(attack_loss(logits, ya, ta, loss).sum(), xa)
+        xa = project(step(xa.detach(), grad, alpha, norm), xo, eps, norm)
+        if early_stop:
+            keep = ~hit
+            active, xa, xo, ya = active[keep], xa[keep], xo[keep], ya[keep]
+            ta = ta[keep] if ta is not None else None
+            if active.numel() == 0:
+                break
+    return AttackOutput(best, pred, success)

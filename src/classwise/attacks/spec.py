@@ -1,0 +1,78 @@
+"""`AttackSpec`: an attack as a value (config files, results), and `attack()` to run one."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from .core import AttackOutput, eval_mode, perturb
+
+
+class AttackSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Literal["fgsm", "pgd"] = "pgd"
+    eps: float = Field(ge=0)
+    steps: int = Field(default=20, ge=1)
+    alpha: float | None = Field(default=None, gt=0, description="step size; default 2.5*eps/steps")
+    norm: Literal["linf", "l2"] = "linf"
+    random_start: bool = True
+    restarts: int = Field(default=1, ge=1)
+    loss: Literal["ce", "margin"] = "ce"
+
+    @property
+    def label(self) -> str:
+        """Short name used as the key of this attack's results, e.g. `pgd20` or `fgsm`."""
+        base = "fgsm" if self.name == "fgsm" else f"pgd{self.steps}"
+        if self.norm != "linf":
+            base += f"-{self.norm}"
+        if self.loss != "ce":
+            base += f"-{self.loss}"
+        if self.restarts > 1:
+            base += f"x{self.restarts}"
+        return base
+
+    def describe(self) -> str:
+        return (f"{self.label}: {self.norm} eps={self.eps:.4g}, steps={self.effective_steps}, "
+                f"alpha={self.effective_alpha:.4g}, random start={self.effective_random_start}, "
+                f"restarts={self.restarts}, loss={self.loss}")
+
+    @property
+    def effective_steps(self) -> int:
+        return 1 if self.name == "fgsm" else self.steps
+
+    @property
+    def effective_alpha(self) -> float:
+        if self.alpha is not None:
+            return self.alpha
+        return self.eps if self.name == "fgsm" else 2.5 * self.eps / self.steps
+
+    @property
+    def effective_random_start(self) -> bool:
+        return False if self.name == "fgsm" else self.random_start
+
+
+def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, *,
+           target: torch.Tensor | None = None, early_stop: bool = True,
+           generator: torch.Generator | None = None) -> AttackOutput:
+    """Run `spec` against `model` in eval mode; the model's weights and train/eval flags are
+    the same afterwards. Restarts attack only the points no earlier restart fooled."""
+    with eval_mode(model):
+        out = None
+        for _ in range(spec.restarts):
+            todo = torch.arange(len(x), device=x.device) if out is None else (~out.success).nonzero().flatten()
+            if todo.numel() == 0:
+                break
+            run = perturb(model, x[todo], y[todo], eps=spec.eps, steps=spec.effective_steps,
+                          alpha=spec.effective_alpha, norm=spec.norm,
+                          random_start=spec.effective_random_start,
+                          target=None if target is None else target[todo], loss=spec.loss,
+                          early_stop=early_stop, generator=generator)
+            if out is None:
+                out = run
+            else:
+                out.x_adv[todo], out.pred[todo], out.success[todo] = run.x_adv, run.pred, run.success
+        return out

@@ -1,0 +1,264 @@
+"""`classwise` command line: study | train | evaluate | datasets | models."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+from . import progress
+from .errors import ClasswiseError
+
+
+def parse_eps(text: str) -> float:
+    """`0.1`, `8/255` or `8` (values above 1 are read as pixel levels out of 255)."""
+    try:
+        value = float(Fraction(text))
+    except (ValueError, ZeroDivisionError) as exc:
+        raise argparse.ArgumentTypeError(f"eps must be a number like 0.1 or 8/255, got '{text}'") from exc
+    if value < 0:
+        raise argparse.ArgumentTypeError("eps must be >= 0")
+    return value / 255 if value > 1 else value
+
+
+def _common(p: argparse.ArgumentParser, dataset_default="fashion-mnist") -> None:
+    p.add_argument("--dataset", default=dataset_default, help="data set name (see `classwise datasets`)")
+    p.add_argument("--data-dir", help="folder to look in first (else $CLASSWISE_DATA, ./data, ~/.cache/classwise)")
+    p.add_argument("--download", action="store_true", help="download the data set if it is not found")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eps", type=parse_eps, help="threat radius in [0,1] pixel units; default 0.1 grey, 8/255 colour")
+    p.add_argument("--norm", choices=["linf", "l2"], default="linf")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _train_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", default="mnist-cnn", help="architecture (see `classwise models`)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
+    p.add_argument("--lr", type=float)
+    p.add_argument("--momentum", type=float)
+    p.add_argument("--nesterov", action="store_true", default=None)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--schedule", choices=["constant", "step", "multistep", "cyclic", "cosine"])
+    p.add_argument("--milestones", type=lambda s: [int(v) for v in s.split(",")], help="e.g. 100,150")
+    p.add_argument("--attack-steps", type=int, help="PGD steps for pgd adversarial training")
+    p.add_argument("--train-limit", type=int, help="train on a stratified subset of this size")
+    p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    p.add_argument("--out", type=Path, help="run directory")
+
+
+_TRAIN_KEYS = ("arch", "epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay",
+               "schedule", "milestones", "attack_steps", "train_limit", "eps", "norm", "seed", "dataset")
+
+
+def _overrides(args) -> dict:
+    return {k: getattr(args, k) for k in _TRAIN_KEYS if getattr(args, k, None) is not None}
+
+
+def cmd_study(args) -> int:
+    from .study import preset_config, run_study
+
+    cfg = preset_config(args.preset, **_overrides(args))
+    if args.adversarial_method:
+        cfg = cfg.model_copy(update={"adversarial_method": args.adversarial_method})
+    out = args.out or Path("runs") / f"study-{cfg.train.dataset}-{cfg.train.arch}-{args.preset}"
+    run_study(cfg, out, data_dir=args.data_dir, device=args.device, resume=args.resume,
+              download=args.download)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .config import TrainConfig
+    from .data import load_dataset
+    from .device import resolve_device
+    from .report import print_lines
+    from .train import train
+
+    cfg = TrainConfig(**{"epochs": 3, "lr": 0.05, "weight_decay": 0.0, **_overrides(args), "method": args.method})
+    splits = load_dataset(cfg.dataset, args.data_dir, val_size=cfg.val_size, seed=cfg.seed, download=args.download)
+    cfg = cfg.resolved(grey=splits.train.shape[0] == 1, hflip_ok=splits.spec.hflip)
+    out = args.out or Path("runs") / f"train-{cfg.dataset}-{cfg.arch}-{cfg.method}"
+    result = train(cfg, splits, out, device=resolve_device(args.device), resume=args.resume)
+    last = result.history[-1]
+    lines = [f"trained {cfg.arch} ({cfg.method}) on {cfg.dataset}: val clean {last['val_clean'] * 100:.1f}%"
+             + (f", val robust {last['val_robust'] * 100:.1f}%" if "val_robust" in last else ""),
+             f"weights: {out / 'model.pt'}; per-epoch per-class metrics: {out / 'metrics.jsonl'}"]
+    print_lines(lines)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .attacks import AttackSpec
+    from .data import load_dataset, stratified_split
+    from .device import resolve_device
+    from .evaluate import evaluate
+    from .io import atomic_write_json, atomic_write_text
+    from .models import create_model, extract_state_dict, read_weights_file
+    from .report import print_lines, print_per_class
+
+    splits = load_dataset(args.dataset, args.data_dir, seed=args.seed, download=args.download)
+    test = splits.test
+    if args.limit and args.limit < len(test):
+        _, test = stratified_split(test, args.limit, seed=args.seed)
+    raw = read_weights_file(args.checkpoint)
+    meta = raw if isinstance(raw, dict) and "arch" in raw else {}
+    arch = args.arch or meta.get("arch")
+    if arch is None:
+        raise ClasswiseError("--arch is needed: the checkpoint does not say which architecture it holds")
+    c, h, _ = test.shape
+    mean, std = splits.train.channel_stats()
+    model = create_model(arch, test.num_classes, c, h, mean=mean, std=std)
+    state = extract_state_dict(raw, args.checkpoint)
+    missing, unexpected = model.load_state_dict(
+        state if any(k.startswith("net.") for k in state) else {f"net.{k}": v for k, v in state.items()},
+        strict=False)
+    missing = [k for k in missing if k not in ("mean", "std")]
+    if missing or unexpected:
+        raise ClasswiseError(f"{args.checkpoint} does not fit {arch}: missing {missing[:3]}, "
+                             f"unexpected {unexpected[:3]}")
+    device = resolve_device(args.device)
+    model.to(device)
+    grey = c == 1
+    eps = args.eps if args.eps is not None else (0.1 if grey else 8 / 255)
+    spec = AttackSpec(name=args.attack, eps=eps, steps=args.steps, norm=args.norm, restarts=args.restarts)
+    res = evaluate(model, test, [spec], device=device, seed=args.seed)
+    table = res.per_class("clean")[["class", "accuracy"]].rename(columns={"accuracy": "clean"})
+    table[spec.label] = res.per_class(spec.label)["accuracy"]
+    clean, robust = res.summary("clean"), res.summary(spec.label)
+    if len(table) <= 30:
+        print_per_class(table, f"{arch} on {args.dataset}: per-class accuracy (%)",
+                        {clean["worst_class"], robust["worst_class"]})
+    else:
+        k = args.top_k
+        for key in ("clean", spec.label):
+            t = res.per_class(key).sort_values("accuracy")
+            print_lines([f"{key}: worst {k}: {_listing(t.head(k))}", f"{key}: best {k}: {_listing(t.tail(k)[::-1])}"])
+    print_lines([f"{name}: overall {s['overall'] * 100:.2f}%, class mean {s['mean'] * 100:.2f}%, "
+                 f"std {s['std'] * 100:.2f}, gap {s['gap'] * 100:.2f}, worst '{s['worst_class']}' "
+                 f"{s['worst'] * 100:.1f}%, best '{s['best_class']}' {s['best'] * 100:.1f}%"
+                 for name, s in (("clean", clean), (spec.label, robust))])
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(args.out / "eval.json", res.to_dict())
+        atomic_write_json(args.out / "results.json", {"arch": arch, "dataset": args.dataset,
+                                                       "attack": spec.model_dump(), "clean": clean,
+                                                       "robust": robust})
+        atomic_write_text(args.out / "per_class.csv", table.to_csv(index=False))
+    return 0
+
+
+def _listing(rows) -> str:
+    return ", ".join(f"{r['class']} {r['accuracy'] * 100:.1f}%" for _, r in rows.iterrows())
+
+
+def cmd_datasets(args) -> int:
+    from rich.table import Table
+
+    from .data import DATASETS, get_spec, load_raw, search_roots
+    from .report.table import console
+
+    roots = search_roots(args.data_dir)
+    for name in args.download or []:
+        spec = get_spec(name)
+        if spec.builtin:
+            continue
+        train, test = load_raw(name, args.data_dir, download=True)
+        console.print(f"{name}: {len(train)} training and {len(test)} test images at {spec.locate(roots)}")
+    table = Table(title="Data sets", title_justify="left")
+    for col in ("name", "status", "location / how to get it", "description"):
+        table.add_column(col)
+    for name, spec in sorted(DATASETS.items()):
+        found = spec.locate(roots)
+        if spec.builtin:
+            table.add_row(name, "built in", spec.how_to_get, spec.description)
+        elif found:
+            table.add_row(name, "[green]found[/green]", str(found), spec.description)
+        else:
+            table.add_row(name, "[red]missing[/red]", spec.how_to_get, spec.description)
+    console.print(table)
+    console.print("Searched roots: " + ", ".join(str(r) for r in roots))
+    return 0
+
+
+def cmd_models(args) -> int:
+    from rich.table import Table
+
+    from .models import MODELS, count_parameters, create_model
+    from .report.table import console
+
+    table = Table(title="Architectures (parameters for 10 classes at the reference input)", title_justify="left")
+    for col in ("name", "input", "parameters", "published", "description"):
+        table.add_column(col, justify="right" if col in ("parameters", "published") else "left")
+    for name, entry in sorted(MODELS.items()):
+        c, h, _ = entry.reference_shape
+        n = count_parameters(create_model(name, 10, c, h).net)
+        pub = f"{entry.published_params / 1e6:.3f} M" if entry.published_params else "-"
+        table.add_row(name, f"{c}x{h}x{h}", f"{n / 1e6:.3f} M", pub, entry.description)
+    console.print(table)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="classwise", description="Train and audit image classifiers class by class.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("study", help="train a standard and an adversarially trained model, compare them per class")
+    _common(p)
+    _train_options(p)
+    p.add_argument("--preset", default="quick", help="smoke (seconds) or quick (minutes on a CPU)")
+    p.add_argument("--adversarial-method", choices=["fgsm-rs", "pgd"], help="default fgsm-rs")
+    p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("train", help="train one model")
+    _common(p)
+    _train_options(p)
+    p.add_argument("--method", default="standard", choices=["standard", "pgd", "fgsm-rs"])
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="per-class clean and robust accuracy of a registry model + checkpoint")
+    _common(p)
+    p.add_argument("--arch", help="architecture; read from the checkpoint when it says")
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--attack", choices=["pgd", "fgsm"], default="pgd")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--restarts", type=int, default=1)
+    p.add_argument("--limit", type=int, help="evaluate a stratified test subset of this size")
+    p.add_argument("--top-k", type=int, default=5, help="classes listed when there are too many for a table")
+    p.add_argument("--out", type=Path, help="write eval.json, results.json and per_class.csv here")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("datasets", help="which data sets are available locally, and where")
+    p.add_argument("--data-dir")
+    p.add_argument("--download", nargs="*", metavar="NAME", help="download these data sets")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("models", help="the architectures in the registry")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    progress.QUIET = getattr(args, "quiet", False)
+    try:
+        return args.func(args)
+    except ClasswiseError as exc:
+        print(f"classwise: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("classwise: interrupted; rerun with --resume to continue from the last checkpoint",
+              file=sys.stderr)
+        return 130
+    except ValueError as exc:  # pydantic validation of option values
+        if type(exc).__name__ != "ValidationError":
+            raise
+        errors = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        print(f"classwise: error: invalid settings: {errors}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

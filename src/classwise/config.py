@@ -1,0 +1,65 @@
+"""Run configuration: one validated value that says everything about a training run."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "multistep", "cyclic", "cosine")
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = "fashion-mnist"
+    arch: str = "mnist-cnn"
+    method: str = "standard"  # a name in classwise.train.METHODS
+    # threat model, for adversarial training and for every robust evaluation of the run
+    eps: float | None = Field(default=None, ge=0, description="default: 0.1 grey, 8/255 colour")
+    norm: Literal["linf", "l2"] = "linf"
+    attack_steps: int = Field(default=10, ge=1, description="PGD steps when training with pgd")
+    attack_alpha: float | None = Field(default=None, gt=0,
+                                       description="default: eps/4 for pgd, 1.25*eps for fgsm-rs")
+    # optimisation
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=128, ge=2)
+    optimizer: Literal[OPTIMIZERS] = "sgd"
+    lr: float = Field(default=0.1, gt=0)
+    momentum: float = Field(default=0.9, ge=0)
+    nesterov: bool = False
+    weight_decay: float = Field(default=5e-4, ge=0)
+    schedule: Literal[SCHEDULES] = "cyclic"
+    step_size: int | None = Field(default=None, ge=1, description="step: decay every N epochs")
+    milestones: list[int] | None = Field(default=None, description="multistep: decay at epochs")
+    gamma: float = Field(default=0.1, gt=0)
+    # data
+    crop_padding: int | None = Field(default=None, ge=0, description="default: 4 colour, 0 grey")
+    hflip: bool | None = Field(default=None, description="default: if the data set allows it")
+    val_size: float | int = 0.1
+    train_limit: int | None = Field(default=None, ge=10, description="stratified training subset")
+    seed: int = 0
+    # per-epoch evaluation on a fixed stratified validation subset
+    eval_subset: int = Field(default=1000, ge=10)
+    eval_steps: int = Field(default=10, ge=1)
+    # stop adversarial training when validation robustness collapses (catastrophic
+    # overfitting, Wong et al. 2020) and keep the best epoch's weights
+    collapse_drop: float | None = Field(default=0.2, gt=0, le=1)
+    channels_last: bool = True
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.nesterov and self.optimizer != "sgd":
+            raise ValueError("nesterov applies to the sgd optimizer only")
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov needs momentum > 0")
+        return self
+
+    def resolved(self, grey: bool, hflip_ok: bool = False) -> TrainConfig:
+        """The config with data-set dependent defaults filled in (eps, augmentation)."""
+        return self.model_copy(update={
+            "eps": self.eps if self.eps is not None else (0.1 if grey else 8 / 255),
+            "crop_padding": self.crop_padding if self.crop_padding is not None else (0 if grey else 4),
+            "hflip": self.hflip if self.hflip is not None else hflip_ok,
+        })

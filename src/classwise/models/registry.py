@@ -1,0 +1,72 @@
+"""Model registry: name -> constructor(num_classes, in_channels, input_size, **kwargs).
+Every model built by `create_model` takes images in [0, 1]; normalization is its first layer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import ClasswiseError
+
+MODELS: dict[str, ModelEntry] = {}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    build: Callable[..., nn.Module]
+    description: str
+    published_params: int | None = None  # parameter count reported by the paper / reference code
+    reference_shape: tuple[int, int, int] = (3, 32, 32)  # input the published count refers to
+    min_size: int = 8
+
+
+def register_model(name: str, description: str, published_params: int | None = None,
+                   reference_shape=(3, 32, 32), min_size: int = 8):
+    def deco(fn):
+        MODELS[name] = ModelEntry(name, fn, description, published_params, tuple(reference_shape),
+                                  min_size)
+        return fn
+    return deco
+
+
+class Normalized(nn.Module):
+    """(x - mean) / std in front of a network that expects standardised inputs."""
+
+    def __init__(self, net: nn.Module, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x):
+        return self.net((x - self.mean) / self.std)
+
+
+def create_model(name: str, num_classes: int = 10, in_channels: int = 3, input_size: int = 32,
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                 **kwargs) -> nn.Module:
+    if name not in MODELS:
+        raise ClasswiseError(f"unknown architecture '{name}'; choose one of: {', '.join(sorted(MODELS))}")
+    entry = MODELS[name]
+    if input_size < entry.min_size:
+        raise ClasswiseError(f"{name} needs inputs of at least {entry.min_size} px, got {input_size}")
+    net = entry.build(num_classes=num_classes, in_channels=in_channels, input_size=input_size, **kwargs)
+    mean = [0.0] * in_channels if mean is None else list(mean)
+    std = [1.0] * in_channels if std is None else list(std)
+    if len(mean) != in_channels or len(std) != in_channels:
+        raise ClasswiseError(f"mean/std need {in_channels} values, got {len(mean)}/{len(std)}")
+    return Normalized(net, mean, std)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def flat_features(features: nn.Module, in_channels: int, input_size: int) -> int:
+    """Width of `features`' flattened output for one image, found by a dry run."""
+    with torch.no_grad():
+        return features(torch.zeros(1, in_channels, input_size, input_size)).numel()

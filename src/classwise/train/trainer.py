@@ -1,0 +1,169 @@
+"""The training loop: one epoch at a time, each ending with a per-class check on a fixed
+validation subset and an atomic checkpoint, so a killed run resumes losing at most an epoch."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..attacks import AttackSpec
+from ..config import TrainConfig
+from ..data import ClassData, Splits, batches, stratified_split
+from ..errors import ClasswiseError
+from ..evaluate import evaluate
+from ..io import atomic_torch_save, atomic_write_text
+from ..models import create_model, read_weights_file
+from ..progress import console, progress
+from .methods import METHODS
+from .optim import make_optimizer, make_scheduler
+
+CHECKPOINT = "checkpoint.pt"
+FINAL = "model.pt"
+METRICS = "metrics.jsonl"
+
+
+def build_model(cfg: TrainConfig, data: ClassData) -> nn.Module:
+    c, h, w = data.shape
+    mean, std = data.channel_stats()
+    return create_model(cfg.arch, data.num_classes, c, h, mean=mean, std=std)
+
+
+def model_meta(cfg: TrainConfig, data: ClassData) -> dict:
+    c, h, _ = data.shape
+    return {"arch": cfg.arch, "num_classes": data.num_classes, "in_channels": c, "input_size": h,
+            "classes": list(data.classes), "dataset": cfg.dataset, "config": cfg.model_dump()}
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    history: list[dict]
+    out_dir: Path
+
+
+def _epoch_record(epoch, res, train_loss, train_acc, lr, seconds, robust_key) -> dict:
+    clean = res.per_class("clean")["accuracy"].tolist()
+    rec = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "lr": lr,
+           "seconds": seconds, "val_clean": res.accuracy("clean"), "val_clean_per_class": clean}
+    if robust_key:
+        rec["val_robust"] = res.accuracy(robust_key)
+        rec["val_robust_per_class"] = res.per_class(robust_key)["accuracy"].tolist()
+    return rec
+
+
+def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bool = False,
+          tag: str = "", model: nn.Module | None = None) -> TrainResult:
+    """Train `cfg.method` on `splits.train`; write checkpoints and metrics to `out_dir`."""
+    if cfg.method not in METHODS:
+        raise ClasswiseError(f"unknown method '{cfg.method}'; choose one of: {', '.join(METHODS)}")
+    if cfg.eps is None or cfg.crop_padding is None or cfg.hflip is None:
+        raise ClasswiseError("TrainConfig has unresolved defaults; call cfg.resolved(...) first")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device)
+    train_data = splits.train
+    if cfg.train_limit and cfg.train_limit < len(train_data):
+        _, train_data = stratified_split(train_data, cfg.train_limit, seed=cfg.seed)
+    eval_data = splits.val
+    if cfg.eval_subset < len(eval_data):
+        _, eval_data = stratified_split(eval_data, cfg.eval_subset, seed=cfg.seed)
+
+    torch.manual_seed(cfg.seed)
+    model = (model or build_model(cfg, train_data)).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model.parameters(), cfg)
+    steps_per_epoch = max(1, sum(1 for _ in range(0, len(train_data), cfg.batch_size)))
+    scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    method = METHODS[cfg.method]
+    robust_spec = AttackSpec(name="pgd", eps=cfg.eps, steps=cfg.eval_steps, norm=cfg.norm)
+    history: list[dict] = []
+    best = None  # (robust accuracy, epoch, weights) for the collapse guard
+    start_epoch = 1
+
+    ckpt_path = out_dir / CHECKPOINT
+    if resume and ckpt_path.exists():
+        state = read_weights_file(ckpt_path)
+        if state["config"] != cfg.model_dump():
+            raise ClasswiseError(f"{ckpt_path} was written by a different config; "
+                                 "use a fresh --out or drop --resume")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
+        console.print(f"{tag}resuming from epoch {state['epoch']} ({ckpt_path})")
+    elif ckpt_path.exists() and not resume:
+        ckpt_path.unlink()
+
+    adversarial = cfg.method != "standard"
+    stopped = bool(history and history[-1].get("stopped"))
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        if stopped:
+            break
+        t0 = time.perf_counter()
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        stream = batches(train_data, cfg.batch_size, shuffle=True, generator=generator,
+                         crop_padding=cfg.crop_padding, hflip=cfg.hflip, device=device,
+                         channels_last=cfg.channels_last)
+        for x, y in progress(stream, f"{tag}epoch {epoch}/{cfg.epochs}", total_items=len(train_data),
+                             step_items=cfg.batch_size):
+            x_in = method(model, x, y, cfg, generator)
+            logits = model(x_in)
+            loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            # accumulate on the device: no host sync inside the step
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+        lr = optimizer.param_groups[0]["lr"]
+        res = evaluate(model, eval_data, [robust_spec], batch_size=512, device=device,
+                       seed=cfg.seed + epoch, show_progress=False)
+        rec = _epoch_record(epoch, res, float(loss_sum) / seen, float(correct) / seen, lr,
+                            time.perf_counter() - t0, robust_spec.label)
+        if adversarial and cfg.collapse_drop is not None:
+            if best is None or rec["val_robust"] > best["robust"]:
+                best = {"robust": rec["val_robust"], "epoch": epoch,
+                        "weights": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+            elif rec["val_robust"] < best["robust"] - cfg.collapse_drop:
+                model.load_state_dict(best["weights"])
+                rec["stopped"] = (f"validation robust accuracy fell from {best['robust']:.3f} "
+                                  f"(epoch {best['epoch']}) to {rec['val_robust']:.3f}: "
+                                  f"catastrophic overfitting; kept epoch {best['epoch']}'s weights")
+                stopped = True
+                console.print(f"{tag}[yellow]{rec['stopped']}[/yellow]")
+        history.append(rec)
+        msg = f"{tag}epoch {epoch}: loss {rec['train_loss']:.3f}, val clean {rec['val_clean']:.3f}"
+        if "val_robust" in rec:
+            msg += f", val {robust_spec.label} {rec['val_robust']:.3f}"
+        console.print(msg + f" ({rec['seconds']:.0f}s)")
+        atomic_torch_save(ckpt_path, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(), "epoch": epoch, "history": history, "best": best,
+            "config": cfg.model_dump(),
+        })
+        write_metrics(out_dir / METRICS, history, tag=tag.strip(" :"), classes=train_data.classes)
+
+    model = model.to(memory_format=torch.contiguous_format)
+    atomic_torch_save(out_dir / FINAL, {"state_dict": model.state_dict(), **model_meta(cfg, train_data)})
+    return TrainResult(model, history, out_dir)
+
+
+def write_metrics(path: Path, history: list[dict], tag: str = "", classes=None) -> None:
+    lines = [json.dumps({"model": tag, "classes": classes, **rec}) for rec in history]
+    atomic_write_text(path, "\n".join(lines) + "\n")

@@ -1,0 +1,84 @@
+"""Writers of small data sets in the official on-disk formats, for loader tests."""
+
+import gzip
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+
+
+def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> None:
+    codes = {np.uint8: 0x08}
+    header = struct.pack(">BBBB", 0, 0, codes[array.dtype.type], array.ndim)
+    header += b"".join(struct.pack(">I", d) for d in array.shape)
+    data = header + array.tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if gz:
+        with gzip.open(str(path) + ".gz", "wb") as fh:
+            fh.write(data)
+    else:
+        path.write_bytes(data)
+
+
+def write_mnist_like(folder: Path, n_train=30, n_test=20, size=28, gz=True, seed=0):
+    rng = np.random.default_rng(seed)
+    out = {}
+    for split, n, prefix in (("train", n_train, "train"), ("test", n_test, "t10k")):
+        images = rng.integers(0, 256, (n, size, size), dtype=np.uint8)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        write_idx(folder / f"{prefix}-images-idx3-ubyte", images, gz)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte", labels, gz)
+        out[split] = (images, labels)
+    return out
+
+
+def _dump(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        pickle.dump(obj, fh, protocol=2)
+
+
+def write_cifar10(root: Path, per_batch=20, n_test=30, seed=0):
+    """cifar-10-batches-py/ with byte-string keys, as the Python-2 pickles load in Python 3."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    _dump(folder / "batches.meta", {b"label_names": [n.encode() for n in names]})
+    batches = {}
+    for name, n in [(f"data_batch_{i}", per_batch) for i in range(1, 6)] + [("test_batch", n_test)]:
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, 10, n)]
+        _dump(folder / name, {b"data": data, b"labels": labels, b"batch_label": name.encode()})
+        batches[name] = (data, labels)
+    return folder, names, batches
+
+
+def write_cifar100(root: Path, n_train=50, n_test=40, seed=0):
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-100-python"
+    fine = [f"fine{i}" for i in range(100)]
+    coarse = [f"coarse{i}" for i in range(20)]
+    superclass_of = [i // 5 for i in range(100)]
+    _dump(folder / "meta", {"fine_label_names": fine, "coarse_label_names": coarse})
+    out = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, 100, n)]
+        _dump(folder / split, {"data": data, "fine_labels": labels,
+                                "coarse_labels": [superclass_of[v] for v in labels]})
+        out[split] = (data, labels)
+    return folder, fine, coarse, superclass_of, out
+
+
+def write_svhn(folder: Path, n_train=25, n_test=15, seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        x = rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)
+        y = (np.arange(n) % 10 + 1).reshape(-1, 1).astype(np.uint8)  # digits 1..10, 10 means 0
+        scipy.io.savemat(folder / f"{split}_32x32.mat", {"X": x, "y": y})
+        out[split] = (x, y)
+    return out

@@ -1,0 +1,52 @@
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from classwise.metrics import confusion_matrix, disparity, per_class_table, wilson_interval
+
+
+def test_per_class_metrics_match_a_hand_built_confusion_matrix():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 2])
+    preds = np.array([0, 0, 1, 2, 1, 1, 0, 2, 2, 2, 2, 1])
+    expected = np.array([[2, 1, 1],
+                         [1, 2, 0],
+                         [0, 1, 4]])
+    assert (confusion_matrix(labels, preds, 3) == expected).all()
+    table = per_class_table(labels, preds, ["a", "b", "c"])
+    assert table["n"].tolist() == [4, 3, 5]
+    assert table["correct"].tolist() == [2, 2, 4]
+    assert np.allclose(table["accuracy"], [2 / 4, 2 / 3, 4 / 5])
+    assert ((table["ci_low"] < table["accuracy"]) & (table["accuracy"] < table["ci_high"])).all()
+
+
+def test_class_without_examples_is_nan_and_left_out_of_disparity():
+    table = per_class_table(np.array([0, 0, 1]), np.array([0, 1, 1]), ["a", "b", "c"])
+    assert math.isnan(table["accuracy"][2])
+    d = disparity(table["accuracy"], table["class"])
+    assert d["mean"] == pytest.approx(0.75)
+    assert d["worst_class"] == "a" and d["best_class"] == "b"
+
+
+def test_wilson_interval_matches_its_formula():
+    k, n = 8, 10
+    z = norm.ppf(0.975)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    lo, hi = wilson_interval(k, n)
+    assert lo == pytest.approx(centre - half, abs=1e-6)
+    assert hi == pytest.approx(centre + half, abs=1e-6)
+    assert wilson_interval(0, 20)[0] == pytest.approx(0, abs=1e-12)
+    assert wilson_interval(20, 20)[1] == pytest.approx(1)
+    assert all(math.isnan(v) for v in wilson_interval(0, 0))
+
+
+def test_disparity_summary():
+    d = disparity([0.9, 0.5, 0.7, 0.6], ["w", "x", "y", "z"])
+    assert d["mean"] == pytest.approx(0.675)
+    assert d["std"] == pytest.approx(np.std([0.9, 0.5, 0.7, 0.6]))
+    assert d["gap"] == pytest.approx(0.4)
+    assert (d["worst_class"], d["worst"]) == ("x", 0.5)
+    assert (d["best_class"], d["best"]) == ("w", 0.9)

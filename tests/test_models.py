@@ -1,0 +1,42 @@
+import pytest
+import torch
+
+from classwise.errors import ClasswiseError
+from classwise.models import MODELS, count_parameters, create_model
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("channels,size", [(1, 28), (3, 32), (1, 32), (3, 28)])
+def test_every_model_runs_forward_and_backward(name, channels, size):
+    model = create_model(name, num_classes=7, in_channels=channels, input_size=size)
+    x = torch.rand(2, channels, size, size, requires_grad=True)
+    out = model(x)
+    assert out.shape == (2, 7)
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, e in MODELS.items() if e.published_params))
+def test_parameter_count_matches_the_published_one(name):
+    entry = MODELS[name]
+    c, h, _ = entry.reference_shape
+    assert count_parameters(create_model(name, 10, c, h).net) == entry.published_params
+
+
+def test_normalization_lives_inside_the_model():
+    torch.manual_seed(0)
+    model = create_model("resnet20", 10, 3, 32, mean=[0.5, 0.4, 0.3], std=[0.2, 0.25, 0.3]).eval()
+    x = torch.rand(3, 3, 32, 32)
+    mean = torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1)
+    std = torch.tensor([0.2, 0.25, 0.3]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(model(x), model.net((x - mean) / std), atol=1e-6)
+    assert "mean" in model.state_dict() and "std" in model.state_dict()
+
+
+def test_unknown_or_too_small_inputs_are_refused():
+    with pytest.raises(ClasswiseError, match="unknown architecture"):
+        create_model("resnet1000")
+    with pytest.raises(ClasswiseError, match="at least 20 px"):
+        create_model("lenet", 10, 1, 8)

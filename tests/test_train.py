@@ -1,0 +1,88 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from classwise.attacks import AttackSpec
+from classwise.config import TrainConfig
+from classwise.evaluate import evaluate
+from classwise.train import lr_factor, train
+from classwise.train.methods import METHODS
+
+
+def _cli_train(out, *extra):
+    return [sys.executable, "-m", "classwise", "train", "--dataset", "synthetic", "--method", "fgsm-rs",
+            "--epochs", "4", "--train-limit", "1200", "--batch-size", "64", "--quiet", "--out", str(out), *extra]
+
+
+def _per_class(run_dir):
+    return [(r["epoch"], r["val_clean_per_class"], r["val_robust_per_class"])
+            for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())]
+
+
+def test_run_killed_after_an_epoch_resumes_to_the_same_per_class_numbers(tmp_path):
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    subprocess.run(_cli_train(full), check=True, timeout=300, capture_output=True)
+
+    proc = subprocess.Popen(_cli_train(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = killed / "checkpoint.pt"
+    deadline = time.time() + 240
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_at_kill = torch.load(ckpt, weights_only=True)["epoch"]
+    assert 1 <= done_at_kill < 4, "the kill must land mid-run for this test to mean anything"
+    assert not (killed / "model.pt").exists()
+
+    subprocess.run(_cli_train(killed, "--resume"), check=True, timeout=300, capture_output=True)
+    assert _per_class(killed) == _per_class(full)
+    a = torch.load(full / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(killed / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_adversarial_training_buys_robustness(synth):
+    base = dict(dataset="synthetic", arch="mnist-cnn", epochs=3, lr=0.05, weight_decay=0.0, batch_size=64,
+                eval_subset=100, eval_steps=3)
+    spec = AttackSpec(eps=0.1, steps=10)
+    robust = {}
+    for method in ("standard", "fgsm-rs"):
+        cfg = TrainConfig(method=method, **base).resolved(grey=True)
+        model = train(cfg, synth, f"/tmp/classwise-test-{method}").model
+        robust[method] = evaluate(model, synth.test, [spec], show_progress=False).accuracy(spec.label)
+    assert robust["fgsm-rs"] > robust["standard"] + 0.1
+
+
+@pytest.mark.parametrize("method", ["pgd", "fgsm-rs"])
+def test_training_attacks_stay_in_the_threat_model(trained, synth, method):
+    cfg = TrainConfig(method=method, eps=0.1, attack_steps=3).resolved(grey=True)
+    x = synth.train.images[:32].float() / 255
+    x_adv = METHODS[method](trained, x, synth.train.labels[:32], cfg, torch.Generator().manual_seed(0))
+    assert (x_adv - x).abs().max() <= 0.1 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+    assert (x_adv != x).any()
+
+
+def test_learning_rate_schedules():
+    cyc = TrainConfig(epochs=10, schedule="cyclic")
+    assert lr_factor(cyc, 0) == 0 and lr_factor(cyc, 4) == pytest.approx(1) and lr_factor(cyc, 10) == 0
+    assert lr_factor(cyc, 2) == pytest.approx(0.5) and lr_factor(cyc, 7) == pytest.approx(0.5)
+    ms = TrainConfig(epochs=200, schedule="multistep", milestones=[100, 150])
+    assert [lr_factor(ms, e) for e in (99, 100, 149, 150)] == pytest.approx([1, 0.1, 0.1, 0.01])
+    st = TrainConfig(epochs=30, schedule="step", step_size=10, gamma=0.5)
+    assert [lr_factor(st, e) for e in (9.9, 10, 25)] == pytest.approx([1, 0.5, 0.25])
+    cos = TrainConfig(epochs=10, schedule="cosine")
+    assert lr_factor(cos, 0) == 1 and lr_factor(cos, 5) == pytest.approx(0.5) and lr_factor(cos, 10) == pytest.approx(0)
+
+
+def test_config_rejects_unknown_keys_and_bad_combinations():
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainConfig(learning_rate=0.1)
+    with pytest.raises(ValueError, match="nesterov"):
+        TrainConfig(optimizer="adam", nesterov=True)
+    cfg = TrainConfig().resolved(grey=False, hflip_ok=True)
+    assert cfg.eps == pytest.approx(8 / 255) and cfg.crop_padding == 4 and cfg.hflip
