@@ -39,7 +39,7 @@ def per_class_table(labels, preds, classes: Sequence[str], confidence: float = 0
 
 def disparity(accuracy: Sequence[float], classes: Sequence[str]) -> dict:
     """Mean over classes, worst and best class, population std and max-min gap.
-    Classes without examples (NaN) are left out."""
+    Classes without examples (NaN) are left out; `worst_tied` lists every class at the minimum."""
     acc = np.asarray(accuracy, dtype=float)
     ok = ~np.isnan(acc)
     if not ok.any():
@@ -53,4 +53,5 @@ def disparity(accuracy: Sequence[float], classes: Sequence[str]) -> dict:
         "gap": float(vals.max() - vals.min()),
         "worst_class": str(names[worst]), "worst": float(vals[worst]),
         "best_class": str(names[best]), "best": float(vals[best]),
+        "worst_tied": [str(v) for v in names[vals == vals[worst]]],
     }

@@ -30,6 +30,21 @@ def eval_mode(model: nn.Module):
             m.training = training
 
 
+@contextmanager
+def channels_last(model: nn.Module):
+    """Run convolutions in channels-last layout (measured +15-20% for input-gradient steps on
+    CPU, see benchmarks/) and give the model back in the layout it came in."""
+    four_d = [t for t in model.parameters() if t.ndim == 4]
+    convert = bool(four_d) and not all(t.is_contiguous(memory_format=torch.channels_last) for t in four_d)
+    if convert:
+        model.to(memory_format=torch.channels_last)
+    try:
+        yield model
+    finally:
+        if convert:
+            model.to(memory_format=torch.contiguous_format)
+
+
 def _margin(logits: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
     """Carlini-Wagner margin: best other logit minus the logit of `cls`."""
     own = logits.gather(1, cls[:, None]).squeeze(1)
@@ -95,12 +110,18 @@ def check_args(eps, alpha, steps, norm, loss):
 def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int,
             alpha: float | None = None, norm: str = "linf", random_start: bool = True,
             target: torch.Tensor | None = None, loss: str = "ce", early_stop: bool = True,
-            track: bool = True, generator: torch.Generator | None = None) -> AttackOutput:
+            track: bool = True, batch_size: int | None = None,
+            generator: torch.Generator | None = None) -> AttackOutput:
     """Projected gradient ascent from x (or a random point of the eps-ball around it).
 
     It runs the model in whatever mode it is in (`attack` puts it in eval mode; training
     methods craft their examples in train mode as the reference implementations do).
     `track=False` is the training path: no success bookkeeping and no final forward pass.
+
+    With tracking, points are attacked from a pool of `batch_size`: a point leaves when it is
+    fooled (with `early_stop`) or has taken all its steps, and the next point takes its place,
+    so batches stay full instead of shrinking as points fall (see benchmarks/). Random starts
+    are drawn for all points up front, so the answer does not depend on the pool size.
     """
     check_args(eps, alpha, steps, norm, loss)
     alpha = 2.5 * eps / steps if alpha is None else alpha
@@ -111,8 +132,9 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, s
         success = pred.eq(target) if target is not None else pred.ne(y)
         return AttackOutput(x.clone(), pred, success)
 
-    x_adv = random_init(x, eps, norm, generator) if random_start else x.clone()
+    x_init = random_init(x, eps, norm, generator) if random_start else x.clone()
     if not track:
+        x_adv = x_init
         for _ in range(steps):
             x_adv.requires_grad_(True)
             grad, = torch.autograd.grad(attack_loss(model(x_adv), y, target, loss).sum(), x_adv)
@@ -120,35 +142,35 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, s
         return AttackOutput(x_adv.detach(), torch.empty(0), torch.empty(0))
 
     n = x.shape[0]
-    best = x_adv.detach().clone()
+    size = min(batch_size or n, n)
+    best = x_init.clone()
     pred = torch.empty(n, dtype=torch.long, device=x.device)
     success = torch.zeros(n, dtype=torch.bool, device=x.device)
-    active = torch.arange(n, device=x.device)  # indices still being attacked
-    xa, xo, ya = x_adv, x, y
-    ta = target
-    for i in range(steps + 1):
-        last = i == steps
-        if not last:
-            xa.requires_grad_(True)
-        with torch.set_grad_enabled(not last):
-            logits = model(xa)
-        p = logits.argmax(1).detach()
-        hit = p.eq(ta) if ta is not None else p.ne(ya)
-        # points fooled now (and not before) keep this iterate as their adversarial example
-        newly = hit & ~success[active]
-        best[active[newly]] = xa.detach()[newly]
-        pred[active] = torch.where(success[active], pred[active], p)
-        success[active] |= hit
-        if last:
-            unfooled = ~success[active]  # they report their final iterate
-            best[active[unfooled]] = xa.detach()[unfooled]
-            break
-        grad, = torch.autograd.grad(attack_loss(logits, ya, ta, loss).sum(), xa)
-        xa = project(step(xa.detach(), grad, alpha, norm), xo, eps, norm)
-        if early_stop:
-            keep = ~hit
-            active, xa, xo, ya = active[keep], xa[keep], xo[keep], ya[keep]
-            ta = ta[keep] if ta is not None else None
-            if active.numel() == 0:
-                break
+    idx = torch.arange(size, device=x.device)  # the pool: which points, at which iterate
+    xa = x_init[:size]
+    k = torch.zeros(size, dtype=torch.long, device=x.device)
+    queued = size
+    while idx.numel():
+        xa.requires_grad_(True)
+        logits = model(xa)
+        p = logits.argmax(1)
+        yi = y[idx]
+        ti = target[idx] if target is not None else None
+        hit = p.eq(ti) if ti is not None else p.ne(yi)
+        first = hit & ~success[idx]  # fooled at this iterate for the first time: keep it
+        done = k.eq(steps) | (hit if early_stop else torch.zeros_like(hit))
+        report = first | (done & ~success[idx])  # unfooled points report their last iterate
+        best[idx[report]] = xa.detach()[report]
+        pred[idx[report]] = p[report]
+        success[idx] = success[idx] | hit
+        go = ~done
+        n_go = int(go.sum())
+        if n_go:
+            grad, = torch.autograd.grad(attack_loss(logits[go], yi[go], None if ti is None else ti[go], loss).sum(), xa)
+            xa_go = project(step(xa.detach()[go], grad[go], alpha, norm), x[idx[go]], eps, norm)
+        new = torch.arange(queued, min(queued + size - n_go, n), device=x.device)
+        queued += new.numel()
+        idx = torch.cat([idx[go], new])
+        k = torch.cat([k[go] + 1, torch.zeros_like(new)])
+        xa = torch.cat([xa_go, x_init[new]]) if n_go else x_init[new]
     return AttackOutput(best, pred, success)

@@ -56,10 +56,11 @@ class AttackSpec(BaseModel):
 
 
 def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, *,
-           target: torch.Tensor | None = None, early_stop: bool = True,
+           target: torch.Tensor | None = None, early_stop: bool = True, batch_size: int | None = None,
            generator: torch.Generator | None = None) -> AttackOutput:
     """Run `spec` against `model` in eval mode; the model's weights and train/eval flags are
-    the same afterwards. Restarts attack only the points no earlier restart fooled."""
+    the same afterwards. Restarts attack only the points no earlier restart fooled.
+    `batch_size` bounds how many points go through the model at once (default: all)."""
     with eval_mode(model):
         out = None
         for _ in range(spec.restarts):
@@ -70,7 +71,7 @@ def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec,
                           alpha=spec.effective_alpha, norm=spec.norm,
                           random_start=spec.effective_random_start,
                           target=None if target is None else target[todo], loss=spec.loss,
-                          early_stop=early_stop, generator=generator)
+                          early_stop=early_stop, batch_size=batch_size, generator=generator)
             if out is None:
                 out = run
             else:

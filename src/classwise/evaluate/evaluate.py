@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..attacks import AttackSpec, attack, eval_mode
+from ..attacks import AttackSpec, attack, channels_last, eval_mode
 from ..data import ClassData, to_float
 from ..metrics import confusion_matrix, disparity, per_class_table
 from ..progress import progress
@@ -61,12 +61,19 @@ def predict(model: nn.Module, data: ClassData, batch_size: int = 512, device=Non
             desc: str | None = None) -> np.ndarray:
     device = device or next(model.parameters()).device
     out = []
-    with eval_mode(model), torch.inference_mode():
+    with eval_mode(model), channels_last(model), torch.inference_mode():
         for start in progress(range(0, len(data), batch_size), desc=desc, total_items=len(data),
                               step_items=batch_size):
-            x = to_float(data.images[start:start + batch_size], device)
+            x = to_float(data.images[start:start + batch_size], device, channels_last=True)
             out.append(model(x).argmax(1).cpu())
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
+
+
+def _chunk_size(data: ClassData, batch_size: int, budget_bytes: int = 256 * 2**20) -> int:
+    """Points handed to one attack call (its pool refills from them): 16 batches, so that
+    progress moves and the pool's draining tail is short, within a float32 memory budget."""
+    per_image = 4 * int(np.prod(data.shape)) * 4  # x, start, best, current iterate
+    return max(batch_size, min(16 * batch_size, budget_bytes // per_image))
 
 
 def evaluate(model: nn.Module, data: ClassData, attacks: list[AttackSpec] = (), *,
@@ -77,20 +84,25 @@ def evaluate(model: nn.Module, data: ClassData, attacks: list[AttackSpec] = (), 
     clean one)."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     name = data.name or "data"
-    clean = predict(model, data, batch_size * 2, device, f"clean {name}" if show_progress else None)
-    result = EvalResult(list(data.classes), data.labels.numpy().copy(), clean)
-    correct = np.flatnonzero(clean == result.labels)
-    for spec in attacks:
-        generator = torch.Generator(device=device).manual_seed(seed)
-        adv = clean.copy()
-        for start in progress(range(0, len(correct), batch_size),
-                              desc=f"{spec.label} {name}" if show_progress else None,
-                              total_items=len(correct), step_items=batch_size):
-            idx = correct[start:start + batch_size]
-            x = to_float(data.images[idx], device)
-            y = data.labels[idx].to(device)
-            out = attack(model, x, y, spec, early_stop=early_stop, generator=generator)
-            adv[idx] = out.pred.cpu().numpy()
-        result.adv_pred[spec.label] = adv
-        result.attacks[spec.label] = spec.model_dump()
+    with channels_last(model):
+        clean = predict(model, data, batch_size * 2, device, f"clean {name}" if show_progress else None)
+        result = EvalResult(list(data.classes), data.labels.numpy().copy(), clean)
+        correct = np.flatnonzero(clean == result.labels)
+        chunk = _chunk_size(data, batch_size)
+        for spec in attacks:
+            _attack_all(model, data, spec, correct, result, chunk, batch_size, device, seed, early_stop,
+                        f"{spec.label} {name}" if show_progress else None)
     return result
+
+
+def _attack_all(model, data, spec, correct, result, chunk, batch_size, device, seed, early_stop, desc):
+    generator = torch.Generator(device=device).manual_seed(seed)
+    adv = result.clean_pred.copy()
+    for start in progress(range(0, len(correct), chunk), desc=desc, total_items=len(correct), step_items=chunk):
+        idx = correct[start:start + chunk]
+        x = to_float(data.images[idx], device, channels_last=True)
+        y = data.labels[idx].to(device)
+        out = attack(model, x, y, spec, early_stop=early_stop, batch_size=batch_size, generator=generator)
+        adv[idx] = out.pred.cpu().numpy()
+    result.adv_pred[spec.label] = adv
+    result.attacks[spec.label] = spec.model_dump()

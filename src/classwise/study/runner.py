@@ -37,6 +37,12 @@ def _summary(res: EvalResult, key: str) -> dict:
     return {**res.summary(key), "per_class": dict(zip(table["class"], table["accuracy"], strict=True))}
 
 
+def _worst(summary: dict) -> str:
+    others = [c for c in summary["worst_tied"] if c != summary["worst_class"]]
+    tie = f" (tied with {', '.join(repr(c) for c in others)})" if others else ""
+    return f"'{summary['worst_class']}'{tie}"
+
+
 def answers(results: dict) -> list[str]:
     """The study's two questions, answered from results.json values."""
     m = results["models"]
@@ -44,8 +50,8 @@ def answers(results: dict) -> list[str]:
     for name in MODELS:
         c, r = m[name]["clean"], m[name]["robust"]
         lines.append(f"Weakest class of the {name} model ({m[name]['method']}): "
-                     f"'{c['worst_class']}' clean ({c['worst'] * 100:.1f}%), "
-                     f"'{r['worst_class']}' under {results['attack']} ({r['worst'] * 100:.1f}%).")
+                     f"{_worst(c)} clean ({c['worst'] * 100:.1f}%), "
+                     f"{_worst(r)} under {results['attack']} ({r['worst'] * 100:.1f}%).")
     for metric in ("clean", "robust"):
         s, a = m["standard"][metric], m["adversarial"][metric]
         w = results["gap_widens"][metric]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,35 @@ def _epoch_record(epoch, res, train_loss, train_acc, lr, seconds, robust_key) ->
     return rec
 
 
+def train_epoch(model: nn.Module, data: ClassData, cfg: TrainConfig, optimizer, scheduler,
+                generator: torch.Generator, *, device, desc: str | None = None,
+                on_batch: Callable[[int], bool] | None = None) -> tuple[float, float]:
+    """One pass over `data` with `cfg.method`; returns mean loss and accuracy on the inputs
+    trained on. `on_batch(images_seen)` may return True to stop early (benchmarks use it)."""
+    method = METHODS[cfg.method]
+    model.train()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    stream = batches(data, cfg.batch_size, shuffle=True, generator=generator, crop_padding=cfg.crop_padding,
+                     hflip=cfg.hflip, device=device, channels_last=cfg.channels_last)
+    for x, y in progress(stream, desc, total_items=len(data), step_items=cfg.batch_size):
+        x_in = method(model, x, y, cfg, generator)
+        logits = model(x_in)
+        loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        # accumulate on the device: no host sync inside the step
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.argmax(1) == y).sum()
+        seen += len(y)
+        if on_batch is not None and on_batch(seen):
+            break
+    return float(loss_sum) / max(seen, 1), float(correct) / max(seen, 1)
+
+
 def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bool = False,
           tag: str = "", model: nn.Module | None = None) -> TrainResult:
     """Train `cfg.method` on `splits.train`; write checkpoints and metrics to `out_dir`."""
@@ -82,7 +112,6 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
     steps_per_epoch = max(1, sum(1 for _ in range(0, len(train_data), cfg.batch_size)))
     scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
     generator = torch.Generator().manual_seed(cfg.seed)
-    method = METHODS[cfg.method]
     robust_spec = AttackSpec(name="pgd", eps=cfg.eps, steps=cfg.eval_steps, norm=cfg.norm)
     history: list[dict] = []
     best = None  # (robust accuracy, epoch, weights) for the collapse guard
@@ -110,30 +139,12 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
         if stopped:
             break
         t0 = time.perf_counter()
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
-        stream = batches(train_data, cfg.batch_size, shuffle=True, generator=generator,
-                         crop_padding=cfg.crop_padding, hflip=cfg.hflip, device=device,
-                         channels_last=cfg.channels_last)
-        for x, y in progress(stream, f"{tag}epoch {epoch}/{cfg.epochs}", total_items=len(train_data),
-                             step_items=cfg.batch_size):
-            x_in = method(model, x, y, cfg, generator)
-            logits = model(x_in)
-            loss = F.cross_entropy(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            # accumulate on the device: no host sync inside the step
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.argmax(1) == y).sum()
-            seen += len(y)
+        train_loss, train_acc = train_epoch(model, train_data, cfg, optimizer, scheduler, generator, device=device,
+                                            desc=f"{tag}epoch {epoch}/{cfg.epochs}")
         lr = optimizer.param_groups[0]["lr"]
         res = evaluate(model, eval_data, [robust_spec], batch_size=512, device=device,
                        seed=cfg.seed + epoch, show_progress=False)
-        rec = _epoch_record(epoch, res, float(loss_sum) / seen, float(correct) / seen, lr,
+        rec = _epoch_record(epoch, res, train_loss, train_acc, lr,
                             time.perf_counter() - t0, robust_spec.label)
         if adversarial and cfg.collapse_drop is not None:
             if best is None or rec["val_robust"] > best["robust"]:
@@ -159,7 +170,6 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
         })
         write_metrics(out_dir / METRICS, history, tag=tag.strip(" :"), classes=train_data.classes)
 
-    model = model.to(memory_format=torch.contiguous_format)
     atomic_torch_save(out_dir / FINAL, {"state_dict": model.state_dict(), **model_meta(cfg, train_data)})
     return TrainResult(model, history, out_dir)
 
