@@ -49,11 +49,12 @@ def make_attack(model, method: str, eps: float, steps: int = 10, alpha: float | 
     return atk
 
 
-def train_epoch(model, dl, optimizer, scheduler, method: str, eps: float, steps: int = 10):
-    """One adversarial-training epoch; the attack runs with the model in train mode, as
-    classwise's training attacks do (the reference Madry / Wong loops)."""
+def train_epoch(model, dl, optimizer, scheduler, method: str, eps: float, steps: int = 10, bn: str = "eval"):
+    """One adversarial-training epoch. `bn="eval"` is torchattacks' default (the attack runs
+    in eval mode); `bn="train"` crafts with batch statistics like the Madry / Wong loops."""
     atk = make_attack(model, method, eps, steps)
-    atk.set_model_training_mode(model_training=True, batchnorm_training=True)
+    if bn == "train":
+        atk.set_model_training_mode(model_training=True, batchnorm_training=True)
     model.train()
     seen = 0
     for x, y in dl:

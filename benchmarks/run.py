@@ -25,7 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import classwise.progress as progress_mod
 from classwise.attacks import AttackSpec
 from classwise.config import TrainConfig
-from classwise.data import load_dataset, make_synthetic, stratified_split
+from classwise.data import load_dataset, make_synthetic, stratified_subset
 from classwise.evaluate import evaluate
 from classwise.io import atomic_write_json
 from classwise.train import build_model, make_optimizer, make_scheduler, train_epoch
@@ -61,9 +61,9 @@ def fresh(cfg: TrainConfig, data, channels_last: bool):
 
 
 # --------------------------------------------------------------------------- training epochs
-def bench_train_epoch(name, data, arch, method, eps, reps, quick):
+def bench_train_epoch(name, data, arch, method, eps, reps, quick, bn="eval"):
     cfg = TrainConfig(dataset=data.name, arch=arch, method=method, eps=eps, attack_steps=10, batch_size=128,
-                      lr=0.05, weight_decay=5e-4, crop_padding=4, hflip=True, epochs=1)
+                      lr=0.05, weight_decay=5e-4, crop_padding=4, hflip=True, epochs=1, attack_bn=bn)
     ours, base = [], []
     for rep in range(reps + 1):  # the first repetition of each side warms up and is dropped
         model = fresh(cfg, data, channels_last=True)
@@ -78,12 +78,12 @@ def bench_train_epoch(name, data, arch, method, eps, reps, quick):
         sched = make_scheduler(opt, cfg, len(data) // cfg.batch_size + 1)
         dl = baseline.loader(data, cfg.batch_size, train=True, seed=rep)
         t = time.perf_counter()
-        baseline.train_epoch(model, dl, opt, sched, method, eps, steps=10)
+        baseline.train_epoch(model, dl, opt, sched, method, eps, steps=10, bn=bn)
         base.append(len(data) / (time.perf_counter() - t))
     ours, base = ours[1:], base[1:]
     ratio = statistics.median(ours) / statistics.median(base)
     report(name, ratio, {"unit": "images/s", "images": len(data), "arch": arch, "method": method,
-                         "ours": ours, "baseline": base}, quick)
+                         "attack_bn": bn, "ours": ours, "baseline": base}, quick)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -158,7 +158,7 @@ def bench_gflops(data, reps, quick):
 def bench_time_to_target(splits, target, check_every, val_n, budget_s, quick):
     """Wall time of training (checks excluded) until validation PGD-20 accuracy first reaches
     `target`: our default recipe (FGSM-RS, cyclic lr) vs the baseline loop with PGD-10."""
-    _, val = stratified_split(splits.val, val_n, seed=0)
+    val = stratified_subset(splits.val, val_n, seed=0)
     spec = AttackSpec(eps=EPS_GREY, steps=20)
     common = dict(dataset="fashion-mnist", arch="mnist-cnn", eps=EPS_GREY, epochs=3, lr=0.05, weight_decay=0.0,
                   batch_size=128, crop_padding=0, hflip=False)
@@ -216,7 +216,6 @@ def _baseline_epoch_with_checks(model, data, opt, sched, cfg, on_batch, epoch):
     dl = torch.utils.data.DataLoader(dl.dataset, batch_size=cfg.batch_size, shuffle=True,
                                      generator=torch.Generator().manual_seed(epoch))
     atk = baseline.make_attack(model, "pgd", cfg.eps, steps=10)
-    atk.set_model_training_mode(model_training=True, batchnorm_training=True)
     model.train()
     seen = 0
     for x, y in dl:
@@ -249,12 +248,15 @@ def main(argv=None) -> int:
                 ("fmnist", fm.train, "mnist-cnn", EPS_GREY, 512 if q else 6000, 1024 if q else 12000),
                 ("resnet20", c_train, "resnet20", EPS_COLOUR, 128 if q else 1500, 384 if q else 4000)):
             for method, n in (("pgd", n_pgd), ("fgsm-rs", n_fgsm)):
-                _, sub = stratified_split(data, n, seed=0)
+                sub = stratified_subset(data, n, seed=0)
                 bench_train_epoch(f"train_epoch_{data_name}_{method}", sub, arch, method, eps, reps, q)
+                if arch == "resnet20":  # BatchNorm: also the train-mode crafting of Madry / Wong
+                    bench_train_epoch(f"train_epoch_{data_name}_{method}_bntrain", sub, arch, method, eps, reps, q,
+                                      bn="train")
     if "eval" in only:
         cfg = TrainConfig(dataset="fashion-mnist", epochs=1, lr=0.05, weight_decay=0.0, crop_padding=0,
                           hflip=False, eps=EPS_GREY)
-        _, sub = stratified_split(fm.train, 8000 if q else 54000, seed=0)
+        sub = stratified_subset(fm.train, 8000 if q else 54000, seed=0)
         models = {}
         for kind, method in (("standard", "standard"), ("adversarial", "fgsm-rs")):
             c = cfg.model_copy(update={"method": method, "epochs": 1 if q else 2})
@@ -264,7 +266,7 @@ def main(argv=None) -> int:
             for e in range(c.epochs):
                 train_epoch(model, sub, c, opt, sched, torch.Generator().manual_seed(e), device="cpu")
             models[kind] = model.to(memory_format=torch.contiguous_format).eval()
-        _, test = stratified_split(fm.test, 500 if q else 5000, seed=0)
+        test = stratified_subset(fm.test, 500 if q else 5000, seed=0)
         for kind, model in models.items():
             bench_eval(f"eval_pgd20_{kind}", model, test, EPS_GREY, 1 if q else 3, q)
     if "gflops" in only:

@@ -49,7 +49,7 @@ def write_cifar10(root: Path, per_batch=20, n_test=30, seed=0):
     batches = {}
     for name, n in [(f"data_batch_{i}", per_batch) for i in range(1, 6)] + [("test_batch", n_test)]:
         data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
-        labels = [int(v) for v in rng.integers(0, 10, n)]
+        labels = [int(v) for v in rng.permutation(np.arange(n) % 10)]  # balanced, as CIFAR-10 is
         _dump(folder / name, {b"data": data, b"labels": labels, b"batch_label": name.encode()})
         batches[name] = (data, labels)
     return folder, names, batches
@@ -82,3 +82,42 @@ def write_svhn(folder: Path, n_train=25, n_test=15, seed=0):
         scipy.io.savemat(folder / f"{split}_32x32.mat", {"X": x, "y": y})
         out[split] = (x, y)
     return out
+
+
+def _jpeg(path: Path, colour, size=(64, 64)) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, tuple(int(c) for c in colour)).save(path, quality=95)
+
+
+def colour_of(label: int):
+    return (20 + 23 * label % 230, 200 - 17 * label % 180, 90 + 41 * label % 160)
+
+
+def write_tiny_imagenet(root: Path, wnids=("n02", "n01", "n03"), train_per_class=3, val_per_class=2):
+    """tiny-imagenet-200/ in the official layout (wnids listed unsorted, as in the archive)."""
+    folder = root / "tiny-imagenet-200"
+    (folder / "wnids.txt").parent.mkdir(parents=True, exist_ok=True)
+    (folder / "wnids.txt").write_text("\n".join(wnids) + "\n")
+    names = {w: f"thing {w}, other name" for w in wnids}
+    (folder / "words.txt").write_text("".join(f"{w}\t{n}\n" for w, n in names.items()) + "n99\tunused\n")
+    order = sorted(wnids)
+    for w in wnids:
+        for i in range(train_per_class):
+            _jpeg(folder / "train" / w / "images" / f"{w}_{i}.JPEG", colour_of(order.index(w)))
+        (folder / "train" / w / f"{w}_boxes.txt").write_text("")
+    lines = []
+    for j, w in enumerate(wnids * val_per_class):
+        name = f"val_{j}.JPEG"
+        _jpeg(folder / "val" / "images" / name, colour_of(order.index(w)))
+        lines.append(f"{name}\t{w}\t0\t0\t63\t63")
+    (folder / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
+    return folder, order, names
+
+
+def write_image_tree(root: Path, classes, per_class=2, size=(300, 200)):
+    for c, name in enumerate(classes):
+        for i in range(per_class):
+            _jpeg(root / name / f"img{i}.JPEG", colour_of(c), size)
+    return root

@@ -2,7 +2,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy.stats import norm
+from scipy.stats import binomtest
 
 from classwise.metrics import confusion_matrix, disparity, per_class_table, wilson_interval
 
@@ -29,15 +29,13 @@ def test_class_without_examples_is_nan_and_left_out_of_disparity():
     assert d["worst_class"] == "a" and d["best_class"] == "b"
 
 
-def test_wilson_interval_matches_its_formula():
-    k, n = 8, 10
-    z = norm.ppf(0.975)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    lo, hi = wilson_interval(k, n)
-    assert lo == pytest.approx(centre - half, abs=1e-6)
-    assert hi == pytest.approx(centre + half, abs=1e-6)
+@pytest.mark.parametrize("k,n", [(8, 10), (0, 20), (20, 20), (37, 45), (1, 1000)])
+def test_wilson_interval_matches_scipy(k, n):
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert wilson_interval(k, n) == pytest.approx((ci.low, ci.high), abs=1e-12)
+
+
+def test_wilson_interval_edges():
     assert wilson_interval(0, 20)[0] == pytest.approx(0, abs=1e-12)
     assert wilson_interval(20, 20)[1] == pytest.approx(1)
     assert all(math.isnan(v) for v in wilson_interval(0, 0))

@@ -45,11 +45,11 @@ def test_results_json_agrees_with_per_class_csv_and_its_means(digits_run):
 def test_run_directory_holds_config_metrics_figures_and_report(digits_run):
     out, proc = digits_run
     config = json.loads((out / "config.json").read_text())
-    assert config["train"]["eps"] == pytest.approx(0.1) and config["preset"] == "smoke"
+    assert config["run"]["eps"] == pytest.approx(0.1) and config["preset"] == "smoke"
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert {r["model"] for r in records} == {"standard", "adversarial"}
     assert all(len(r["val_clean_per_class"]) == 10 and len(r["val_robust_per_class"]) == 10 for r in records)
-    assert [r["epoch"] for r in records if r["model"] == "standard"] == list(range(1, config["train"]["epochs"] + 1))
+    assert [r["epoch"] for r in records if r["model"] == "standard"] == list(range(1, config["run"]["epochs"] + 1))
     for fig in ("figure1_standard", "figure2_adversarial", "trend_standard", "trend_adversarial",
                 "confusion_standard", "confusion_adversarial"):
         assert (out / "figures" / f"{fig}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -9,6 +9,7 @@ import torch
 
 from classwise.attacks import AttackSpec
 from classwise.config import TrainConfig
+from classwise.data import stratified_subset
 from classwise.evaluate import evaluate
 from classwise.train import lr_factor, train
 from classwise.train.methods import METHODS
@@ -16,7 +17,8 @@ from classwise.train.methods import METHODS
 
 def _cli_train(out, *extra):
     return [sys.executable, "-m", "classwise", "train", "--dataset", "synthetic", "--method", "fgsm-rs",
-            "--epochs", "4", "--train-limit", "1200", "--batch-size", "64", "--quiet", "--out", str(out), *extra]
+            "--epochs", "4", "--train-limit", "800", "--batch-size", "64", "--test-steps", "3", "--quiet",
+            "--out", str(out), *extra]
 
 
 def _per_class(run_dir):
@@ -86,3 +88,49 @@ def test_config_rejects_unknown_keys_and_bad_combinations():
         TrainConfig(optimizer="adam", nesterov=True)
     cfg = TrainConfig().resolved(grey=False, hflip_ok=True)
     assert cfg.eps == pytest.approx(8 / 255) and cfg.crop_padding == 4 and cfg.hflip
+
+
+@pytest.mark.parametrize("optimizer,schedule,expected", [("adamw", "cosine", [0.5, 0.0]),
+                                                         ("adam", "step", [0.1, 0.01]),
+                                                         ("sgd", "multistep", [0.1, 0.1])])
+def test_optimisation_factors_from_the_command_line(tmp_path, optimizer, schedule, expected):
+    out = tmp_path / "run"
+    extra = ["--milestones", "1"] if schedule == "multistep" else []
+    subprocess.run([sys.executable, "-m", "classwise", "train", "--dataset", "digits", "--epochs", "2",
+                    "--optimizer", optimizer, "--schedule", schedule, "--lr", "0.01", "--weight-decay", "0.02",
+                    "--quiet", "--out", str(out), *extra], check=True, timeout=300, capture_output=True)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    # the lr in force after each epoch's last step (step decays every max(1, epochs // 3) epochs)
+    assert [r["lr"] for r in records] == pytest.approx([0.01 * f for f in expected], abs=1e-9)
+    config = torch.load(out / "model.pt", weights_only=True)["config"]
+    assert (config["optimizer"], config["schedule"], config["weight_decay"]) == (optimizer, schedule, 0.02)
+
+
+def test_collapse_guard_stops_and_keeps_the_best_epoch(synth, tmp_path):
+    """A method that turns to noise after its first epoch makes validation robustness collapse,
+    as catastrophic overfitting does; training stops and keeps epoch 1's weights."""
+    from classwise.train.methods import register_method
+
+    calls = {"n": 0}
+    per_epoch = -(-len(synth.train) // 64)
+
+    @register_method("test-sabotage")
+    def sabotage(model, x, y, cfg, generator):
+        calls["n"] += 1
+        return x if calls["n"] <= per_epoch else torch.rand(x.shape, generator=generator)
+
+    cfg = TrainConfig(dataset="synthetic", method="test-sabotage", epochs=4, lr=0.05, weight_decay=0.0,
+                      batch_size=64, eval_subset=100, eval_steps=3, collapse_drop=0.1, schedule="constant",
+                      eps=0.02).resolved(grey=True)
+    try:
+        result = train(cfg, synth, tmp_path / "run")
+    finally:
+        METHODS.pop("test-sabotage")
+    history = result.history
+    assert "stopped" in history[-1] and len(history) < 4
+    assert history[-1]["val_robust"] < history[0]["val_robust"] - 0.1
+    again = evaluate(result.model, stratified_subset(synth.val, 100, seed=0), [AttackSpec(eps=0.02, steps=3)],
+                     seed=1, show_progress=False)
+    assert again.accuracy("clean") == pytest.approx(history[0]["val_clean"])
+    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(saved[k], v) for k, v in result.model.state_dict().items())

@@ -1,17 +1,22 @@
-"""classwise: train and audit image classifiers class by class."""
+"""classwise: train and audit image classifiers class by class.
 
-from .attacks import AttackSpec, attack
-from .config import TrainConfig
-from .data import ClassData, load_dataset
-from .errors import ClasswiseError
-from .evaluate import EvalResult, evaluate
-from .metrics import disparity, per_class_table
-from .models import create_model
-from .study import StudyConfig, run_study
-from .train import train
+The public API is imported on first use, so that `classwise --help` and small commands start
+without loading every submodule."""
+
+from importlib import import_module
 
 __version__ = "0.1.0"
 
-__all__ = ["AttackSpec", "ClassData", "ClasswiseError", "EvalResult", "StudyConfig", "TrainConfig",
-           "attack", "create_model", "disparity", "evaluate", "load_dataset", "per_class_table",
-           "run_study", "train", "__version__"]
+_API = {
+    "AttackSpec": "attacks", "attack": "attacks", "TrainConfig": "config", "ClassData": "data",
+    "load_dataset": "data", "ClasswiseError": "errors", "EvalResult": "evaluate", "evaluate": "evaluate",
+    "disparity": "metrics", "per_class_table": "metrics", "create_model": "models", "load_weights": "models",
+    "StudyConfig": "study", "run_study": "study", "train": "train",
+}
+__all__ = [*_API, "__version__"]
+
+
+def __getattr__(name):
+    if name in _API:
+        return getattr(import_module(f".{_API[name]}", __name__), name)
+    raise AttributeError(f"module 'classwise' has no attribute {name!r}")

@@ -64,77 +64,75 @@ def cmd_study(args) -> int:
     cfg = preset_config(args.preset, **_overrides(args))
     if args.adversarial_method:
         cfg = cfg.model_copy(update={"adversarial_method": args.adversarial_method})
-    out = args.out or Path("runs") / f"study-{cfg.train.dataset}-{cfg.train.arch}-{args.preset}"
+    out = args.out or Path("runs") / f"study-{cfg.run.dataset}-{cfg.run.arch}-{args.preset}"
     run_study(cfg, out, data_dir=args.data_dir, device=args.device, resume=args.resume,
               download=args.download)
     return 0
 
 
 def cmd_train(args) -> int:
-    from .config import TrainConfig
-    from .data import load_dataset
-    from .device import resolve_device
+    from .distributed import is_main
     from .report import print_lines
-    from .train import train
+    from .study.execute import execute_run
+    from .study.grid import RunConfig
 
-    cfg = TrainConfig(**{"epochs": 3, "lr": 0.05, "weight_decay": 0.0, **_overrides(args), "method": args.method})
-    splits = load_dataset(cfg.dataset, args.data_dir, val_size=cfg.val_size, seed=cfg.seed, download=args.download)
-    cfg = cfg.resolved(grey=splits.train.shape[0] == 1, hflip_ok=splits.spec.hflip)
+    cfg = RunConfig(**{"epochs": 3, "lr": 0.05, "weight_decay": 0.0, **_overrides(args), "method": args.method,
+                       "test_steps": args.test_steps})
     out = args.out or Path("runs") / f"train-{cfg.dataset}-{cfg.arch}-{cfg.method}"
-    result = train(cfg, splits, out, device=resolve_device(args.device), resume=args.resume)
-    last = result.history[-1]
-    lines = [f"trained {cfg.arch} ({cfg.method}) on {cfg.dataset}: val clean {last['val_clean'] * 100:.1f}%"
-             + (f", val robust {last['val_robust'] * 100:.1f}%" if "val_robust" in last else ""),
-             f"weights: {out / 'model.pt'}; per-epoch per-class metrics: {out / 'metrics.jsonl'}"]
-    print_lines(lines)
+    run = execute_run(cfg, out, device=args.device, data_dir=args.data_dir, resume=args.resume,
+                      download=args.download)
+    if is_main():
+        last, res, label = run.history[-1], run.evaluation, run.attack.label
+        print_lines([
+            f"trained {cfg.arch} ({cfg.method}) on {cfg.dataset}: val clean {last['val_clean'] * 100:.1f}%"
+            + (f", val robust {last['val_robust'] * 100:.1f}%" if "val_robust" in last else ""),
+            f"test ({len(res.labels)} images): clean {res.accuracy('clean') * 100:.2f}%, {label} "
+            f"{res.accuracy(label) * 100:.2f}%; worst class clean '{res.summary('clean')['worst_class']}', "
+            f"{label} '{res.summary(label)['worst_class']}'",
+            f"weights: {out / 'model.pt'}; per-epoch per-class metrics: {out / 'metrics.jsonl'}; "
+            f"per-sample test predictions: {out / 'eval.json'}"])
     return 0
 
 
 def cmd_evaluate(args) -> int:
     from .attacks import AttackSpec
-    from .data import load_dataset, stratified_split
+    from .data import load_dataset, per_class_subset, stratified_subset
     from .device import resolve_device
     from .evaluate import evaluate
     from .io import atomic_write_json, atomic_write_text
-    from .models import create_model, extract_state_dict, read_weights_file
+    from .models import create_model, load_weights, read_weights_file
     from .report import print_lines, print_per_class
 
     splits = load_dataset(args.dataset, args.data_dir, seed=args.seed, download=args.download)
     test = splits.test
-    if args.limit and args.limit < len(test):
-        _, test = stratified_split(test, args.limit, seed=args.seed)
+    if args.per_class:
+        test = per_class_subset(test, args.per_class, seed=args.seed)
+    elif args.limit:
+        test = stratified_subset(test, args.limit, seed=args.seed)
     raw = read_weights_file(args.checkpoint)
-    meta = raw if isinstance(raw, dict) and "arch" in raw else {}
-    arch = args.arch or meta.get("arch")
+    arch = args.arch or (raw.get("arch") if isinstance(raw, dict) else None)
     if arch is None:
         raise ClasswiseError("--arch is needed: the checkpoint does not say which architecture it holds")
     c, h, _ = test.shape
-    mean, std = splits.train.channel_stats()
+    # the data's own statistics unless the file brings its normalizer (or the model is tv:*)
+    mean, std = splits.train.channel_stats() if splits.train is not None else (None, None)
     model = create_model(arch, test.num_classes, c, h, mean=mean, std=std)
-    state = extract_state_dict(raw, args.checkpoint)
-    missing, unexpected = model.load_state_dict(
-        state if any(k.startswith("net.") for k in state) else {f"net.{k}": v for k, v in state.items()},
-        strict=False)
-    missing = [k for k in missing if k not in ("mean", "std")]
-    if missing or unexpected:
-        raise ClasswiseError(f"{args.checkpoint} does not fit {arch}: missing {missing[:3]}, "
-                             f"unexpected {unexpected[:3]}")
+    fmt = load_weights(model, args.checkpoint, raw)
     device = resolve_device(args.device)
     model.to(device)
-    grey = c == 1
-    eps = args.eps if args.eps is not None else (0.1 if grey else 8 / 255)
+    eps = args.eps if args.eps is not None else (0.1 if c == 1 else 8 / 255)
     spec = AttackSpec(name=args.attack, eps=eps, steps=args.steps, norm=args.norm, restarts=args.restarts)
-    res = evaluate(model, test, [spec], device=device, seed=args.seed)
+    res = evaluate(model, test, [spec], batch_size=args.batch_size, device=device, seed=args.seed)
     table = res.per_class("clean")[["class", "accuracy"]].rename(columns={"accuracy": "clean"})
     table[spec.label] = res.per_class(spec.label)["accuracy"]
     clean, robust = res.summary("clean"), res.summary(spec.label)
+    print_lines([f"{arch} ({fmt} checkpoint) on {args.dataset}: {len(test)} images, {test.num_classes} classes"])
     if len(table) <= 30:
-        print_per_class(table, f"{arch} on {args.dataset}: per-class accuracy (%)",
-                        {clean["worst_class"], robust["worst_class"]})
+        print_per_class(table, "per-class accuracy (%)", {clean["worst_class"], robust["worst_class"]})
     else:
         k = args.top_k
         for key in ("clean", spec.label):
-            t = res.per_class(key).sort_values("accuracy")
+            t = res.per_class(key).sort_values("accuracy", kind="stable")
             print_lines([f"{key}: worst {k}: {_listing(t.head(k))}", f"{key}: best {k}: {_listing(t.tail(k)[::-1])}"])
     print_lines([f"{name}: overall {s['overall'] * 100:.2f}%, class mean {s['mean'] * 100:.2f}%, "
                  f"std {s['std'] * 100:.2f}, gap {s['gap'] * 100:.2f}, worst '{s['worst_class']}' "
@@ -143,10 +141,64 @@ def cmd_evaluate(args) -> int:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(args.out / "eval.json", res.to_dict())
-        atomic_write_json(args.out / "results.json", {"arch": arch, "dataset": args.dataset,
-                                                       "attack": spec.model_dump(), "clean": clean,
-                                                       "robust": robust})
+        atomic_write_json(args.out / "results.json", {"arch": arch, "dataset": args.dataset, "checkpoint_format": fmt,
+                                                       "attack": spec.model_dump(), "clean": clean, "robust": robust})
         atomic_write_text(args.out / "per_class.csv", table.to_csv(index=False))
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from .study.sweep import SlurmOptions, sweep
+
+    slurm = SlurmOptions(partition=args.partition, time_min=args.time, gpus=args.gpus, cpus=args.cpus,
+                         max_parallel=args.max_parallel, mem_gb=args.mem_gb)
+    failures = sweep(args.config, args.out, executor=args.executor, jobs=args.jobs, device=args.device, slurm=slurm)
+    return 1 if failures else 0
+
+
+def _study_db(target: Path) -> Path:
+    """A study folder, its study.db, or the TOML config that names it."""
+    from .study.grid import load_grid
+    from .study.sweep import DB, study_dir_for
+
+    if target.suffix == ".toml":
+        target = study_dir_for(load_grid(target), None)
+    db = target if target.suffix == ".db" else target / DB
+    if not db.is_file():
+        raise ClasswiseError(f"no study database at {db}; run `classwise sweep CONFIG` first")
+    return db
+
+
+def cmd_runs(args) -> int:
+    from .report.table import console
+    from .study.store import Store
+
+    db = _study_db(args.study)
+    store = Store(db)
+    if args.export:
+        table = store.tidy()
+        out = args.output or db.with_name(f"results.{args.export}")
+        if args.export == "parquet":
+            try:
+                table.to_parquet(out, index=False)
+            except ImportError as exc:
+                raise ClasswiseError("parquet export needs pyarrow: pip install 'classwise[parquet]'") from exc
+        else:
+            table.to_csv(out, index=False)
+        console.print(f"{len(table)} rows (run, epoch, split, attack, class, accuracy, n) -> {out}")
+        return 0
+    from rich.table import Table
+
+    runs = store.runs_table()
+    table = Table(title=f"{db}", title_justify="left")
+    for col in runs.columns:
+        table.add_column(str(col))
+    for _, row in runs.iterrows():
+        style = {"finished": "green", "failed": "red", "running": "yellow"}.get(row["status"])
+        table.add_row(*["" if v is None else str(v) for v in row], style=style)
+    console.print(table)
+    counts = runs["status"].value_counts().to_dict()
+    console.print(", ".join(f"{v} {k}" for k, v in counts.items()))
     return 0
 
 
@@ -171,7 +223,7 @@ def cmd_datasets(args) -> int:
     for col in ("name", "status", "location / how to get it", "description"):
         table.add_column(col)
     for name, spec in sorted(DATASETS.items()):
-        found = spec.locate(roots)
+        found = None if spec.needs_data_dir and not args.data_dir else spec.locate(roots)
         if spec.builtin:
             table.add_row(name, "built in", spec.how_to_get, spec.description)
         elif found:
@@ -198,6 +250,8 @@ def cmd_models(args) -> int:
         pub = f"{entry.published_params / 1e6:.3f} M" if entry.published_params else "-"
         table.add_row(name, f"{c}x{h}x{h}", f"{n / 1e6:.3f} M", pub, entry.description)
     console.print(table)
+    console.print("Also: tv:<name> for any torchvision classification model with ImageNet normalization "
+                  "(e.g. tv:resnet50), to load and audit a weights file.")
     return 0
 
 
@@ -216,19 +270,44 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _train_options(p)
     p.add_argument("--method", default="standard", choices=["standard", "pgd", "fgsm-rs"])
+    p.add_argument("--test-steps", type=int, default=20, help="PGD steps of the final test evaluation")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="per-class clean and robust accuracy of a registry model + checkpoint")
     _common(p)
-    p.add_argument("--arch", help="architecture; read from the checkpoint when it says")
+    p.add_argument("--arch", help="architecture (see `classwise models`, or tv:<torchvision name>); "
+                   "read from the checkpoint when it says")
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--attack", choices=["pgd", "fgsm"], default="pgd")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--restarts", type=int, default=1)
     p.add_argument("--limit", type=int, help="evaluate a stratified test subset of this size")
+    p.add_argument("--per-class", type=int, help="evaluate N images of every class (equal counts)")
+    p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--top-k", type=int, default=5, help="classes listed when there are too many for a table")
     p.add_argument("--out", type=Path, help="write eval.json, results.json and per_class.csv here")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("sweep", help="run every run of a study grid (TOML), skipping finished ones")
+    p.add_argument("config", type=Path, help="study config, e.g. configs/datasets-quick.toml")
+    p.add_argument("--out", type=Path, help="study folder (default runs/<name>); holds study.db")
+    p.add_argument("--executor", choices=["local", "slurm"], default="local")
+    p.add_argument("--jobs", type=int, default=1, help="local: runs in parallel processes")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--partition", help="slurm partition")
+    p.add_argument("--time", type=int, default=60, help="slurm time limit per run, minutes")
+    p.add_argument("--gpus", type=int, default=0, help="slurm GPUs per run")
+    p.add_argument("--cpus", type=int, help="slurm CPUs per run")
+    p.add_argument("--mem-gb", type=float, help="slurm memory per run")
+    p.add_argument("--max-parallel", type=int, default=8, help="slurm: runs of the job array at once")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("runs", help="list a study's runs and status, or export its per-class results")
+    p.add_argument("study", type=Path, help="study folder, its study.db, or its TOML config")
+    p.add_argument("--export", choices=["csv", "parquet"], help="write the tidy per-class table")
+    p.add_argument("--output", type=Path, help="export file (default next to study.db)")
+    p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("datasets", help="which data sets are available locally, and where")
     p.add_argument("--data-dir")

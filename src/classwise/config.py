@@ -22,6 +22,10 @@ class TrainConfig(BaseModel):
     attack_steps: int = Field(default=10, ge=1, description="PGD steps when training with pgd")
     attack_alpha: float | None = Field(default=None, gt=0,
                                        description="default: eps/4 for pgd, 1.25*eps for fgsm-rs")
+    # BatchNorm while crafting training attacks: "eval" (running statistics, as TRADES, MART
+    # and torchattacks do; BN is then folded into the convs, see attacks/fold.py) or "train"
+    # (batch statistics, as Madry et al.'s and Wong et al.'s reference loops do)
+    attack_bn: Literal["eval", "train"] = "eval"
     # optimisation
     epochs: int = Field(default=10, ge=1)
     batch_size: int = Field(default=128, ge=2)

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest
-from sklearn.metrics import confusion_matrix as _sk_confusion
 
 
 def confusion_matrix(labels, preds, num_classes: int) -> np.ndarray:
     """Rows are true classes, columns predicted classes."""
-    return _sk_confusion(np.asarray(labels), np.asarray(preds), labels=np.arange(num_classes))
+    labels, preds = np.asarray(labels, dtype=np.int64), np.asarray(preds, dtype=np.int64)
+    return np.bincount(labels * num_classes + preds, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
-def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    if n == 0:
-        return math.nan, math.nan
-    ci = binomtest(int(correct), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(ci.low), float(ci.high)
+def wilson_interval(correct, n, confidence: float = 0.95):
+    """Wilson score interval of a binomial proportion (arrays in, arrays out; NaN where n = 0)."""
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    k, n = np.asarray(correct, dtype=float), np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        low, high = np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+    if low.ndim == 0:
+        return float(low), float(high)
+    return low, high
 
 
 def per_class_table(labels, preds, classes: Sequence[str], confidence: float = 0.95) -> pd.DataFrame:
@@ -30,11 +36,9 @@ def per_class_table(labels, preds, classes: Sequence[str], confidence: float = 0
     correct = np.diag(cm)
     with np.errstate(invalid="ignore", divide="ignore"):
         acc = np.where(n > 0, correct / np.maximum(n, 1), np.nan)
-    ci = [wilson_interval(k, m, confidence) for k, m in zip(correct, n, strict=True)]
-    return pd.DataFrame({
-        "class": list(classes), "n": n.astype(int), "correct": correct.astype(int), "accuracy": acc,
-        "ci_low": [c[0] for c in ci], "ci_high": [c[1] for c in ci],
-    })
+    low, high = wilson_interval(correct, n, confidence)
+    return pd.DataFrame({"class": list(classes), "n": n.astype(int), "correct": correct.astype(int),
+                         "accuracy": acc, "ci_low": low, "ci_high": high})
 
 
 def disparity(accuracy: Sequence[float], classes: Sequence[str]) -> dict:

@@ -1,4 +1,7 @@
-"""Loading weights files safely (`weights_only=True`) with one clear line when refused."""
+"""Loading weights files safely (`weights_only=True`) with one clear line when refused, in the
+formats people have: classwise's own, a plain / torchvision state dict (DataParallel's
+`module.` stripped, nested under `state_dict` / `model` found), a MadryLab `robustness`
+checkpoint, and a RobustBench state dict."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from ..errors import ClasswiseError
 
@@ -14,8 +18,8 @@ def read_weights_file(path) -> object:
     path = Path(path)
     if not path.is_file():
         raise ClasswiseError(f"checkpoint {path} does not exist")
-    head = path.read_bytes()[:64].lstrip().lower()
-    if head.startswith((b"<!doctype", b"<html", b"<?xml")):
+    head = path.read_bytes()[:256].lstrip().lower()
+    if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")):
         raise ClasswiseError(f"checkpoint {path} is an HTML/XML page, not a weights file "
                              "(a download that returned a web page?)")
     try:
@@ -23,21 +27,66 @@ def read_weights_file(path) -> object:
     except zipfile.BadZipFile as exc:
         raise ClasswiseError(f"checkpoint {path} is truncated or corrupt ({exc})") from exc
     except Exception as exc:  # noqa: BLE001 - torch raises many types; the user needs one line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            raise ClasswiseError(f"checkpoint {path} refused: it holds Python objects that "
-                                 "would run code when unpickled (only tensors and plain "
-                                 "containers are loaded)") from exc
-        raise ClasswiseError(f"checkpoint {path} cannot be read: {first}") from exc
+        text = str(exc)
+        if "weights_only" in text or "Unsupported global" in text or "Unsupported operand" in text:
+            raise ClasswiseError(f"checkpoint {path} refused: it holds Python objects that would run "
+                                 "code when unpickled (only tensors and plain containers are loaded)") from exc
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        raise ClasswiseError(f"checkpoint {path} cannot be read (truncated or corrupt?): {first}") from exc
+
+
+def _strip(state: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _tensors_only(obj, path) -> dict[str, torch.Tensor]:
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ClasswiseError(f"{path}: no state dict of tensors found")
+    return obj
 
 
 def extract_state_dict(obj, path="checkpoint") -> dict[str, torch.Tensor]:
-    """Find the state dict (top level or under `state_dict` / `model` / `model_state_dict`)
-    and strip DataParallel's `module.` prefixes."""
+    """The plain state dict: top level or under `state_dict` / `model_state_dict` / `model` /
+    `net`, DataParallel's `module.` prefixes stripped."""
     for key in ("state_dict", "model_state_dict", "model", "net"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
             break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ClasswiseError(f"{path}: no state dict of tensors found")
+    obj = _tensors_only(obj, path)
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
+
+
+def parse_checkpoint(obj, path="checkpoint") -> tuple[str, dict, tuple | None]:
+    """(format, state dict of the bare network, (mean, std) if the file carries a normalizer)."""
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict) and any(
+            k.startswith(("module.model.", "model.")) for k in obj["model"]) and any(
+            "normalizer.new_mean" in k for k in obj["model"]):
+        state = obj["model"]  # MadryLab robustness: AttackerModel(model, normalizer, attacker)
+        pre = "module." if any(k.startswith("module.") for k in state) else ""
+        net = _strip(state, pre + "model.")
+        norm = tuple(state[pre + f"normalizer.new_{k}"].flatten().tolist() for k in ("mean", "std"))
+        return "robustness", net, norm
+    state = extract_state_dict(obj, path)
+    if "normalize.mean" in state and any(k.startswith("model.") for k in state):
+        # RobustBench: nn.Sequential(normalize=ImageNormalizer(mean, std), model=net)
+        return "robustbench", _strip(state, "model."), (state["normalize.mean"].flatten().tolist(),
+                                                        state["normalize.std"].flatten().tolist())
+    if any(k.startswith("net.") for k in state) and "mean" in state and "std" in state:
+        return "classwise", _strip(state, "net."), (state["mean"].flatten().tolist(), state["std"].flatten().tolist())
+    return "state_dict", state, None
+
+
+def load_weights(model: nn.Module, path, obj=None) -> str:
+    """Load a weights file (or its already-read contents `obj`) into `model`, a `Normalized`
+    network, and return its format. A file that carries its own normalizer (robustness,
+    RobustBench, classwise) sets the model's."""
+    fmt, state, norm = parse_checkpoint(read_weights_file(path) if obj is None else obj, path)
+    net = model.net if hasattr(model, "net") else model
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ClasswiseError(f"{path} ({fmt}) does not fit the architecture: {len(missing)} missing keys "
+                             f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})")
+    if norm is not None and hasattr(model, "mean"):
+        model.mean.copy_(torch.tensor(norm[0]).view_as(model.mean))
+        model.std.copy_(torch.tensor(norm[1]).view_as(model.std))
+    return fmt

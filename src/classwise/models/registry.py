@@ -19,12 +19,13 @@ class ModelEntry:
     name: str
     build: Callable[..., nn.Module]
     description: str
-    published_params: int | None = None  # parameter count reported by the paper / reference code
+    # parameter count as published (e.g. "36.5M"), for `reference_shape` and 10 classes
+    published_params: str | None = None
     reference_shape: tuple[int, int, int] = (3, 32, 32)  # input the published count refers to
     min_size: int = 8
 
 
-def register_model(name: str, description: str, published_params: int | None = None,
+def register_model(name: str, description: str, published_params: str | None = None,
                    reference_shape=(3, 32, 32), min_size: int = 8):
     def deco(fn):
         MODELS[name] = ModelEntry(name, fn, description, published_params, tuple(reference_shape),
@@ -49,8 +50,14 @@ class Normalized(nn.Module):
 def create_model(name: str, num_classes: int = 10, in_channels: int = 3, input_size: int = 32,
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  **kwargs) -> nn.Module:
+    if name.startswith("tv:"):
+        from .torchvision_models import IMAGENET_MEAN, IMAGENET_STD, build_torchvision
+
+        net = build_torchvision(name[3:], num_classes)
+        return Normalized(net, mean or IMAGENET_MEAN, std or IMAGENET_STD)
     if name not in MODELS:
-        raise ClasswiseError(f"unknown architecture '{name}'; choose one of: {', '.join(sorted(MODELS))}")
+        raise ClasswiseError(f"unknown architecture '{name}'; choose one of: {', '.join(sorted(MODELS))}, "
+                             "or tv:<torchvision model> (e.g. tv:resnet50)")
     entry = MODELS[name]
     if input_size < entry.min_size:
         raise ClasswiseError(f"{name} needs inputs of at least {entry.min_size} px, got {input_size}")
@@ -60,6 +67,14 @@ def create_model(name: str, num_classes: int = 10, in_channels: int = 3, input_s
     if len(mean) != in_channels or len(std) != in_channels:
         raise ClasswiseError(f"mean/std need {in_channels} values, got {len(mean)}/{len(std)}")
     return Normalized(net, mean, std)
+
+
+def published_range(text: str) -> tuple[float, float]:
+    """"36.5M" -> (36.5e6, 0.05e6): the value and half a unit of its last printed digit."""
+    scale = {"K": 1e3, "M": 1e6}.get(text[-1], 1.0)
+    digits = text[:-1] if text[-1] in "KM" else text
+    decimals = len(digits.split(".")[1]) if "." in digits else 0
+    return float(digits) * scale, 0.5 * 10 ** -decimals * scale
 
 
 def count_parameters(model: nn.Module) -> int:

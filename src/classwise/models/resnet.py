@@ -114,18 +114,24 @@ class CifarBlock(BasicBlock):
 
 
 @register_model("resnet18", "ResNet-18, CIFAR stem (He et al. 2016; kuangliu/pytorch-cifar)",
-                published_params=11_173_962)
+                published_params="11.2M")
 def resnet18(num_classes=10, in_channels=3, input_size=32):
     return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_channels)
 
 
+@register_model("resnet50", "ResNet-50 (bottleneck), CIFAR stem (He et al. 2016; kuangliu/pytorch-cifar)",
+                published_params="23.5M")
+def resnet50(num_classes=10, in_channels=3, input_size=32):
+    return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, in_channels)
+
+
 @register_model("preact-resnet18", "Pre-activation ResNet-18, CIFAR stem (He et al. 2016b; "
-                "final BN-ReLU as in Wong et al. 2020)", published_params=11_172_170)
+                "final BN-ReLU as in Wong et al. 2020)", published_params="11.2M")
 def preact_resnet18(num_classes=10, in_channels=3, input_size=32):
     return ResNet(PreActBlock, [2, 2, 2, 2], num_classes, in_channels, preact=True)
 
 
 @register_model("resnet20", "ResNet-20 for CIFAR, 16-32-64 channels, option-A shortcuts (He et al. 2016)",
-                published_params=269_722)
+                published_params="0.27M")
 def resnet20(num_classes=10, in_channels=3, input_size=32):
     return ResNet(CifarBlock, [3, 3, 3], num_classes, in_channels, widths=(16, 32, 64))

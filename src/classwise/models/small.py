@@ -15,7 +15,7 @@ class _Sequential(nn.Module):
 
 
 @register_model("mnist-cnn", "Madry et al. (2018) MNIST CNN: conv32-conv64 (5x5) + FC1024",
-                published_params=3_274_634, reference_shape=(1, 28, 28), min_size=4)
+                published_params="3.27M", reference_shape=(1, 28, 28), min_size=4)
 def mnist_cnn(num_classes=10, in_channels=1, input_size=28):
     features = nn.Sequential(
         nn.Conv2d(in_channels, 32, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
@@ -27,7 +27,7 @@ def mnist_cnn(num_classes=10, in_channels=1, input_size=28):
 
 
 @register_model("lenet", "LeNet-5 (LeCun et al. 1998) with ReLU and max pooling",
-                published_params=61_706, reference_shape=(1, 32, 32), min_size=20)
+                published_params=None, reference_shape=(1, 32, 32), min_size=20)
 def lenet(num_classes=10, in_channels=1, input_size=32):
     # LeNet-5 was drawn for 32 px; pad 28-px MNIST-style inputs to that, as the paper did
     pad = 2 if input_size < 32 else 0

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..attacks import AttackSpec
-from ..data import Splits, get_spec, load_dataset, stratified_split
+from ..data import Splits, load_dataset
 from ..device import resolve_device
-from ..evaluate import EvalResult, evaluate
-from ..io import atomic_write_json, atomic_write_text, read_jsonl
+from ..evaluate import EvalResult
+from ..io import atomic_write_json, atomic_write_text
 from ..report import class_figure, confusion_figure, print_lines, print_per_class, trend_figure, write_report
-from ..train import METRICS, train
+from ..train import METRICS
 from .config import StudyConfig
+from .execute import execute_run, resolve
 
 MODELS = ("standard", "adversarial")
 
@@ -71,42 +71,29 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    dev = resolve_device(device)
-    tc = cfg.train
+    rc = cfg.run
     if splits is None:
-        splits = load_dataset(tc.dataset, data_dir, val_size=tc.val_size, seed=tc.seed, download=download)
-    spec = splits.spec or get_spec(tc.dataset)
-    tc = tc.resolved(grey=splits.train.shape[0] == 1, hflip_ok=spec.hflip)
-    cfg = cfg.model_copy(update={"train": tc})
-    atomic_write_json(out_dir / "config.json", {**cfg.model_dump(), "device": str(dev)})
+        splits = load_dataset(rc.dataset, data_dir, val_size=rc.val_size, seed=rc.seed, download=download)
+    rc = resolve(rc, splits)
+    cfg = cfg.model_copy(update={"run": rc})
+    atomic_write_json(out_dir / "config.json", {**cfg.model_dump(), "device": str(resolve_device(device))})
 
-    test = splits.test
-    if cfg.test_limit and cfg.test_limit < len(test):
-        _, test = stratified_split(test, cfg.test_limit, seed=tc.seed)
-    test_attack = AttackSpec(name="pgd", eps=tc.eps, steps=cfg.test_steps, norm=tc.norm,
-                             restarts=cfg.test_restarts)
-    results = {"dataset": tc.dataset, "arch": tc.arch, "eps": tc.eps, "norm": tc.norm,
-               "attack": test_attack.label, "attack_spec": test_attack.model_dump(),
-               "preset": cfg.preset, "classes": list(test.classes), "n_test": len(test),
-               "models": {}}
+    results = {"dataset": rc.dataset, "arch": rc.arch, "eps": rc.eps, "norm": rc.norm, "preset": cfg.preset,
+               "classes": list(splits.classes), "models": {}}
     rows, histories, evals = [], {}, {}
     for name, method in zip(MODELS, ("standard", cfg.adversarial_method), strict=True):
-        run_cfg = tc.model_copy(update={"method": method})
-        t0 = time.perf_counter()
-        trained = train(run_cfg, splits, out_dir / name, device=dev, resume=resume, tag=f"{name}: ")
-        t_train = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        res = evaluate(trained.model, test, [test_attack], device=dev, seed=tc.seed)
-        t_eval = time.perf_counter() - t0
-        atomic_write_json(out_dir / name / "eval.json", res.to_dict())
-        histories[name], evals[name] = trained.history, res
+        run = execute_run(rc.model_copy(update={"method": method}), out_dir / name, device=device, splits=splits,
+                          resume=resume, tag=f"{name}: ")
+        res, label = run.evaluation, run.attack.label
+        histories[name], evals[name] = run.history, res
+        results.update(attack=label, attack_spec=run.attack.model_dump(), n_test=len(res.labels))
         results["models"][name] = {
-            "method": method, "epochs_run": len(trained.history),
-            "stopped": next((h["stopped"] for h in trained.history if h.get("stopped")), None),
-            "train_seconds": t_train, "eval_seconds": t_eval,
-            "clean": _summary(res, "clean"), "robust": _summary(res, test_attack.label),
+            "method": method, "epochs_run": len(run.history),
+            "stopped": next((h["stopped"] for h in run.history if h.get("stopped")), None),
+            "train_seconds": run.train_seconds, "eval_seconds": run.eval_seconds,
+            "clean": _summary(res, "clean"), "robust": _summary(res, label),
         }
-        rows.append(_per_class_rows(name, method, res, test_attack.label))
+        rows.append(_per_class_rows(name, method, res, label))
     m = results["models"]
     results["gap_widens"] = {k: {s: bool(m["adversarial"][k][s] > m["standard"][k][s]) for s in ("std", "gap")}
                              for k in ("clean", "robust")}
@@ -184,6 +171,3 @@ def _terminal(results: dict, per_class: pd.DataFrame, out_dir: Path) -> None:
         print_per_class(wide, f"Per-class accuracy (%), {results['attack']} at eps={results['eps']:.4g}", worst)
     print_lines(results["answers"] + [f"Run directory: {out_dir} (report.html, results.json, per_class.csv)"])
 
-
-def load_history(run_dir) -> list[dict]:
-    return read_jsonl(Path(run_dir) / METRICS)

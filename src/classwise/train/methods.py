@@ -1,6 +1,5 @@
-"""Training methods: each maps a clean batch to the inputs the model is trained on.
-Adversarial examples are crafted in train mode (BatchNorm on batch statistics), as the
-reference implementations of Madry et al. and Wong et al. do."""
+"""Training methods: each maps a clean batch to the inputs the model is trained on. The
+trainer hands them the model in the mode `TrainConfig.attack_bn` asks for."""
 
 from __future__ import annotations
 

@@ -12,10 +12,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-from ..attacks import AttackSpec
+from ..attacks import AttackSpec, eval_mode
+from ..attacks.fold import folded
 from ..config import TrainConfig
-from ..data import ClassData, Splits, batches, stratified_split
+from ..data import ClassData, Splits, batches, stratified_subset
+from ..distributed import barrier, is_main, world
 from ..errors import ClasswiseError
 from ..evaluate import evaluate
 from ..io import atomic_torch_save, atomic_write_text
@@ -49,10 +52,12 @@ class TrainResult:
 
 
 def _epoch_record(epoch, res, train_loss, train_acc, lr, seconds, robust_key) -> dict:
-    clean = res.per_class("clean")["accuracy"].tolist()
-    rec = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "lr": lr,
-           "seconds": seconds, "val_clean": res.accuracy("clean"), "val_clean_per_class": clean}
+    clean = res.per_class("clean")
+    rec = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "lr": lr, "seconds": seconds,
+           "val_clean": res.accuracy("clean"), "val_clean_per_class": clean["accuracy"].tolist(),
+           "val_n_per_class": clean["n"].tolist()}
     if robust_key:
+        rec["robust_attack"] = robust_key
         rec["val_robust"] = res.accuracy(robust_key)
         rec["val_robust_per_class"] = res.per_class(robust_key)["accuracy"].tolist()
     return rec
@@ -65,13 +70,22 @@ def train_epoch(model: nn.Module, data: ClassData, cfg: TrainConfig, optimizer, 
     trained on. `on_batch(images_seen)` may return True to stop early (benchmarks use it)."""
     method = METHODS[cfg.method]
     model.train()
+    # under DDP each rank crafts its own shard's examples with the bare module: an attack's
+    # input-gradient passes must not take part in DDP's gradient reduction
+    attacked = model.module if isinstance(model, DistributedDataParallel) else model
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
+    rank, size = world()
     stream = batches(data, cfg.batch_size, shuffle=True, generator=generator, crop_padding=cfg.crop_padding,
-                     hflip=cfg.hflip, device=device, channels_last=cfg.channels_last)
-    for x, y in progress(stream, desc, total_items=len(data), step_items=cfg.batch_size):
-        x_in = method(model, x, y, cfg, generator)
+                     hflip=cfg.hflip, device=device, channels_last=cfg.channels_last, shard=(rank, size))
+    craft_in_eval = cfg.method != "standard" and cfg.attack_bn == "eval"
+    for x, y in progress(stream, desc, total_items=len(data) // size, step_items=cfg.batch_size):
+        if craft_in_eval:
+            with eval_mode(attacked):
+                x_in = method(folded(attacked), x, y, cfg, generator)
+        else:
+            x_in = method(attacked, x, y, cfg, generator)
         logits = model(x_in)
         loss = F.cross_entropy(logits, y)
         optimizer.zero_grad(set_to_none=True)
@@ -88,8 +102,11 @@ def train_epoch(model: nn.Module, data: ClassData, cfg: TrainConfig, optimizer, 
 
 
 def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bool = False,
-          tag: str = "", model: nn.Module | None = None) -> TrainResult:
-    """Train `cfg.method` on `splits.train`; write checkpoints and metrics to `out_dir`."""
+          tag: str = "", model: nn.Module | None = None,
+          on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
+    """Train `cfg.method` on `splits.train`; write checkpoints and metrics to `out_dir`.
+    `on_epoch(record)` sees every epoch's record (again for epochs restored on resume); under
+    torchrun every rank trains its shard and only rank 0 writes."""
     if cfg.method not in METHODS:
         raise ClasswiseError(f"unknown method '{cfg.method}'; choose one of: {', '.join(METHODS)}")
     if cfg.eps is None or cfg.crop_padding is None or cfg.hflip is None:
@@ -98,18 +115,17 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(device)
     train_data = splits.train
-    if cfg.train_limit and cfg.train_limit < len(train_data):
-        _, train_data = stratified_split(train_data, cfg.train_limit, seed=cfg.seed)
-    eval_data = splits.val
-    if cfg.eval_subset < len(eval_data):
-        _, eval_data = stratified_split(eval_data, cfg.eval_subset, seed=cfg.seed)
+    if cfg.train_limit:
+        train_data = stratified_subset(train_data, cfg.train_limit, seed=cfg.seed)
+    eval_data = stratified_subset(splits.val, cfg.eval_subset, seed=cfg.seed)
 
+    main = is_main()
     torch.manual_seed(cfg.seed)
     model = (model or build_model(cfg, train_data)).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model.parameters(), cfg)
-    steps_per_epoch = max(1, sum(1 for _ in range(0, len(train_data), cfg.batch_size)))
+    steps_per_epoch = max(1, sum(1 for _ in range(0, len(train_data) // world()[1], cfg.batch_size)))
     scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
     generator = torch.Generator().manual_seed(cfg.seed)
     robust_spec = AttackSpec(name="pgd", eps=cfg.eps, steps=cfg.eval_steps, norm=cfg.norm)
@@ -129,9 +145,18 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
-        console.print(f"{tag}resuming from epoch {state['epoch']} ({ckpt_path})")
-    elif ckpt_path.exists() and not resume:
+        if best is not None and best["weights"] is None:  # the best epoch was the checkpointed one
+            best["weights"] = {k: v.clone() for k, v in state["model"].items()}
+        if main:
+            console.print(f"{tag}resuming from epoch {state['epoch']} ({ckpt_path})")
+            for rec in history if on_epoch else ():
+                on_epoch(rec)  # a crash may have come between the checkpoint and the record
+    elif ckpt_path.exists() and not resume and main:
         ckpt_path.unlink()
+    barrier()
+    net = model
+    if world()[1] > 1:
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     adversarial = cfg.method != "standard"
     stopped = bool(history and history[-1].get("stopped"))
@@ -139,8 +164,8 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
         if stopped:
             break
         t0 = time.perf_counter()
-        train_loss, train_acc = train_epoch(model, train_data, cfg, optimizer, scheduler, generator, device=device,
-                                            desc=f"{tag}epoch {epoch}/{cfg.epochs}")
+        train_loss, train_acc = train_epoch(net, train_data, cfg, optimizer, scheduler, generator, device=device,
+                                            desc=f"{tag}epoch {epoch}/{cfg.epochs}" if main else None)
         lr = optimizer.param_groups[0]["lr"]
         res = evaluate(model, eval_data, [robust_spec], batch_size=512, device=device,
                        seed=cfg.seed + epoch, show_progress=False)
@@ -156,8 +181,11 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
                                   f"(epoch {best['epoch']}) to {rec['val_robust']:.3f}: "
                                   f"catastrophic overfitting; kept epoch {best['epoch']}'s weights")
                 stopped = True
-                console.print(f"{tag}[yellow]{rec['stopped']}[/yellow]")
         history.append(rec)
+        if not main:
+            continue
+        if stopped:
+            console.print(f"{tag}[yellow]{rec['stopped']}[/yellow]")
         msg = f"{tag}epoch {epoch}: loss {rec['train_loss']:.3f}, val clean {rec['val_clean']:.3f}"
         if "val_robust" in rec:
             msg += f", val {robust_spec.label} {rec['val_robust']:.3f}"
@@ -165,12 +193,18 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
         atomic_torch_save(ckpt_path, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
-            "torch_rng": torch.get_rng_state(), "epoch": epoch, "history": history, "best": best,
+            "torch_rng": torch.get_rng_state(), "epoch": epoch, "history": history,
+            # the best weights are stored only when they are not this epoch's (halves the file)
+            "best": best if best is None or best["epoch"] != epoch else {**best, "weights": None},
             "config": cfg.model_dump(),
         })
         write_metrics(out_dir / METRICS, history, tag=tag.strip(" :"), classes=train_data.classes)
+        if on_epoch:
+            on_epoch(rec)
 
-    atomic_torch_save(out_dir / FINAL, {"state_dict": model.state_dict(), **model_meta(cfg, train_data)})
+    if main:
+        atomic_torch_save(out_dir / FINAL, {"state_dict": model.state_dict(), **model_meta(cfg, train_data)})
+    barrier()
     return TrainResult(model, history, out_dir)
 
 

@@ -1,0 +1,62 @@
+"""One run, start to finish: train (resuming from its checkpoint), evaluate per class on the
+test set, and record both in the study database when there is one."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..attacks import AttackSpec
+from ..data import Splits, get_spec, load_dataset, stratified_subset
+from ..device import resolve_device
+from ..distributed import init_from_env, is_main
+from ..evaluate import EvalResult, evaluate
+from ..io import atomic_write_json
+from ..train import train
+from .grid import RunConfig
+
+
+@dataclass
+class RunOutcome:
+    config: RunConfig
+    history: list[dict]
+    evaluation: EvalResult
+    attack: AttackSpec
+    train_seconds: float
+    eval_seconds: float
+
+
+def resolve(cfg: RunConfig, splits: Splits | None = None) -> RunConfig:
+    """Data-set dependent defaults (eps, augmentation) from the data when given, else from the
+    registry's description of the data set."""
+    spec = get_spec(cfg.dataset)
+    grey = splits.train.shape[0] == 1 if splits is not None and splits.train is not None else spec.grey
+    return cfg.resolved(grey=grey, hflip_ok=spec.hflip)
+
+
+def execute_run(cfg: RunConfig, run_dir, *, device: str = "auto", data_dir=None, splits: Splits | None = None,
+                resume: bool = True, store=None, run_id: str | None = None, tag: str = "",
+                download: bool = False) -> RunOutcome:
+    run_dir = Path(run_dir)
+    dev = init_from_env(resolve_device(device))
+    if splits is None:
+        splits = load_dataset(cfg.dataset, data_dir, val_size=cfg.val_size, seed=cfg.seed, download=download)
+    cfg = resolve(cfg, splits)
+    on_epoch = None
+    if store is not None:
+        def on_epoch(rec):
+            store.record_epoch(run_id, rec, splits.classes, rec["val_n_per_class"])
+    t0 = time.perf_counter()
+    trained = train(cfg, splits, run_dir, device=dev, resume=resume, tag=tag, on_epoch=on_epoch)
+    t_train = time.perf_counter() - t0
+    test = stratified_subset(splits.test, cfg.test_limit, seed=cfg.seed) if cfg.test_limit else splits.test
+    spec = AttackSpec(name="pgd", eps=cfg.eps, steps=cfg.test_steps, norm=cfg.norm, restarts=cfg.test_restarts)
+    t0 = time.perf_counter()
+    res = evaluate(trained.model, test, [spec], device=dev, seed=cfg.seed)
+    t_eval = time.perf_counter() - t0
+    if is_main():
+        atomic_write_json(run_dir / "eval.json", res.to_dict())
+        if store is not None:
+            store.finish(run_id, res)
+    return RunOutcome(cfg, trained.history, res, spec, t_train, t_eval)

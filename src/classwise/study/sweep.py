@@ -1,0 +1,141 @@
+"""`classwise sweep CONFIG`: every run of a grid, skipping finished ones and resuming
+interrupted ones from their checkpoints, locally (`--jobs N` processes) or on Slurm."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+from ..errors import ClasswiseError
+from ..progress import console
+from .execute import execute_run, resolve
+from .grid import GridConfig, RunConfig, load_grid, run_id
+from .store import Store
+
+DB = "study.db"
+
+
+def study_dir_for(grid: GridConfig, out: Path | None) -> Path:
+    return Path(out) if out else Path("runs") / grid.name
+
+
+def prepare(grid: GridConfig, study_dir: Path) -> tuple[Store, list[str]]:
+    """Register the grid's runs (ids from their resolved configs) and list the unfinished ones."""
+    store = Store(study_dir / DB)
+    runs = {}
+    for cfg in grid.runs():
+        cfg = resolve(cfg)
+        runs[run_id(cfg)] = cfg.model_dump()
+    store.register(runs)
+    status = store.status()
+    return store, [rid for rid in runs if status.get(rid) != "finished"]
+
+
+def run_job(study_dir: str, rid: str, device: str = "auto", threads: int | None = None) -> str:
+    """Run one registered run to the end (resuming from its checkpoint); safe to call again."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    study_dir = Path(study_dir)
+    store = Store(study_dir / DB)
+    cfg = RunConfig(**store.config(rid))
+    store.start(rid)
+    try:
+        execute_run(cfg, study_dir / "runs" / rid, device=device, resume=True, store=store, run_id=rid,
+                    tag=f"{rid}: ")
+    except BaseException as exc:
+        store.fail(rid, "".join(traceback.format_exception_only(exc)).strip())
+        raise
+    return rid
+
+
+@dataclass
+class SlurmOptions:
+    partition: str | None = None
+    time_min: int = 60
+    gpus: int = 0
+    cpus: int | None = None
+    max_parallel: int = 8
+    mem_gb: float | None = None
+
+
+class _SlurmJob:
+    """A submitit job that is requeued on preemption or timeout and then resumes from its
+    checkpoint (submitit calls `checkpoint` before the job is killed)."""
+
+    def __call__(self, study_dir: str, rid: str, device: str) -> str:
+        return run_job(study_dir, rid, device)
+
+    def checkpoint(self, *args, **kwargs):
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+
+def sweep(config, out=None, *, executor: str = "local", jobs: int = 1, device: str = "auto",
+          slurm: SlurmOptions | None = None) -> dict[str, str]:
+    grid = load_grid(config)
+    study_dir = study_dir_for(grid, out)
+    store, todo = prepare(grid, study_dir)
+    total = len(store.status())
+    console.print(f"study '{grid.name}': {total} runs, {total - len(todo)} finished, {len(todo)} to run "
+                  f"({study_dir / DB})")
+    failures: dict[str, str] = {}
+    if todo and executor == "local":
+        if jobs <= 1:
+            for rid in todo:
+                try:
+                    run_job(str(study_dir), rid, device)
+                except Exception as exc:  # noqa: BLE001 - recorded; the sweep goes on with the others
+                    failures[rid] = str(exc)
+        else:
+            threads = max(1, (os.cpu_count() or 1) // jobs)
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+                futures = {pool.submit(run_job, str(study_dir), rid, device, threads): rid for rid in todo}
+                for fut in as_completed(futures):
+                    try:
+                        fut.result()
+                    except Exception as exc:  # noqa: BLE001
+                        failures[futures[fut]] = str(exc)
+    elif todo and executor == "slurm":
+        failures = _sweep_slurm(study_dir, todo, device, slurm or SlurmOptions())
+    elif todo:
+        raise ClasswiseError(f"unknown executor '{executor}'; use local or slurm")
+    status = store.status()
+    done = sum(s == "finished" for s in status.values())
+    console.print(f"study '{grid.name}': {done}/{len(status)} runs finished"
+                  + (f", {len(failures)} failed: {', '.join(failures)}" if failures else ""))
+    return failures
+
+
+def _sweep_slurm(study_dir: Path, todo: list[str], device: str, opts: SlurmOptions) -> dict[str, str]:
+    try:
+        import submitit
+    except ImportError as exc:
+        raise ClasswiseError("--executor slurm needs submitit: pip install 'classwise[slurm]'") from exc
+    ex = submitit.AutoExecutor(folder=study_dir / "slurm" / "%j", cluster="slurm")
+    params = {"timeout_min": opts.time_min, "slurm_array_parallelism": opts.max_parallel,
+              "name": f"classwise-{study_dir.name}", "slurm_signal_delay_s": 60}
+    if opts.partition:
+        params["slurm_partition"] = opts.partition
+    if opts.gpus:
+        params["gpus_per_node"] = opts.gpus
+    if opts.cpus:
+        params["cpus_per_task"] = opts.cpus
+    if opts.mem_gb:
+        params["mem_gb"] = opts.mem_gb
+    ex.update_parameters(**params)
+    jobs = ex.map_array(_SlurmJob(), [str(study_dir)] * len(todo), todo, [device] * len(todo))
+    console.print(f"submitted {len(jobs)} Slurm jobs (array {jobs[0].job_id.split('_')[0]})")
+    failures = {}
+    for rid, job in zip(todo, jobs, strict=True):
+        try:
+            job.result()
+        except Exception as exc:  # noqa: BLE001 - reported per run
+            failures[rid] = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    return failures
