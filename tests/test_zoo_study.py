@@ -2,14 +2,26 @@
 small synthetic CIFAR-10 written in the official python layout."""
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 from datafiles import write_cifar10
 
 from classwise.cli import main
 from classwise.models import MODELS
+
+
+@pytest.fixture
+def out_root():
+    """Checkpoints of the large models are hundreds of MB an epoch: keep them in memory."""
+    shm = Path("/dev/shm")
+    root = Path(tempfile.mkdtemp(dir=shm if shm.is_dir() else None, prefix="classwise-zoo-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +40,8 @@ def _check(out, arch):
     assert (out / "report.html").stat().st_size > 10_000
 
 
-def test_study_cli_resnet18_on_official_cifar_layout(cifar_dir, tmp_path):
-    out = tmp_path / "run"
+def test_study_cli_resnet18_on_official_cifar_layout(cifar_dir, out_root):
+    out = out_root / "run"
     proc = subprocess.run([sys.executable, "-m", "classwise", "study", "--dataset", "cifar10", "--arch", "resnet18",
                            "--preset", "smoke", "--data-dir", str(cifar_dir), "--out", str(out), "--quiet"],
                           capture_output=True, text=True, timeout=600)
@@ -38,9 +50,9 @@ def test_study_cli_resnet18_on_official_cifar_layout(cifar_dir, tmp_path):
 
 
 @pytest.mark.parametrize("arch", sorted(set(MODELS) - {"resnet18"}))
-def test_study_runs_for_every_architecture(cifar_dir, tmp_path, arch):
+def test_study_runs_for_every_architecture(cifar_dir, out_root, arch):
     # one epoch on ten images keeps the wide ResNets and Inception-v3 within seconds on a CPU
-    out = tmp_path / arch
+    out = out_root / arch
     code = main(["study", "--dataset", "cifar10", "--arch", arch, "--preset", "smoke", "--data-dir", str(cifar_dir),
                  "--out", str(out), "--epochs", "1", "--train-limit", "10", "--quiet"])
     assert code == 0
