@@ -59,8 +59,14 @@ def _explain(exc: ValidationError, where: str) -> str:
     return f"{where}: " + "; ".join(parts)
 
 
+PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+
 def load_grid(path) -> GridConfig:
+    """A TOML file, or the name of a shipped preset (e.g. `datasets-quick`)."""
     path = Path(path)
+    if not path.exists() and (PRESET_DIR / f"{path.name}.toml").is_file():
+        path = PRESET_DIR / f"{path.name}.toml"
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError as exc:
