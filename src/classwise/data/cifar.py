@@ -1,0 +1,121 @@
+"""CIFAR-10 and CIFAR-100 from the official python layouts."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import CorruptDataError
+from .core import ClassData
+from .registry import DatasetSpec, register_dataset
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """The CIFAR batches are pickles; accept only what they contain (dicts, lists, bytes and
+    numpy arrays), so that a planted file cannot run code."""
+
+    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                ("numpy", "ndarray"), ("numpy", "dtype"),
+                ("_codecs", "encode")}  # how Python 3 writes bytes at pickle protocol 2
+
+    def find_class(self, module, name):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def load_pickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            obj = _SafeUnpickler(fh, encoding="latin1").load()
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as exc:
+        raise CorruptDataError(f"{path}: not a readable CIFAR batch ({exc})") from exc
+    if not isinstance(obj, dict):
+        raise CorruptDataError(f"{path}: expected a dict, found {type(obj).__name__}")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
+
+
+def _images(batch: dict, path: Path) -> np.ndarray:
+    data = np.asarray(batch.get("data"))
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise CorruptDataError(f"{path}: 'data' should be (N, 3072) uint8, got {data.shape}")
+    return data.astype(np.uint8).reshape(-1, 3, 32, 32)
+
+
+def _names(values) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+
+def _read_cifar10(folder: Path) -> tuple[ClassData, ClassData]:
+    classes = _names(load_pickle(folder / "batches.meta")["label_names"])
+    splits = []
+    for files in (["data_batch_%d" % i for i in range(1, 6)], ["test_batch"]):
+        images, labels = [], []
+        for f in files:
+            batch = load_pickle(folder / f)
+            images.append(_images(batch, folder / f))
+            labels.append(np.asarray(batch["labels"], dtype=np.int64))
+        splits.append(ClassData(torch.from_numpy(np.concatenate(images)),
+                                torch.from_numpy(np.concatenate(labels)), classes,
+                                name="cifar10", meta={"source": str(folder)}))
+    return splits[0], splits[1]
+
+
+def _read_cifar100(folder: Path) -> tuple[ClassData, ClassData]:
+    meta = load_pickle(folder / "meta")
+    classes, supers = _names(meta["fine_label_names"]), _names(meta["coarse_label_names"])
+    splits, superclass_of = [], [-1] * len(classes)
+    for f in ("train", "test"):
+        batch = load_pickle(folder / f)
+        fine = np.asarray(batch["fine_labels"], dtype=np.int64)
+        coarse = np.asarray(batch["coarse_labels"], dtype=np.int64)
+        for c, s in zip(fine.tolist(), coarse.tolist(), strict=True):
+            if superclass_of[c] not in (-1, s):
+                raise CorruptDataError(f"{folder / f}: class {c} belongs to two superclasses")
+            superclass_of[c] = s
+        splits.append(ClassData(torch.from_numpy(_images(batch, folder / f)), torch.from_numpy(fine),
+                                classes, name="cifar100", superclasses=supers,
+                                superclass_of=superclass_of, meta={"source": str(folder)}))
+    return splits[0], splits[1]
+
+
+def _downloader(tv_name: str):
+    def download(target: Path) -> None:
+        from torchvision import datasets as tvd  # torchvision keeps the URLs and checksums
+
+        tv_class = getattr(tvd, tv_name)
+        # the archive unpacks into its own folder (cifar-10-batches-py/ ...) beside `target`
+        tvd.utils.download_and_extract_archive(tv_class.url, str(target.parent),
+                                               filename=tv_class.filename, md5=tv_class.tgz_md5)
+    return download
+
+
+register_dataset(DatasetSpec(
+    name="cifar10",
+    description="CIFAR-10, 32x32 colour, 10 classes, 50k/10k",
+    subdirs=("cifar-10-batches-py", "cifar10/cifar-10-batches-py"),
+    system_dirs=(),
+    is_present=lambda d: all((d / f).is_file() for f in
+                             ["batches.meta", "test_batch"] + [f"data_batch_{i}" for i in range(1, 6)]),
+    read=_read_cifar10,
+    download=_downloader("CIFAR10"),
+    how_to_get="Run `classwise datasets --download cifar10`, or unpack "
+               "cifar-10-python.tar.gz into <data-dir>/.",
+    hflip=True,
+))
+
+register_dataset(DatasetSpec(
+    name="cifar100",
+    description="CIFAR-100, 32x32 colour, 100 classes in 20 superclasses, 50k/10k",
+    subdirs=("cifar-100-python", "cifar100/cifar-100-python"),
+    system_dirs=(),
+    is_present=lambda d: all((d / f).is_file() for f in ("meta", "train", "test")),
+    read=_read_cifar100,
+    download=_downloader("CIFAR100"),
+    how_to_get="Run `classwise datasets --download cifar100`, or unpack "
+               "cifar-100-python.tar.gz into <data-dir>/.",
+    hflip=True,
+))

@@ -1,0 +1,112 @@
+"""`ClassData`: a whole labelled image set in memory as tensors, plus class names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from ..errors import ClasswiseError, CorruptDataError
+
+
+@dataclass
+class ClassData:
+    images: torch.Tensor  # uint8, (N, C, H, W)
+    labels: torch.Tensor  # int64, (N,)
+    classes: list[str]
+    name: str = ""
+    # CIFAR-100 style coarse labels: superclasses[i] is the name of superclass i and
+    # superclass_of[c] the superclass index of fine class c.
+    superclasses: list[str] | None = None
+    superclass_of: list[int] | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise CorruptDataError(
+                f"{self.name or 'data'}: images must be uint8 (N, C, H, W), "
+                f"got {self.images.dtype} {tuple(self.images.shape)}"
+            )
+        if self.labels.dtype != torch.int64 or self.labels.shape != (self.images.shape[0],):
+            raise CorruptDataError(
+                f"{self.name or 'data'}: labels must be int64 with one per image, "
+                f"got {self.labels.dtype} {tuple(self.labels.shape)} for "
+                f"{self.images.shape[0]} images"
+            )
+        if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= len(self.classes)):
+            raise CorruptDataError(
+                f"{self.name or 'data'}: labels must lie in [0, {len(self.classes) - 1}], "
+                f"got [{int(self.labels.min())}, {int(self.labels.max())}]"
+            )
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        return tuple(self.images.shape[1:])
+
+    def images_at(self, index) -> torch.Tensor:
+        return self.images[torch.as_tensor(index, dtype=torch.long)]
+
+    def subset(self, index) -> ClassData:
+        index = torch.as_tensor(index, dtype=torch.long)
+        return replace(self, images=self.images[index], labels=self.labels[index])
+
+    def class_counts(self) -> torch.Tensor:
+        return torch.bincount(self.labels, minlength=self.num_classes)
+
+    def channel_stats(self) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std in [0, 1] units, for the normalization inside a model."""
+        x = self.images.float().div_(255)
+        mean = x.mean(dim=(0, 2, 3))
+        std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+        return mean.tolist(), std.tolist()
+
+
+def stratified_split(data: ClassData, size: int | float, seed: int = 0):
+    """Split off `size` examples (or that fraction, but at least one per class), keeping every
+    class's share."""
+    if not size:
+        return data, data.subset([])
+    if isinstance(size, float) and size < 1 and round(size * len(data)) < data.num_classes < len(data):
+        size = data.num_classes  # a tiny set: one example of each class rather than an error
+    from sklearn.model_selection import train_test_split  # imported here: it takes a second
+
+    index = np.arange(len(data))
+    try:
+        keep, held = train_test_split(
+            index, test_size=size, stratify=data.labels.numpy(), random_state=seed
+        )
+    except ValueError as exc:
+        raise ClasswiseError(f"cannot carve a stratified split of {size} from "
+                             f"{len(data)} examples of {data.name}: {exc}") from exc
+    return data.subset(np.sort(keep)), data.subset(np.sort(held))
+
+
+def stratified_subset(data, n: int, seed: int = 0):
+    """A stratified subset of `n` examples (all of them if there are no more than `n`)."""
+    return data if n >= len(data) else stratified_split(data, n, seed=seed)[1]
+
+
+def per_class_subset(data: ClassData, per_class: int, seed: int = 0) -> ClassData:
+    """The first `per_class` examples of every class after a seeded shuffle: equal counts,
+    unlike a random subset, which leaves rare draws with one or two examples."""
+    rng = np.random.default_rng(seed)
+    labels = data.labels.numpy()
+    chosen = []
+    for c in range(data.num_classes):
+        idx = np.flatnonzero(labels == c)
+        if len(idx) < per_class:
+            raise ClasswiseError(
+                f"{data.name}: class '{data.classes[c]}' has {len(idx)} examples, "
+                f"fewer than --per-class {per_class}"
+            )
+        chosen.append(rng.permutation(idx)[:per_class])
+    return data.subset(np.sort(np.concatenate(chosen)))

@@ -1,0 +1,79 @@
+"""Data set registry: each loader module registers a `DatasetSpec` under its name."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ClasswiseError, DatasetNotFoundError
+from .core import ClassData
+
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    description: str
+    # candidate folders (relative to a search root) that may hold the files
+    subdirs: tuple[str, ...]
+    # absolute folders searched after the roots (e.g. Debian's /usr/share/datasets)
+    system_dirs: tuple[str, ...]
+    is_present: Callable[[Path], bool]
+    read: Callable[[Path], tuple[ClassData, ClassData]]
+    how_to_get: str
+    download: Callable[[Path], None] | None = None
+    hflip: bool = False  # is a horizontal flip label-preserving?
+    grey: bool = False
+    builtin: bool = False  # made in memory (shipped with a package or generated), no files
+    needs_data_dir: bool = False  # only an explicit --data-dir says where it is
+
+    def candidates(self, roots: list[Path]) -> list[Path]:
+        dirs = [Path(r) / s if s else Path(r) for r in roots for s in self.subdirs]
+        return dirs + [Path(d) for d in self.system_dirs]
+
+    def locate(self, roots: list[Path]) -> Path | None:
+        if self.builtin:
+            return None
+        return next((d for d in self.candidates(roots) if d.is_dir() and self.is_present(d)), None)
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    DATASETS[spec.name] = spec
+    return spec
+
+
+def search_roots(data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """--data-dir wins; else $CLASSWISE_DATA (os.pathsep-separated); then ./data and
+    ~/.cache/classwise."""
+    if data_dir:
+        return [Path(data_dir).expanduser()]
+    roots = [Path(p).expanduser() for p in os.environ.get("CLASSWISE_DATA", "").split(os.pathsep) if p]
+    return roots + [Path.cwd() / "data", Path.home() / ".cache" / "classwise"]
+
+
+def get_spec(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise ClasswiseError(f"unknown data set '{name}'; choose one of: {', '.join(sorted(DATASETS))}")
+    return DATASETS[name]
+
+
+def load_raw(name: str, data_dir=None, download: bool = False):
+    """The official train and test sets of `name`, as found (or downloaded) on disk. The
+    training set is None for evaluation-only sets (ImageNet validation, a bare image tree)."""
+    spec = get_spec(name)
+    if spec.builtin:
+        return spec.read(None)
+    if spec.needs_data_dir and not data_dir:
+        raise ClasswiseError(f"data set '{name}' needs --data-dir: {spec.how_to_get}")
+    roots = search_roots(data_dir)
+    found = spec.locate(roots)
+    if found is None and download and spec.download is not None:
+        target = roots[0] / spec.subdirs[0]
+        spec.download(target)
+        found = target if spec.is_present(target) else None
+    if found is None:
+        raise DatasetNotFoundError(name, spec.candidates(roots), spec.how_to_get)
+    return spec.read(found)
