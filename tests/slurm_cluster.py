@@ -45,15 +45,17 @@ def slurm_cluster(base: Path):
     procs: list[subprocess.Popen] = []
 
     def start(cmd, **kw):
-        log = open(base / "log" / f"{Path(cmd[0]).name}.out", "w")
-        procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, **kw))
+        with open(base / "log" / f"{Path(cmd[0]).name}.out", "w") as log:  # the child keeps its own handle
+            procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, **kw))
         return procs[-1]
 
+    started_munge = False
     try:
         Path("/run/munge").mkdir(parents=True, exist_ok=True)
         shutil.chown("/run/munge", "munge", "munge")
         if not _ok(["munge", "-n"], env):
             subprocess.run(["runuser", "-u", "munge", "--", "munged"], check=True, env=env)
+            started_munge = True
         _wait(lambda: _ok(["munge", "-n"], env), "munged")
 
         sock = base / "run" / "mysql.sock"
@@ -61,7 +63,7 @@ def slurm_cluster(base: Path):
                         "--auth-root-authentication-method=socket", "--skip-test-db"],
                        check=True, capture_output=True, env=env)
         start(["mariadbd", "--no-defaults", f"--datadir={base / 'mysql'}", "--user=root", "--bind-address=127.0.0.1",
-               "--port=3307", f"--socket={sock}", f"--pid-file={base / 'run' / 'mysql.pid'}", "--skip-grant-tables=0"])
+               "--port=3307", f"--socket={sock}", f"--pid-file={base / 'run' / 'mysql.pid'}"])
         _wait(lambda: sock.exists() and _ok(["mariadb", f"--socket={sock}", "-e", "SELECT 1"], env), "MariaDB")
         subprocess.run(["mariadb", f"--socket={sock}", "-e",
                         "CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'classwise';"
@@ -88,7 +90,7 @@ def slurm_cluster(base: Path):
             f"NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=20000 State=UNKNOWN\n"
             "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n")
 
-        start(["slurmdbd", "-D", "-f", str(base / "slurmdbd.conf")])
+        start(["slurmdbd", "-D"])  # reads slurmdbd.conf beside $SLURM_CONF
         _wait(lambda: _ok(["sacctmgr", "-n", "show", "cluster"], env), "slurmdbd")
         start(["slurmctld", "-D", "-i", "-f", str(base / "slurm.conf")])
         start(["slurmd", "-D", "-f", str(base / "slurm.conf")])
@@ -103,3 +105,6 @@ def slurm_cluster(base: Path):
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        pidfile = Path("/run/munge/munged.pid")
+        if started_munge and pidfile.is_file():
+            os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)
