@@ -8,10 +8,10 @@ import sys
 
 import numpy as np
 import pytest
+from slurm_cluster import missing, slurm_cluster
 
 from classwise.data import load_dataset
 from classwise.study.store import Store
-from slurm_cluster import missing, slurm_cluster
 
 
 def test_torchrun_two_processes_count_every_test_image_exactly_once(tmp_path):

@@ -39,7 +39,8 @@ def test_bad_values_and_shapes_are_rejected(tmp_path):
 
 def test_grid_expands_axes_and_zipped_axes(tmp_path):
     grid = load_grid(_write(tmp_path, 'name = "g"\n[run]\ndataset = "digits"\nepochs = 2\n[grid]\n'
-                                      'method = ["standard", "fgsm-rs"]\n"optimizer+lr" = [["sgd", 0.1], ["adam", 0.001]]\n'))
+                                      'method = ["standard", "fgsm-rs"]\n'
+                                      '"optimizer+lr" = [["sgd", 0.1], ["adam", 0.001]]\n'))
     runs = grid.runs()
     assert [(r.method, r.optimizer, r.lr) for r in runs] == [
         ("standard", "sgd", 0.1), ("standard", "adam", 0.001), ("fgsm-rs", "sgd", 0.1), ("fgsm-rs", "adam", 0.001)]

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from classwise.attacks import AttackSpec
+from classwise.cli import main
 from classwise.config import TrainConfig
 from classwise.data import stratified_subset
 from classwise.evaluate import evaluate
@@ -17,7 +18,8 @@ from classwise.train.methods import METHODS
 
 def _cli_train(out, *extra):
     return [sys.executable, "-m", "classwise", "train", "--dataset", "synthetic", "--method", "fgsm-rs",
-            "--epochs", "4", "--train-limit", "800", "--batch-size", "64", "--test-steps", "3", "--quiet",
+            "--epochs", "3", "--train-limit", "400", "--batch-size", "64", "--eval-subset", "200", "--eval-steps", "3",
+            "--test-steps", "3", "--test-limit", "200", "--quiet",
             "--out", str(out), *extra]
 
 
@@ -38,7 +40,7 @@ def test_run_killed_after_an_epoch_resumes_to_the_same_per_class_numbers(tmp_pat
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_at_kill = torch.load(ckpt, weights_only=True)["epoch"]
-    assert 1 <= done_at_kill < 4, "the kill must land mid-run for this test to mean anything"
+    assert 1 <= done_at_kill < 3, "the kill must land mid-run for this test to mean anything"
     assert not (killed / "model.pt").exists()
 
     subprocess.run(_cli_train(killed, "--resume"), check=True, timeout=300, capture_output=True)
@@ -96,9 +98,9 @@ def test_config_rejects_unknown_keys_and_bad_combinations():
 def test_optimisation_factors_from_the_command_line(tmp_path, optimizer, schedule, expected):
     out = tmp_path / "run"
     extra = ["--milestones", "1"] if schedule == "multistep" else []
-    subprocess.run([sys.executable, "-m", "classwise", "train", "--dataset", "digits", "--epochs", "2",
-                    "--optimizer", optimizer, "--schedule", schedule, "--lr", "0.01", "--weight-decay", "0.02",
-                    "--quiet", "--out", str(out), *extra], check=True, timeout=300, capture_output=True)
+    assert main(["train", "--dataset", "digits", "--epochs", "2", "--optimizer", optimizer, "--schedule", schedule,
+                 "--lr", "0.01", "--weight-decay", "0.02", "--eval-steps", "1", "--test-steps", "1",
+                 "--test-limit", "100", "--quiet", "--out", str(out), *extra]) == 0
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     # the lr in force after each epoch's last step (step decays every max(1, epochs // 3) epochs)
     assert [r["lr"] for r in records] == pytest.approx([0.01 * f for f in expected], abs=1e-9)

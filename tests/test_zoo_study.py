@@ -51,9 +51,10 @@ def test_study_cli_resnet18_on_official_cifar_layout(cifar_dir, out_root):
 
 @pytest.mark.parametrize("arch", sorted(set(MODELS) - {"resnet18"}))
 def test_study_runs_for_every_architecture(cifar_dir, out_root, arch):
-    # one epoch on ten images keeps the wide ResNets and Inception-v3 within seconds on a CPU
+    # one epoch on ten images, one-step attacks on ten: the wide ResNets and Inception-v3 in seconds on a CPU
     out = out_root / arch
     code = main(["study", "--dataset", "cifar10", "--arch", arch, "--preset", "smoke", "--data-dir", str(cifar_dir),
-                 "--out", str(out), "--epochs", "1", "--train-limit", "10", "--quiet"])
+                 "--out", str(out), "--epochs", "1", "--train-limit", "10", "--eval-steps", "1", "--test-steps", "1",
+                 "--test-limit", "10", "--quiet"])
     assert code == 0
     _check(out, arch)

@@ -12,6 +12,11 @@ _API = {
     "load_dataset": "data", "ClasswiseError": "errors", "EvalResult": "evaluate", "evaluate": "evaluate",
     "disparity": "metrics", "per_class_table": "metrics", "create_model": "models", "load_weights": "models",
     "StudyConfig": "study", "run_study": "study", "train": "train",
+    "AutoAttackSpec": "attacks", "VictimSpec": "attacks", "IntoClassSpec": "attacks", "eps_curve": "attacks",
+    "curve_table": "attacks", "half_accuracy_eps": "attacks", "victim_table": "attacks", "victim_summary": "attacks",
+    "into_table": "attacks", "sanity_checks": "evaluate", "SanityReport": "evaluate", "robustbench_json": "evaluate",
+    "build_custom_model": "models.custom", "wrap_normalization": "models.custom",
+    "load_custom_weights": "models.custom",
 }
 __all__ = [*_API, "__version__"]
 

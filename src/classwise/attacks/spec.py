@@ -55,6 +55,20 @@ class AttackSpec(BaseModel):
         return False if self.name == "fgsm" else self.random_start
 
 
+class GradSafe(nn.Module):
+    """`model` with an autograd path from input to output even where it has none of its own
+    (thresholding, argmax, a step outside torch): such a model then shows the attacker what it
+    really offers, a zero gradient, instead of crashing the evaluation."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        out = self.model(x)
+        return out + 0.0 * x.sum() if x.requires_grad and not out.requires_grad else out
+
+
 def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, *,
            target: torch.Tensor | None = None, early_stop: bool = True, batch_size: int | None = None,
            generator: torch.Generator | None = None) -> AttackOutput:
@@ -62,12 +76,13 @@ def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec,
     the same afterwards. Restarts attack only the points no earlier restart fooled.
     `batch_size` bounds how many points go through the model at once (default: all)."""
     with eval_mode(model):
+        net = GradSafe(model)
         out = None
         for _ in range(spec.restarts):
             todo = torch.arange(len(x), device=x.device) if out is None else (~out.success).nonzero().flatten()
             if todo.numel() == 0:
                 break
-            run = perturb(model, x[todo], y[todo], eps=spec.eps, steps=spec.effective_steps,
+            run = perturb(net, x[todo], y[todo], eps=spec.eps, steps=spec.effective_steps,
                           alpha=spec.effective_alpha, norm=spec.norm,
                           random_start=spec.effective_random_start,
                           target=None if target is None else target[todo], loss=spec.loss,

@@ -52,7 +52,7 @@ def _names(values) -> list[str]:
 def _read_cifar10(folder: Path) -> tuple[ClassData, ClassData]:
     classes = _names(load_pickle(folder / "batches.meta")["label_names"])
     splits = []
-    for files in (["data_batch_%d" % i for i in range(1, 6)], ["test_batch"]):
+    for files in ([f"data_batch_{i}" for i in range(1, 6)], ["test_batch"]):
         images, labels = [], []
         for f in files:
             batch = load_pickle(folder / f)

@@ -1,5 +1,22 @@
-"""One pass over a data set: per-class clean and adversarial accuracy, per-sample records."""
+"""One pass over a data set: per-class clean and adversarial accuracy, per-sample records,
+and the sanity checks that come with a robust evaluation."""
 
-from .evaluate import EvalResult, evaluate
+import sys
+import types
 
-__all__ = ["EvalResult", "evaluate"]
+from .evaluate import EvalResult, evaluate, robustbench_json
+from .sanity import SanityReport, sanity_checks
+
+__all__ = ["EvalResult", "SanityReport", "evaluate", "robustbench_json", "sanity_checks"]
+
+
+class _CallablePackage(types.ModuleType):
+    """`classwise.evaluate` names both this package and its `evaluate` function, and importing
+    the package binds the package to that name on `classwise`; calling the package calls the
+    function, so `classwise.evaluate(model, data, attacks=...)` works either way."""
+
+    def __call__(self, *args, **kwargs):
+        return evaluate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -8,9 +9,12 @@ import torch
 from torch import nn
 
 from ..attacks import AttackSpec, attack, channels_last, eval_mode
+from ..attacks.autoattack import AutoAttackSpec, require_autoattack, run_autoattack
 from ..attacks.fold import folded
-from ..data import to_float
+from ..attacks.threats import IntoClassSpec, VictimSpec, check_class, merge_untargeted, run_threat, threat_rows
+from ..data import ClassData, to_float
 from ..distributed import gather, is_main, shard, world
+from ..errors import ClasswiseError
 from ..metrics import confusion_matrix, disparity, per_class_table
 from ..progress import progress
 
@@ -24,10 +28,21 @@ class EvalResult:
     clean_pred: np.ndarray
     adv_pred: dict[str, np.ndarray] = field(default_factory=dict)  # attack label -> predictions
     attacks: dict[str, dict] = field(default_factory=dict)  # attack label -> its spec
+    notes: dict[str, list[str]] = field(default_factory=dict)  # attack label -> warnings it raised
 
     @property
     def keys(self) -> list[str]:
         return ["clean", *self.adv_pred]
+
+    def kind(self, key: str) -> str:
+        """untargeted (PGD, FGSM, AutoAttack), victim, into or curve (one point of an eps curve)."""
+        meta = self.attacks.get(key, {})
+        return "curve" if "curve" in meta else meta.get("threat", "untargeted")
+
+    @property
+    def robust_keys(self) -> list[str]:
+        """The untargeted attacks: the ones whose per-class accuracy is a robust accuracy."""
+        return [k for k in self.adv_pred if self.kind(k) == "untargeted"]
 
     def preds(self, key: str = "clean") -> np.ndarray:
         return self.clean_pred if key == "clean" else self.adv_pred[key]
@@ -50,19 +65,21 @@ class EvalResult:
         return {"classes": self.classes, "labels": self.labels.tolist(),
                 "clean_pred": self.clean_pred.tolist(),
                 "adv_pred": {k: v.tolist() for k, v in self.adv_pred.items()},
-                "attacks": self.attacks}
+                "attacks": self.attacks, "notes": self.notes}
 
     @classmethod
     def concat(cls, parts: list[EvalResult]) -> EvalResult:
         first = parts[0]
+        notes = {k: list(dict.fromkeys(m for p in parts for m in p.notes.get(k, [])))
+                 for k in dict.fromkeys(k for p in parts for k in p.notes)}
         return cls(first.classes, np.concatenate([p.labels for p in parts]),
                    np.concatenate([p.clean_pred for p in parts]),
-                   {k: np.concatenate([p.adv_pred[k] for p in parts]) for k in first.adv_pred}, first.attacks)
+                   {k: np.concatenate([p.adv_pred[k] for p in parts]) for k in first.adv_pred}, first.attacks, notes)
 
     @classmethod
     def from_dict(cls, d: dict) -> EvalResult:
         return cls(d["classes"], np.asarray(d["labels"]), np.asarray(d["clean_pred"]),
-                   {k: np.asarray(v) for k, v in d["adv_pred"].items()}, d.get("attacks", {}))
+                   {k: np.asarray(v) for k, v in d["adv_pred"].items()}, d.get("attacks", {}), d.get("notes", {}))
 
 
 def _chunk_size(data, batch_size: int, budget_bytes: int = 256 * 2**20) -> int:
@@ -86,13 +103,61 @@ def _confirm(model, fast, out, batch_size) -> torch.Tensor:
     return pred
 
 
-def evaluate(model: nn.Module, data, attacks: list[AttackSpec] = (), *, batch_size: int = 256, device=None,
+Spec = AttackSpec | AutoAttackSpec | VictimSpec | IntoClassSpec
+
+
+def _labelled(attacks) -> dict[str, Spec]:
+    """Attacks by result key: a mapping is taken as it is (e.g. one attack at several eps);
+    a sequence is keyed by each spec's own label, which must then be unique."""
+    items = list(attacks.items()) if isinstance(attacks, Mapping) else [(getattr(a, "label", None), a) for a in attacks]
+    out: dict[str, Spec] = {}
+    for label, spec in items:
+        if not isinstance(spec, Spec):
+            raise ClasswiseError(f"not an attack: {spec!r}; use AttackSpec, AutoAttackSpec, VictimSpec or "
+                                 "IntoClassSpec")
+        if label == "clean":
+            raise ClasswiseError("'clean' names the clean predictions; give the attack another label")
+        if label in out:
+            raise ClasswiseError(f"two attacks share the label '{label}'; pass a dict {{label: spec}} "
+                                 "to name them")
+        out[label] = spec
+    return out
+
+
+def _as_data(data):
+    """`ClassData` / `FolderSource` as they are; an (images, labels) pair of tensors becomes a
+    `ClassData`. Evaluation reads 8-bit images, so float images must be exact multiples of 1/255."""
+    if not isinstance(data, tuple | list):
+        return data
+    images, labels = (torch.as_tensor(v) for v in data)
+    if images.is_floating_point():
+        as_bytes = (images * 255).round()
+        if images.min() < 0 or images.max() > 1 or (as_bytes - images * 255).abs().max() > 1e-3:
+            raise ClasswiseError("evaluate reads 8-bit images: pass uint8 images (N, C, H, W), or floats in [0, 1] "
+                                 "that are multiples of 1/255, or a ClassData")
+        images = as_bytes.to(torch.uint8)
+    labels = labels.long()
+    classes = [str(c) for c in range(int(labels.max()) + 1 if len(labels) else 0)]
+    return ClassData(images, labels, classes, name="tensors")
+
+
+def evaluate(model: nn.Module, data, attacks=(), *, batch_size: int = 256, device=None,
              seed: int = 0, early_stop: bool = True, show_progress: bool = True) -> EvalResult:
-    """Per-sample clean and adversarial predictions over `data` (a `ClassData` in memory or a
-    `FolderSource` streamed from disk), read in chunks. Each attack runs only on the images
-    the model gets right: a misclassified image needs no attack (its adversarial prediction
-    is its clean one). Under torchrun each rank takes an exact contiguous share of the data
-    and every rank gets the whole result back."""
+    """Per-sample clean and adversarial predictions over `data` (a `ClassData` in memory, a
+    `FolderSource` streamed from disk, or an (images, labels) pair), read in chunks. `model` is
+    any `nn.Module` that maps [0, 1] images to logits. `attacks` is a sequence of specs
+    (`AttackSpec`, `AutoAttackSpec`, `VictimSpec`, `IntoClassSpec`) or a {label: spec} mapping.
+
+    Each gradient attack runs only on the images the model gets right: a misclassified image
+    needs no attack (its adversarial prediction is its clean one). AutoAttack makes that choice
+    with its own clean pass, as its authors' code does. Under torchrun each rank takes an exact
+    contiguous share of the data and every rank gets the whole result back."""
+    data, attacks = _as_data(data), _labelled(attacks)
+    for spec in attacks.values():
+        if isinstance(spec, VictimSpec | IntoClassSpec):
+            check_class(spec, len(data.classes))
+        if isinstance(spec, AutoAttackSpec):
+            require_autoattack()  # before the clean pass, not after it
     if world()[1] > 1:
         part = _evaluate(model, data.subset(shard(len(data))), attacks, batch_size=batch_size, device=device,
                          seed=seed, early_stop=early_stop, show_progress=show_progress and is_main())
@@ -101,20 +166,20 @@ def evaluate(model: nn.Module, data, attacks: list[AttackSpec] = (), *, batch_si
                      early_stop=early_stop, show_progress=show_progress)
 
 
-def _evaluate(model, data, attacks, *, batch_size, device, seed, early_stop, show_progress) -> EvalResult:
+def _evaluate(model, data, attacks: dict, *, batch_size, device, seed, early_stop, show_progress) -> EvalResult:
     device = torch.device(device) if device is not None else next(model.parameters()).device
     n = len(data)
     labels = data.labels.numpy().copy()
     result = EvalResult(list(data.classes), labels, np.empty(n, dtype=np.int64))
-    for spec in attacks:
-        result.adv_pred[spec.label] = np.empty(n, dtype=np.int64)
-        result.attacks[spec.label] = spec.model_dump()
+    for label, spec in attacks.items():
+        result.adv_pred[label] = np.empty(n, dtype=np.int64)
+        result.attacks[label] = spec.model_dump()
     # one generator per attack, consumed in data order: results do not depend on chunking
     generators = [torch.Generator(device=device).manual_seed(seed) for _ in attacks]
     chunk = _chunk_size(data, batch_size)
     desc = None
     if show_progress:
-        desc = f"{'clean + ' + ', '.join(s.label for s in attacks) if attacks else 'clean'} {data.name or 'data'}"
+        desc = f"{'clean + ' + ', '.join(attacks) if attacks else 'clean'} {data.name or 'data'}"
     with eval_mode(model), channels_last(model):
         fast = folded(model)
         for start in progress(range(0, n, chunk), desc, total_items=n, step_items=chunk):
@@ -124,12 +189,67 @@ def _evaluate(model, data, attacks, *, batch_size, device, seed, early_stop, sho
             with torch.inference_mode():
                 clean = torch.cat([model(x[i:i + 2 * batch_size]).argmax(1) for i in range(0, len(x), 2 * batch_size)])
             result.clean_pred[idx] = clean.cpu().numpy()
-            ok = (clean == y).nonzero().flatten()
-            for spec, gen in zip(attacks, generators, strict=True):
-                adv = clean.clone()
-                if ok.numel():
-                    xo = x[ok].contiguous(memory_format=torch.channels_last)
-                    out = attack(fast, xo, y[ok], spec, early_stop=early_stop, batch_size=batch_size, generator=gen)
-                    adv[ok] = _confirm(model, fast, out, batch_size)
-                result.adv_pred[spec.label][idx] = adv.cpu().numpy()
+            for (label, spec), gen in zip(attacks.items(), generators, strict=True):
+                adv = _attack_chunk(model, fast, spec, x, y, clean, gen, batch_size=batch_size, seed=seed,
+                                    early_stop=early_stop, num_classes=len(data.classes), notes=result.notes, key=label)
+                result.adv_pred[label][idx] = adv.cpu().numpy()
+    for label, spec in attacks.items():
+        if isinstance(spec, VictimSpec):
+            merge_untargeted(spec, labels, result.adv_pred[label], attacks, result.adv_pred)
     return result
+
+
+def _attack_chunk(model, fast, spec, x, y, clean, gen, *, batch_size, seed, early_stop, num_classes, notes, key):
+    """Adversarial predictions for one chunk under one spec."""
+    adv = clean.clone()
+    if isinstance(spec, AutoAttackSpec):
+        out = run_autoattack(model, x, y, spec, num_classes=num_classes, batch_size=batch_size, seed=seed)
+        if out.flags:
+            notes[key] = list(dict.fromkeys([*notes.get(key, []), *out.flags]))
+        return out.pred
+    rows = (clean == y).nonzero().flatten() if isinstance(spec, AttackSpec) else threat_rows(spec, y, clean)
+    if rows.numel() == 0:
+        return adv
+    xo = x[rows].contiguous(memory_format=torch.channels_last)
+    if isinstance(spec, AttackSpec):
+        out = attack(fast, xo, y[rows], spec, early_stop=early_stop, batch_size=batch_size, generator=gen)
+    else:
+        out = run_threat(spec, fast, xo, y[rows], clean[rows], batch_size=batch_size, generator=gen,
+                         early_stop=early_stop)
+    adv[rows] = _confirm(model, fast, out, batch_size)
+    return adv
+
+
+def _eps_text(eps: float) -> str:
+    levels = eps * 255
+    return f"{round(levels)}/255" if abs(levels - round(levels)) < 1e-6 and round(levels) > 0 else f"{eps:.4g}"
+
+
+def robustbench_json(res: EvalResult, *, dataset: str, name: str | None = None, architecture: str | None = None,
+                     autoattack_key: str | None = None, unreliable: bool | None = None) -> dict:
+    """RobustBench's model_info fields (accuracies as percent strings with two decimals, eps
+    as `8/255`), with `autoattack_acc` from `autoattack_key` (default: the first AutoAttack run
+    in the results; None if there is none), plus our per-class table under `classwise`."""
+    aa = autoattack_key or next((k for k in res.robust_keys if res.attacks[k].get("name") == "autoattack"), None)
+    spec = res.attacks.get(aa) or next((res.attacks[k] for k in res.robust_keys), {})
+    table = res.per_class("clean")[["class", "n"]].copy()
+    table["clean_acc"] = (res.per_class("clean")["accuracy"] * 100).round(2)
+    for key in res.robust_keys:
+        table[f"{key}_acc" if key != aa else "autoattack_acc"] = (res.per_class(key)["accuracy"] * 100).round(2)
+    footnote = None if aa else "no AutoAttack run: autoattack_acc is missing; see classwise.per_class for other attacks"
+    if aa:
+        notes = [f"AutoAttack version '{res.attacks[aa].get('version')}', not the standard one"
+                 if res.attacks[aa].get("version") != "standard" else None,
+                 "a reduced AutoAttack budget" if any(res.attacks[aa].get(k) is not None for k in
+                                                     ("iterations", "restarts", "targets", "queries")) else None]
+        footnote = "; ".join(n for n in notes if n) or None
+    return {
+        "link": None, "name": name, "authors": None, "additional_data": None, "number_forward_passes": 1,
+        "dataset": dataset, "venue": None, "architecture": architecture,
+        "eps": _eps_text(spec["eps"]) if "eps" in spec else None,
+        "clean_acc": f"{res.accuracy('clean') * 100:.2f}", "reported": None,
+        "autoattack_acc": f"{res.accuracy(aa) * 100:.2f}" if aa else None,
+        "footnote": footnote, "unreliable": unreliable,
+        "classwise": {"threat_model": {"linf": "Linf", "l2": "L2"}.get(spec.get("norm")), "n_examples": len(res.labels),
+                      "attack": spec, "per_class": table.to_dict(orient="records")},
+    }

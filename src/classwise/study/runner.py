@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..data import Splits, load_dataset
+from ..data import Splits, load_dataset, stratified_subset
 from ..device import resolve_device
-from ..evaluate import EvalResult
+from ..evaluate import EvalResult, SanityReport, sanity_checks
 from ..io import atomic_write_json, atomic_write_text
+from ..models import load_weights
 from ..report import class_figure, confusion_figure, print_lines, print_per_class, trend_figure, write_report
-from ..train import METRICS
+from ..train import FINAL, METRICS, build_model
 from .config import StudyConfig
 from .execute import execute_run, resolve
 
@@ -94,6 +95,8 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
             "clean": _summary(res, "clean"), "robust": _summary(res, label),
         }
         rows.append(_per_class_rows(name, method, res, label))
+        if (out_dir / name / FINAL).exists():
+            results["models"][name]["sanity"] = _sanity(out_dir / name, rc, splits, res, run.attack, device)
     m = results["models"]
     results["gap_widens"] = {k: {s: bool(m["adversarial"][k][s] > m["standard"][k][s]) for s in ("std", "gap")}
                              for k in ("clean", "robust")}
@@ -109,6 +112,14 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
     _html(out_dir, results, per_class, figures)
     _terminal(results, per_class, out_dir)
     return results
+
+
+def _sanity(run_dir: Path, rc, splits: Splits, res: EvalResult, spec, device) -> list[dict]:
+    """The sanity checks of a run's test evaluation, probing the weights the run saved."""
+    model = build_model(rc, splits.train)
+    load_weights(model, run_dir / FINAL)
+    test = stratified_subset(splits.test, rc.test_limit, seed=rc.seed) if rc.test_limit else splits.test
+    return sanity_checks(res, model.to(resolve_device(device)), test, spec=spec, seed=rc.seed).to_dict()
 
 
 def _figures(out_dir: Path, results: dict, evals: dict, histories: dict, per_class: pd.DataFrame):
@@ -157,6 +168,10 @@ def _html(out_dir: Path, results: dict, per_class: pd.DataFrame, figs: dict) -> 
         ("Confusion matrices", [figs["confusion_standard"], figs["confusion_adversarial"]]),
         ("Per-class detail with 95% Wilson intervals", [per_class]),
     ]
+    checks = [SanityReport.from_dict(m[n]["sanity"]).table().assign(model=n) for n in MODELS if m[n].get("sanity")]
+    if checks:
+        sections.append(("Sanity checks of the robust evaluation",
+                         [pd.concat(checks, ignore_index=True)[["model", "check", "status", "detail"]]]))
     for n in MODELS:
         if m[n]["stopped"]:
             sections.insert(1, (f"Note on the {n} run", [m[n]["stopped"]]))
@@ -169,5 +184,7 @@ def _terminal(results: dict, per_class: pd.DataFrame, out_dir: Path) -> None:
     wide = _wide(per_class)
     if len(wide) <= 30:
         print_per_class(wide, f"Per-class accuracy (%), {results['attack']} at eps={results['eps']:.4g}", worst)
-    print_lines(results["answers"] + [f"Run directory: {out_dir} (report.html, results.json, per_class.csv)"])
+    warns = [f"{n} model: {line}" for n in MODELS for line in SanityReport.from_dict(
+        results["models"][n].get("sanity") or []).lines() if " WARN " in line]
+    print_lines(results["answers"] + warns + [f"Run directory: {out_dir} (report.html, results.json, per_class.csv)"])
 
