@@ -35,6 +35,15 @@ def test_wilson_interval_matches_scipy(k, n):
     assert wilson_interval(k, n) == pytest.approx((ci.low, ci.high), abs=1e-12)
 
 
+def test_wilson_interval_holds_the_proportion_exactly():
+    """Figures draw accuracy - low as an error bar, which must not be negative, not even by 1e-17."""
+    n = np.repeat(np.arange(1, 1201), 2)
+    k = np.where(np.arange(len(n)) % 2 == 0, 0, n)  # the edges, where rounding bites
+    low, high = wilson_interval(k, n)
+    assert (k / n - low >= 0).all() and (high - k / n >= 0).all()
+    assert (low[k == 0] == 0).all() and (high[k == n] == 1).all()
+
+
 def test_wilson_interval_edges():
     assert wilson_interval(0, 20)[0] == pytest.approx(0, abs=1e-12)
     assert wilson_interval(20, 20)[1] == pytest.approx(1)

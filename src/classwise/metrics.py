@@ -23,7 +23,8 @@ def wilson_interval(correct, n, confidence: float = 0.95):
         p = k / n
         centre = (p + z * z / (2 * n)) / (1 + z * z / n)
         half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-        low, high = np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+        # the interval holds p exactly; at k = 0 or k = n rounding can put a bound 1e-17 past it
+        low, high = np.clip(np.minimum(centre - half, p), 0, 1), np.clip(np.maximum(centre + half, p), 0, 1)
     if low.ndim == 0:
         return float(low), float(high)
     return low, high
