@@ -58,3 +58,17 @@ def test_unknown_or_too_small_inputs_are_refused():
         create_model("tv:resnet1000")
     with pytest.raises(ClasswiseError, match="at least 20 px"):
         create_model("lenet", 10, 1, 8)
+
+
+def test_models_command_lists_every_architecture_with_both_counts(capsys, monkeypatch):
+    from classwise.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in out.splitlines() if line.count("│") > 4}
+    assert set(MODELS) <= set(rows)
+    resnet18 = rows["resnet18"]
+    assert resnet18[2] == MODELS["resnet18"].published_params
+    assert resnet18[1] == f"{count_parameters(create_model('resnet18', 10, 3, 32).net) / 1e6:.3f} M"

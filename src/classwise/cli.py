@@ -396,8 +396,7 @@ def cmd_models(args) -> int:
     for name, entry in sorted(MODELS.items()):
         c, h, _ = entry.reference_shape
         n = count_parameters(create_model(name, 10, c, h).net)
-        pub = f"{entry.published_params / 1e6:.3f} M" if entry.published_params else "-"
-        table.add_row(name, f"{c}x{h}x{h}", f"{n / 1e6:.3f} M", pub, entry.description)
+        table.add_row(name, f"{c}x{h}x{h}", f"{n / 1e6:.3f} M", entry.published_params or "-", entry.description)
     console.print(table)
     console.print("Also: tv:<name> for any torchvision classification model with ImageNet normalization "
                   "(e.g. tv:resnet50), to load and audit a weights file.")
