@@ -41,26 +41,3 @@ def atomic_write_json(path, obj) -> None:
 
 def atomic_torch_save(path, obj) -> None:
     _atomic(path, lambda fh: torch.save(obj, fh))
-
-
-def append_jsonl(path, record: dict) -> None:
-    """One line per record; a torn last line from a crash is skipped by `read_jsonl`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fh.write(json.dumps(record) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def read_jsonl(path) -> list[dict]:
-    path = Path(path)
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
