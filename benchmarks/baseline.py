@@ -49,9 +49,11 @@ def make_attack(model, method: str, eps: float, steps: int = 10, alpha: float | 
     return atk
 
 
-def train_epoch(model, dl, optimizer, scheduler, method: str, eps: float, steps: int = 10, bn: str = "eval"):
-    """One adversarial-training epoch. `bn="eval"` is torchattacks' default (the attack runs
-    in eval mode); `bn="train"` crafts with batch statistics like the Madry / Wong loops."""
+def train_epoch(model, dl, optimizer, scheduler, method: str, eps: float, steps: int = 10, bn: str = "eval",
+                limit: int | None = None):
+    """One adversarial-training epoch (or its first `limit` images). `bn="eval"` is torchattacks'
+    default (the attack runs in eval mode); `bn="train"` crafts with batch statistics like the
+    Madry / Wong loops."""
     atk = make_attack(model, method, eps, steps)
     if bn == "train":
         atk.set_model_training_mode(model_training=True, batchnorm_training=True)
@@ -66,6 +68,8 @@ def train_epoch(model, dl, optimizer, scheduler, method: str, eps: float, steps:
         if scheduler is not None:
             scheduler.step()
         seen += len(y)
+        if limit is not None and seen >= limit:
+            break
     return seen
 
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ClasswiseError
+from .input_grad import fast_input_grad
 
 NORMS = ("linf", "l2")
 LOSSES = ("ce", "margin")
@@ -132,45 +133,47 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, s
         success = pred.eq(target) if target is not None else pred.ne(y)
         return AttackOutput(x.clone(), pred, success)
 
-    x_init = random_init(x, eps, norm, generator) if random_start else x.clone()
-    if not track:
-        x_adv = x_init
-        for _ in range(steps):
-            x_adv.requires_grad_(True)
-            grad, = torch.autograd.grad(attack_loss(model(x_adv), y, target, loss).sum(), x_adv)
-            x_adv = project(step(x_adv.detach(), grad, alpha, norm), x, eps, norm)
-        return AttackOutput(x_adv.detach(), torch.empty(0), torch.empty(0))
+    with fast_input_grad(model):
+        x_init = random_init(x, eps, norm, generator) if random_start else x.clone()
+        if not track:
+            x_adv = x_init
+            for _ in range(steps):
+                x_adv.requires_grad_(True)
+                grad, = torch.autograd.grad(attack_loss(model(x_adv), y, target, loss).sum(), x_adv)
+                x_adv = project(step(x_adv.detach(), grad, alpha, norm), x, eps, norm)
+            return AttackOutput(x_adv.detach(), torch.empty(0), torch.empty(0))
 
-    n = x.shape[0]
-    size = min(batch_size or n, n)
-    best = x_init.clone()
-    pred = torch.empty(n, dtype=torch.long, device=x.device)
-    success = torch.zeros(n, dtype=torch.bool, device=x.device)
-    idx = torch.arange(size, device=x.device)  # the pool: which points, at which iterate
-    xa = x_init[:size]
-    k = torch.zeros(size, dtype=torch.long, device=x.device)
-    queued = size
-    while idx.numel():
-        xa.requires_grad_(True)
-        logits = model(xa)
-        p = logits.argmax(1)
-        yi = y[idx]
-        ti = target[idx] if target is not None else None
-        hit = p.eq(ti) if ti is not None else p.ne(yi)
-        first = hit & ~success[idx]  # fooled at this iterate for the first time: keep it
-        done = k.eq(steps) | (hit if early_stop else torch.zeros_like(hit))
-        report = first | (done & ~success[idx])  # unfooled points report their last iterate
-        best[idx[report]] = xa.detach()[report]
-        pred[idx[report]] = p[report]
-        success[idx] = success[idx] | hit
-        go = ~done
-        n_go = int(go.sum())
-        if n_go:
-            grad, = torch.autograd.grad(attack_loss(logits[go], yi[go], None if ti is None else ti[go], loss).sum(), xa)
-            xa_go = project(step(xa.detach()[go], grad[go], alpha, norm), x[idx[go]], eps, norm)
-        new = torch.arange(queued, min(queued + size - n_go, n), device=x.device)
-        queued += new.numel()
-        idx = torch.cat([idx[go], new])
-        k = torch.cat([k[go] + 1, torch.zeros_like(new)])
-        xa = torch.cat([xa_go, x_init[new]]) if n_go else x_init[new]
-    return AttackOutput(best, pred, success)
+        n = x.shape[0]
+        size = min(batch_size or n, n)
+        best = x_init.clone()
+        pred = torch.empty(n, dtype=torch.long, device=x.device)
+        success = torch.zeros(n, dtype=torch.bool, device=x.device)
+        idx = torch.arange(size, device=x.device)  # the pool: which points, at which iterate
+        xa = x_init[:size]
+        k = torch.zeros(size, dtype=torch.long, device=x.device)
+        queued = size
+        while idx.numel():
+            xa.requires_grad_(True)
+            logits = model(xa)
+            p = logits.argmax(1)
+            yi = y[idx]
+            ti = target[idx] if target is not None else None
+            hit = p.eq(ti) if ti is not None else p.ne(yi)
+            first = hit & ~success[idx]  # fooled at this iterate for the first time: keep it
+            done = k.eq(steps) | (hit if early_stop else torch.zeros_like(hit))
+            report = first | (done & ~success[idx])  # unfooled points report their last iterate
+            best[idx[report]] = xa.detach()[report]
+            pred[idx[report]] = p[report]
+            success[idx] = success[idx] | hit
+            go = ~done
+            n_go = int(go.sum())
+            if n_go:
+                objective = attack_loss(logits[go], yi[go], None if ti is None else ti[go], loss)
+                grad, = torch.autograd.grad(objective.sum(), xa)
+                xa_go = project(step(xa.detach()[go], grad[go], alpha, norm), x[idx[go]], eps, norm)
+            new = torch.arange(queued, min(queued + size - n_go, n), device=x.device)
+            queued += new.numel()
+            idx = torch.cat([idx[go], new])
+            k = torch.cat([k[go] + 1, torch.zeros_like(new)])
+            xa = torch.cat([xa_go, x_init[new]]) if n_go else x_init[new]
+        return AttackOutput(best, pred, success)

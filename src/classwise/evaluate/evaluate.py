@@ -15,6 +15,7 @@ from ..attacks.threats import IntoClassSpec, VictimSpec, check_class, merge_unta
 from ..data import ClassData, to_float
 from ..distributed import gather, is_main, shard, world
 from ..errors import ClasswiseError
+from ..heap import heap_kept
 from ..metrics import confusion_matrix, disparity, per_class_table
 from ..progress import progress
 
@@ -180,7 +181,7 @@ def _evaluate(model, data, attacks: dict, *, batch_size, device, seed, early_sto
     desc = None
     if show_progress:
         desc = f"{'clean + ' + ', '.join(attacks) if attacks else 'clean'} {data.name or 'data'}"
-    with eval_mode(model), channels_last(model):
+    with eval_mode(model), channels_last(model), heap_kept():
         fast = folded(model)
         for start in progress(range(0, n, chunk), desc, total_items=n, step_items=chunk):
             idx = np.arange(start, min(start + chunk, n))

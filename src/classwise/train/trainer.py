@@ -21,6 +21,7 @@ from ..data import ClassData, Splits, batches, stratified_subset
 from ..distributed import barrier, is_main, world
 from ..errors import ClasswiseError
 from ..evaluate import evaluate
+from ..heap import heap_kept
 from ..io import atomic_torch_save, atomic_write_text
 from ..models import create_model, read_weights_file
 from ..progress import console, progress
@@ -80,24 +81,25 @@ def train_epoch(model: nn.Module, data: ClassData, cfg: TrainConfig, optimizer, 
     stream = batches(data, cfg.batch_size, shuffle=True, generator=generator, crop_padding=cfg.crop_padding,
                      hflip=cfg.hflip, device=device, channels_last=cfg.channels_last, shard=(rank, size))
     craft_in_eval = cfg.method != "standard" and cfg.attack_bn == "eval"
-    for x, y in progress(stream, desc, total_items=len(data) // size, step_items=cfg.batch_size):
-        if craft_in_eval:
-            with eval_mode(attacked):
-                x_in = method(folded(attacked), x, y, cfg, generator)
-        else:
-            x_in = method(attacked, x, y, cfg, generator)
-        logits = model(x_in)
-        loss = F.cross_entropy(logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        # accumulate on the device: no host sync inside the step
-        loss_sum += loss.detach() * len(y)
-        correct += (logits.argmax(1) == y).sum()
-        seen += len(y)
-        if on_batch is not None and on_batch(seen):
-            break
+    with heap_kept():
+        for x, y in progress(stream, desc, total_items=len(data) // size, step_items=cfg.batch_size):
+            if craft_in_eval:
+                with eval_mode(attacked):
+                    x_in = method(folded(attacked), x, y, cfg, generator)
+            else:
+                x_in = method(attacked, x, y, cfg, generator)
+            logits = model(x_in)
+            loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            # accumulate on the device: no host sync inside the step
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+            if on_batch is not None and on_batch(seen):
+                break
     return float(loss_sum) / max(seen, 1), float(correct) / max(seen, 1)
 
 

@@ -1,0 +1,87 @@
+"""The two hot-loop devices behind benchmarks/: the first-conv input gradient and the kept heap."""
+
+import platform
+import resource
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from classwise.attacks import perturb
+from classwise.attacks.input_grad import fast_input_grad
+from classwise.heap import heap_kept
+from classwise.models import create_model
+
+
+def _grad_chain(t: torch.Tensor) -> set[str]:
+    seen, todo = set(), [t.grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is not None and fn not in seen:
+            seen.add(fn)
+            todo += [nxt for nxt, _ in fn.next_functions]
+    return {type(fn).__name__ for fn in seen}
+
+
+@pytest.mark.parametrize("arch,shape", [("mnist-cnn", (1, 28, 28)), ("resnet20", (3, 32, 32)), ("lenet", (1, 28, 28))])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_fast_first_conv_gives_the_same_input_gradient(arch, shape, layout):
+    torch.manual_seed(0)
+    model = create_model(arch, 10, shape[0], shape[1], mean=[0.3] * shape[0], std=[0.3] * shape[0]).eval()
+    model = model.to(memory_format=layout)
+    x = torch.rand(6, *shape).contiguous(memory_format=layout).requires_grad_()
+    y = torch.randint(0, 10, (6,))
+    ref, = torch.autograd.grad(F.cross_entropy(model(x), y), x)
+    with fast_input_grad(model):
+        out = model(x)
+        assert "_FirstConvBackward" in _grad_chain(out)  # the fast path is the one taken
+        got, = torch.autograd.grad(F.cross_entropy(out, y), x)
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-6)
+    assert got.shape == x.shape
+    # plain nn.Conv2d again afterwards, and training gradients untouched by the block
+    assert "_FirstConvBackward" not in _grad_chain(model(x))
+    assert not any("forward" in vars(m) for m in model.modules())
+
+
+def test_fast_first_conv_is_used_by_attacks_and_changes_no_result():
+    torch.manual_seed(0)
+    model = create_model("mnist-cnn", 10, 1, 28, mean=[0.3], std=[0.3]).eval()
+    x, y = torch.rand(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    seen = []
+    handle = model.net.features[0].register_forward_hook(lambda m, i, o: seen.append(_grad_chain(o)))
+    fast = perturb(model, x, y, eps=0.1, steps=5, track=False, generator=torch.Generator().manual_seed(1)).x_adv
+    handle.remove()
+    assert any("_FirstConvBackward" in names for names in seen)
+    import classwise.attacks.input_grad as ig
+
+    old, ig.MAX_IN_CHANNELS = ig.MAX_IN_CHANNELS, 0  # no conv eligible: the plain autograd path
+    try:
+        plain = perturb(model, x, y, eps=0.1, steps=5, track=False, generator=torch.Generator().manual_seed(1)).x_adv
+    finally:
+        ig.MAX_IN_CHANNELS = old
+    # a sign step flips only where the gradient is ~0 in float rounding
+    assert (fast - plain).abs().gt(1e-6).float().mean() < 0.01
+
+
+def _faults_over(fn) -> int:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    fn()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def _churn():
+    for mb in (12, 16, 20, 24, 28):  # changing sizes, as activations of different layers do
+        torch.ones(mb << 18).sum()  # mb MiB, every page touched
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the heap setting is glibc's")
+def test_kept_heap_stops_page_faults_and_is_undone_on_leaving():
+    with heap_kept():
+        _churn()  # the first round grows the heap
+        with heap_kept():
+            pass  # leaving an inner block must not undo the outer one
+        inside = _faults_over(_churn)
+    after = _faults_over(_churn)
+    pages = sum((12, 16, 20, 24, 28)) * 256  # 4 KiB pages touched per round
+    assert inside < 0.05 * pages
+    assert after > 0.5 * pages
