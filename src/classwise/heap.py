@@ -16,8 +16,7 @@ and nothing useful under an LD_PRELOADed jemalloc or tcmalloc, which already kee
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import platform
+import os
 import threading
 from contextlib import contextmanager
 
@@ -31,12 +30,11 @@ _depth = 0
 
 
 def _glibc():
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
-    except OSError:
+        if not os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc"):
+            return None
+        return ctypes.CDLL("libc.so.6")
+    except (AttributeError, ValueError, OSError):  # no confstr (Windows), not glibc, no libc.so.6
         return None
 
 
