@@ -8,9 +8,11 @@ slower (12.4 ms -> 2.8 ms per batch of 128 once the faults were gone).
 
 Inside `heap_kept()` large blocks come from the heap and up to 1 GiB of freed memory stays
 there; on leaving, glibc's documented defaults come back and the extra memory is returned
-(`malloc_trim`). The setting is process-wide, so it is scoped to classwise's own loops rather
-than made on import. It does nothing where the C library is not glibc (macOS, Windows, musl)
-and nothing useful under an LD_PRELOADed jemalloc or tcmalloc, which already keep memory.
+(`malloc_trim`). glibc has no call that turns its dynamic mmap threshold back on, so after a
+classwise loop the process keeps those fixed defaults (128 KiB). The setting is process-wide,
+so it is scoped to classwise's own loops rather than made on import. It does nothing where the
+C library is not glibc (macOS, Windows, musl) and nothing useful under an LD_PRELOADed jemalloc
+or tcmalloc, which already keep memory.
 """
 
 from __future__ import annotations
