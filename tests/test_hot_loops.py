@@ -43,7 +43,7 @@ def test_fast_first_conv_gives_the_same_input_gradient(arch, shape, layout):
     assert not any("forward" in vars(m) for m in model.modules())
 
 
-def test_fast_first_conv_is_used_by_attacks_and_changes_no_result():
+def test_fast_first_conv_is_used_by_attacks_and_changes_no_result(monkeypatch):
     torch.manual_seed(0)
     model = create_model("mnist-cnn", 10, 1, 28, mean=[0.3], std=[0.3]).eval()
     x, y = torch.rand(32, 1, 28, 28), torch.randint(0, 10, (32,))
@@ -52,13 +52,8 @@ def test_fast_first_conv_is_used_by_attacks_and_changes_no_result():
     fast = perturb(model, x, y, eps=0.1, steps=5, track=False, generator=torch.Generator().manual_seed(1)).x_adv
     handle.remove()
     assert any("_FirstConvBackward" in names for names in seen)
-    import classwise.attacks.input_grad as ig
-
-    old, ig.MAX_IN_CHANNELS = ig.MAX_IN_CHANNELS, 0  # no conv eligible: the plain autograd path
-    try:
-        plain = perturb(model, x, y, eps=0.1, steps=5, track=False, generator=torch.Generator().manual_seed(1)).x_adv
-    finally:
-        ig.MAX_IN_CHANNELS = old
+    monkeypatch.setattr("classwise.attacks.input_grad.MAX_IN_CHANNELS", 0)  # no conv eligible: plain autograd
+    plain = perturb(model, x, y, eps=0.1, steps=5, track=False, generator=torch.Generator().manual_seed(1)).x_adv
     # a sign step flips only where the gradient is ~0 in float rounding
     assert (fast - plain).abs().gt(1e-6).float().mean() < 0.01
 

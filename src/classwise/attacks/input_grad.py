@@ -53,8 +53,6 @@ def _eligible(m: nn.Module) -> bool:
 
 def _forward(conv: nn.Conv2d):
     def forward(x):
-        if not x.requires_grad:  # nothing to differentiate with respect to the input
-            return F.conv2d(x, conv.weight, conv.bias, padding=conv.padding)
         bias = None if conv.bias is None else conv.bias.detach()
         return _FirstConv.apply(x, conv.weight.detach(), bias, conv.padding)
     return forward
