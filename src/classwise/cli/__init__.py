@@ -1,0 +1,45 @@
+"""`classwise` command line. Each verb is one module of this package with `ORDER`,
+`add_parser(sub)` and `run(args)`; a new verb is a new file, found here by discovery."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from .. import progress
+from ..errors import ClasswiseError
+
+
+def _verbs() -> list:
+    mods = [importlib.import_module(f"{__name__}.{m.name}") for m in pkgutil.iter_modules(__path__)]
+    return sorted((m for m in mods if hasattr(m, "add_parser")), key=lambda m: m.ORDER)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="classwise", description="Train and audit image classifiers class by class.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for verb in _verbs():
+        verb.add_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    progress.QUIET = getattr(args, "quiet", False)
+    try:
+        return args.func(args)
+    except ClasswiseError as exc:
+        print(f"classwise: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("classwise: interrupted; rerun with --resume to continue from the last checkpoint",
+              file=sys.stderr)
+        return 130
+    except ValueError as exc:  # pydantic validation of option values
+        if type(exc).__name__ != "ValidationError":
+            raise
+        errors = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        print(f"classwise: error: invalid settings: {errors}", file=sys.stderr)
+        return 2

@@ -1,0 +1,257 @@
+"""`classwise evaluate`: per-class clean and robust accuracy of a registry model or your own."""
+
+from __future__ import annotations
+
+import argparse
+from fractions import Fraction
+from pathlib import Path
+
+from ..errors import ClasswiseError
+from .common import common_options, parse_eps
+
+ORDER = 30
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="per-class clean and robust accuracy of a registry model or your own")
+    common_options(p)
+    # values above 1 are pixel levels out of 255 for Linf only: L2 radii above 1 are common
+    next(a for a in p._actions if a.dest == "eps").type = _eps_number
+    p.add_argument("--arch", help="architecture (see `classwise models`, or tv:<torchvision name>); "
+                   "read from the checkpoint when it says")
+    p.add_argument("--model", metavar="MODULE:FACTORY", help="your own model instead: package.module:factory or "
+                   "path/to/file.py:factory returning an nn.Module that maps images to logits")
+    p.add_argument("--checkpoint", type=Path, help="weights file (`module.` prefixes and nested "
+                   "state_dict/model keys are handled)")
+    p.add_argument("--mean", help="the model expects (x - mean) / std: per-channel values, or imagenet / cifar10")
+    p.add_argument("--std", help="see --mean")
+    p.add_argument("--attack", nargs="+", choices=["pgd", "fgsm", "autoattack"], default=["pgd"],
+                   help="one or more untargeted attacks, e.g. --attack pgd autoattack")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--restarts", type=int, default=1)
+    p.add_argument("--loss", choices=["ce", "margin"], default="ce", help="PGD/FGSM loss: ce or CW margin")
+    p.add_argument("--version", choices=["standard", "plus", "rand", "custom"], default="standard",
+                   help="AutoAttack version")
+    p.add_argument("--aa-attacks", help="AutoAttack components for the custom version, e.g. apgd-ce,apgd-t")
+    p.add_argument("--aa-iterations", type=int, help="reduced AutoAttack budget: APGD/FAB iterations (not standard)")
+    p.add_argument("--aa-restarts", type=int, help="reduced AutoAttack budget: APGD/FAB restarts (not standard)")
+    p.add_argument("--aa-queries", type=int, help="reduced AutoAttack budget: Square queries (not standard)")
+    p.add_argument("--victim", action="append", metavar="CLASS",
+                   help="attack the images of this class (name or index) with a bigger budget; repeatable")
+    p.add_argument("--target", action="append", metavar="CLASS",
+                   help="push the images of every other class into this class; repeatable")
+    p.add_argument("--eps-curve", nargs="?", const="auto", metavar="EPS,EPS,...",
+                   help="per-class accuracy over these eps (default: eps x 0.25, 0.5, 1, 2, 4)")
+    p.add_argument("--no-sanity", action="store_true", help="skip the sanity checks of the robust evaluation")
+    p.add_argument("--limit", type=int, help="evaluate a stratified test subset of this size")
+    p.add_argument("--per-class", type=int, help="evaluate N images of every class (equal counts)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--top-k", type=int, default=5, help="classes listed when there are too many for a table")
+    p.add_argument("--robustbench-json", type=Path, help="write RobustBench's model_info fields plus the per-class "
+                   "table to this file")
+    p.add_argument("--out", type=Path, help="write eval.json, results.json, per_class.csv, robustbench.json "
+                   "(and eps_curve.*) here")
+    p.set_defaults(func=run)
+
+
+
+def _evaluation_model(args, test, splits):
+    """(model taking [0, 1] images, its name, checkpoint format) from --arch or --model."""
+    from ..models import create_model, load_weights, read_weights_file
+    from ..models.custom import build_custom_model, load_custom_weights, normalization, wrap_normalization
+
+    c, h, _ = test.shape
+    stats = normalization(args.mean, args.std, c)
+    if args.model:
+        if args.arch:
+            raise ClasswiseError("give --arch (a registry architecture) or --model (your own factory), not both")
+        model = build_custom_model(args.model, test.num_classes)
+        fmt = "no"
+        if args.checkpoint is not None:
+            load_custom_weights(model, args.checkpoint)
+            fmt = "state_dict"
+        return (wrap_normalization(model, *stats) if stats else model), args.model, fmt
+    if args.checkpoint is None:
+        raise ClasswiseError("--checkpoint is needed with a registry architecture "
+                             "(or use --model package.module:factory)")
+    raw = read_weights_file(args.checkpoint)
+    arch = args.arch or (raw.get("arch") if isinstance(raw, dict) else None)
+    if arch is None:
+        raise ClasswiseError("--arch is needed: the checkpoint does not say which architecture it holds")
+    # the data's own statistics unless the file brings its normalizer (or the model is tv:*)
+    mean, std = splits.train.channel_stats() if splits.train is not None else (None, None)
+    model = create_model(arch, test.num_classes, c, h, mean=mean, std=std)
+    fmt = load_weights(model, args.checkpoint, raw)
+    if stats:  # what the user says wins over what the file carries
+        model.mean.copy_(model.mean.new_tensor(stats[0]).view_as(model.mean))
+        model.std.copy_(model.std.new_tensor(stats[1]).view_as(model.std))
+    return model, arch, fmt
+
+
+def _class_index(text: str, classes: list[str]) -> int:
+    if text in classes:
+        return classes.index(text)
+    if text.isdigit() and int(text) < len(classes):
+        return int(text)
+    shown = ", ".join(classes[:12]) + (", ..." if len(classes) > 12 else "")
+    raise ClasswiseError(f"no class '{text}': give a class name ({shown}) or an index below {len(classes)}")
+
+
+def _eps_number(text: str) -> float:
+    """--eps of `evaluate`, kept as written: whether a value above 1 means pixel levels out of
+    255 depends on the norm (an L2 radius of 3 is just that), see `_eps_for`."""
+    value = parse_eps(text)  # validates
+    return float(Fraction(text)) if value != float(Fraction(text)) else value
+
+
+def _eps_for(value: float, norm: str) -> float:
+    return value / 255 if norm == "linf" and value > 1 else value
+
+
+def _eps_grid(text: str, eps: float, norm: str) -> list[float]:
+    if text == "auto":
+        return [eps * f for f in (0.25, 0.5, 1, 2, 4)]
+    try:
+        return [_eps_for(_eps_number(v.strip()), norm) for v in text.split(",") if v.strip()]
+    except argparse.ArgumentTypeError as exc:
+        raise ClasswiseError(f"--eps-curve: {exc}") from exc
+
+
+def _evaluation_specs(args, eps: float, classes: list[str]):
+    """(untargeted attacks, class-targeted threats, the gradient attack the threats and curves use)."""
+    from ..attacks import AttackSpec, AutoAttackSpec, IntoClassSpec, VictimSpec
+    from ..attacks.autoattack import parse_components
+
+    def gradient(name):
+        return AttackSpec(name=name, eps=eps, steps=args.steps, norm=args.norm, restarts=args.restarts, loss=args.loss)
+
+    attacks = []
+    for name in dict.fromkeys(args.attack):
+        if name == "autoattack":
+            parts = parse_components(args.aa_attacks) if args.aa_attacks else None
+            version = "custom" if parts else args.version
+            attacks.append(AutoAttackSpec(eps=eps, norm=args.norm, version=version, attacks=parts,
+                                          iterations=args.aa_iterations, restarts=args.aa_restarts,
+                                          queries=args.aa_queries))
+        else:
+            attacks.append(gradient(name))
+    base = next((a for a in attacks if isinstance(a, AttackSpec) and a.name == "pgd"), None) or gradient("pgd")
+    threats = [VictimSpec(victim=_class_index(v, classes), attack=base) for v in args.victim or []]
+    threats += [IntoClassSpec(target=_class_index(t, classes), attack=base) for t in args.target or []]
+    return attacks, threats, base
+
+
+def _summary_line(name: str, s: dict) -> str:
+    return (f"{name}: overall {s['overall'] * 100:.2f}%, class mean {s['mean'] * 100:.2f}%, std {s['std'] * 100:.2f}, "
+            f"gap {s['gap'] * 100:.2f}, worst '{s['worst_class']}' {s['worst'] * 100:.1f}%, "
+            f"best '{s['best_class']}' {s['best'] * 100:.1f}%")
+
+
+def _print_threats(res, threats) -> None:
+    from ..attacks import into_table, victim_summary, victim_table
+    from ..report import print_lines, print_per_class
+
+    for spec in threats:
+        if spec.threat == "victim":
+            v = victim_summary(res, spec.label)
+            accs = ", ".join(f"{k} {a * 100:.1f}%" for k, a in v["accuracy"].items())
+            dest = victim_table(res, spec.label).drop(index=spec.victim).sort_values(spec.label, ascending=False)
+            where = ", ".join(f"'{r['class']}' {r[spec.label] * 100:.1f}%" for _, r in dest.head(3).iterrows()
+                              if r[spec.label] > 0)
+            print_lines([f"victim class '{v['victim']}' ({v['n']} images), accuracy: {accs}"
+                         + (f"; its images go to {where}" if where else "")])
+        else:
+            table = into_table(res, spec.label)
+            name = res.classes[spec.target]
+            if len(table) <= 30:
+                print_per_class(table.drop(columns="n"), f"share of each class pushed into '{name}' (%)")
+            moved = float((res.adv_pred[spec.label][res.labels != spec.target] == spec.target).mean())
+            print_lines([f"into '{name}': {moved * 100:.1f}% of the other classes' images end up in it under "
+                         f"{spec.attack.label}"])
+
+
+def run(args) -> int:
+    from ..attacks import curve_table, eps_curve, half_accuracy_eps
+    from ..data import load_dataset, per_class_subset, stratified_subset
+    from ..device import resolve_device
+    from ..evaluate import evaluate, robustbench_json, sanity_checks
+    from ..io import atomic_write_json, atomic_write_text
+    from ..report import print_lines, print_per_class
+
+    splits = load_dataset(args.dataset, args.data_dir, seed=args.seed, download=args.download)
+    test = splits.test
+    if args.per_class:
+        test = per_class_subset(test, args.per_class, seed=args.seed)
+    elif args.limit:
+        test = stratified_subset(test, args.limit, seed=args.seed)
+    model, name, fmt = _evaluation_model(args, test, splits)
+    device = resolve_device(args.device)
+    model.to(device)
+    c = test.shape[0]
+    eps = _eps_for(args.eps, args.norm) if args.eps is not None else (0.1 if c == 1 else 8 / 255)
+    attacks, threats, base = _evaluation_specs(args, eps, list(test.classes))
+    res = evaluate(model, test, [*attacks, *threats], batch_size=args.batch_size, device=device, seed=args.seed)
+    curve = None
+    if args.eps_curve:
+        curve = eps_curve(model, test, base, _eps_grid(args.eps_curve, eps, args.norm), batch_size=args.batch_size,
+                          device=device, seed=args.seed)
+    sanity = None
+    if not args.no_sanity and (attacks or threats):
+        grad_spec = next((a for a in attacks if a.name in ("pgd", "fgsm")), base if threats else None)
+        sanity = sanity_checks(res, model, test, curve=curve, spec=grad_spec, batch_size=args.batch_size,
+                               device=device, seed=args.seed)
+
+    keys = res.robust_keys
+    table = res.per_class("clean")[["class", "accuracy"]].rename(columns={"accuracy": "clean"})
+    for key in keys:
+        table[key] = res.per_class(key)["accuracy"]
+    summaries = {k: res.summary(k) for k in ["clean", *keys]}
+    print_lines([f"{name} ({fmt} checkpoint) on {args.dataset}: {len(test)} images, {test.num_classes} classes"]
+                + [spec.describe() for spec in [*attacks, *threats]])
+    if len(table) <= 30:
+        print_per_class(table, "per-class accuracy (%)", {s["worst_class"] for s in summaries.values()})
+    else:
+        k = args.top_k
+        for key in summaries:
+            t = res.per_class(key).sort_values("accuracy", kind="stable")
+            print_lines([f"{key}: worst {k}: {_listing(t.head(k))}", f"{key}: best {k}: {_listing(t.tail(k)[::-1])}"])
+    print_lines([_summary_line(key, s) for key, s in summaries.items()])
+    _print_threats(res, threats)
+    if curve is not None:
+        ctab, half = curve_table(curve), half_accuracy_eps(curve)
+        if len(ctab) <= 30:
+            print_per_class(ctab, f"per-class accuracy (%) over eps, {base.label}")
+        print_lines(["eps at which each class falls below half its clean accuracy: " + ", ".join(
+            f"'{r['class']}' " + ("never" if r["eps_below_half"] != r["eps_below_half"] else f"{r['eps_half']:.3g}")
+            for _, r in half.iterrows())])
+    if sanity is not None:
+        print_lines(sanity.lines())
+    rb = None
+    if args.out or args.robustbench_json:
+        rb = robustbench_json(res, dataset=args.dataset, name=name, architecture=name,
+                              unreliable=None if sanity is None else not sanity.passed)
+    if args.robustbench_json:
+        atomic_write_json(args.robustbench_json, rb)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(args.out / "eval.json", res.to_dict())
+        first = keys[0] if keys else None
+        atomic_write_json(args.out / "results.json", {
+            "arch": name, "dataset": args.dataset, "checkpoint_format": fmt,
+            "attack": res.attacks[first] if first else None, "clean": summaries["clean"],
+            "robust": summaries[first] if first else None,
+            "attacks": {k: {"spec": res.attacks[k], "summary": summaries[k], "notes": res.notes.get(k, [])}
+                        for k in keys},
+            "threats": {t.label: t.model_dump() for t in threats},
+            "sanity": sanity.to_dict() if sanity is not None else None})
+        atomic_write_text(args.out / "per_class.csv", table.to_csv(index=False))
+        atomic_write_json(args.out / "robustbench.json", rb)
+        if curve is not None:
+            atomic_write_json(args.out / "eps_curve.json", curve.to_dict())
+            atomic_write_text(args.out / "eps_curve.csv", curve_table(curve).merge(
+                half_accuracy_eps(curve).drop(columns="clean"), on="class").to_csv(index=False))
+    return 0
+
+
+def _listing(rows) -> str:
+    return ", ".join(f"{r['class']} {r['accuracy'] * 100:.1f}%" for _, r in rows.iterrows())

@@ -1,0 +1,41 @@
+"""`classwise train`: train one model and evaluate it per class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import common_options, overrides, train_options
+
+ORDER = 20
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train one model")
+    common_options(p)
+    train_options(p)
+    p.add_argument("--method", default="standard", choices=["standard", "pgd", "fgsm-rs"])
+    p.set_defaults(func=run)
+
+
+
+def run(args) -> int:
+    from ..distributed import is_main
+    from ..report import print_lines
+    from ..study.execute import execute_run
+    from ..study.grid import RunConfig
+
+    cfg = RunConfig(**{"epochs": 3, "lr": 0.05, "weight_decay": 0.0, **overrides(args), "method": args.method})
+    out = args.out or Path("runs") / f"train-{cfg.dataset}-{cfg.arch}-{cfg.method}"
+    run = execute_run(cfg, out, device=args.device, data_dir=args.data_dir, resume=args.resume,
+                      download=args.download)
+    if is_main():
+        last, res, label = run.history[-1], run.evaluation, run.attack.label
+        print_lines([
+            f"trained {cfg.arch} ({cfg.method}) on {cfg.dataset}: val clean {last['val_clean'] * 100:.1f}%"
+            + (f", val robust {last['val_robust'] * 100:.1f}%" if "val_robust" in last else ""),
+            f"test ({len(res.labels)} images): clean {res.accuracy('clean') * 100:.2f}%, {label} "
+            f"{res.accuracy(label) * 100:.2f}%; worst class clean '{res.summary('clean')['worst_class']}', "
+            f"{label} '{res.summary(label)['worst_class']}'",
+            f"weights: {out / 'model.pt'}; per-epoch per-class metrics: {out / 'metrics.jsonl'}; "
+            f"per-sample test predictions: {out / 'eval.json'}"])
+    return 0
