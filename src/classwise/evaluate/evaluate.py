@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..attacks import AttackSpec, attack, channels_last, eval_mode
@@ -30,6 +31,11 @@ class EvalResult:
     adv_pred: dict[str, np.ndarray] = field(default_factory=dict)  # attack label -> predictions
     attacks: dict[str, dict] = field(default_factory=dict)  # attack label -> its spec
     notes: dict[str, list[str]] = field(default_factory=dict)  # attack label -> warnings it raised
+    # per true class, collected in the evaluation pass for the analyses that need more than
+    # predictions (similarity, flows of probability mass, per-class loss): key -> {"logits":
+    # C x C sums of logit vectors, "probs": C x C sums of softmax vectors, "loss": C sums of
+    # cross-entropy}; for "clean" and every untargeted gradient attack
+    class_sums: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     @property
     def keys(self) -> list[str]:
@@ -61,26 +67,38 @@ class EvalResult:
         table = self.per_class(key)
         return {"overall": self.accuracy(key), **disparity(table["accuracy"], self.classes)}
 
+    def class_mean(self, key: str = "clean", what: str = "logits") -> np.ndarray:
+        """Per-class mean of a collected sum (rows: true classes; NaN for a class with no image)."""
+        counts = np.bincount(self.labels, minlength=len(self.classes)).astype(float)
+        sums = self.class_sums[key][what]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return sums / (counts[:, None] if sums.ndim == 2 else counts)
+
     def to_dict(self) -> dict:
         """Plain values for JSON: per-sample records included."""
         return {"classes": self.classes, "labels": self.labels.tolist(),
                 "clean_pred": self.clean_pred.tolist(),
                 "adv_pred": {k: v.tolist() for k, v in self.adv_pred.items()},
-                "attacks": self.attacks, "notes": self.notes}
+                "attacks": self.attacks, "notes": self.notes,
+                "class_sums": {k: {w: a.tolist() for w, a in d.items()} for k, d in self.class_sums.items()}}
 
     @classmethod
     def concat(cls, parts: list[EvalResult]) -> EvalResult:
         first = parts[0]
         notes = {k: list(dict.fromkeys(m for p in parts for m in p.notes.get(k, [])))
                  for k in dict.fromkeys(k for p in parts for k in p.notes)}
+        sums = {k: {w: sum(p.class_sums[k][w] for p in parts) for w in d} for k, d in first.class_sums.items()}
         return cls(first.classes, np.concatenate([p.labels for p in parts]),
                    np.concatenate([p.clean_pred for p in parts]),
-                   {k: np.concatenate([p.adv_pred[k] for p in parts]) for k in first.adv_pred}, first.attacks, notes)
+                   {k: np.concatenate([p.adv_pred[k] for p in parts]) for k in first.adv_pred}, first.attacks, notes,
+                   sums)
 
     @classmethod
     def from_dict(cls, d: dict) -> EvalResult:
+        sums = {k: {w: np.asarray(a, dtype=np.float64) for w, a in v.items()}
+                for k, v in d.get("class_sums", {}).items()}
         return cls(d["classes"], np.asarray(d["labels"]), np.asarray(d["clean_pred"]),
-                   {k: np.asarray(v) for k, v in d["adv_pred"].items()}, d.get("attacks", {}), d.get("notes", {}))
+                   {k: np.asarray(v) for k, v in d["adv_pred"].items()}, d.get("attacks", {}), d.get("notes", {}), sums)
 
 
 def _chunk_size(data, batch_size: int, budget_bytes: int = 256 * 2**20) -> int:
@@ -88,6 +106,30 @@ def _chunk_size(data, batch_size: int, budget_bytes: int = 256 * 2**20) -> int:
     so that progress moves and the pool's draining tail is short, within a float32 budget."""
     per_image = 4 * int(np.prod(data.shape)) * 4  # x, start, best, current iterate
     return max(batch_size, min(16 * batch_size, budget_bytes // per_image))
+
+
+class _ClassSums:
+    """Running per-true-class sums of logits, softmax and cross-entropy, in float64 on the CPU
+    (exact enough for 10^6 images; MPS has no float64)."""
+
+    def __init__(self, num_classes: int):
+        c = num_classes
+        self.sums = {"logits": torch.zeros(c, c, dtype=torch.float64), "probs": torch.zeros(c, c, dtype=torch.float64),
+                     "loss": torch.zeros(c, dtype=torch.float64)}
+
+    def add(self, logits: torch.Tensor, y: torch.Tensor) -> None:
+        logits, y = logits.detach().float().cpu(), y.cpu()
+        self.sums["logits"].index_add_(0, y, logits.double())
+        self.sums["probs"].index_add_(0, y, logits.softmax(1).double())
+        self.sums["loss"].index_add_(0, y, F.cross_entropy(logits, y, reduction="none").double())
+
+    def numpy(self) -> dict[str, np.ndarray]:
+        return {k: v.numpy() for k, v in self.sums.items()}
+
+
+@torch.inference_mode()
+def _logits(model, x, batch_size) -> torch.Tensor:
+    return torch.cat([model(x[i:i + 2 * batch_size]) for i in range(0, len(x), 2 * batch_size)])
 
 
 @torch.inference_mode()
@@ -177,6 +219,8 @@ def _evaluate(model, data, attacks: dict, *, batch_size, device, seed, early_sto
         result.attacks[label] = spec.model_dump()
     # one generator per attack, consumed in data order: results do not depend on chunking
     generators = [torch.Generator(device=device).manual_seed(seed) for _ in attacks]
+    sums = {k: _ClassSums(len(data.classes)) for k in ["clean", *(k for k, s in attacks.items()
+                                                                 if isinstance(s, AttackSpec))]}
     chunk = _chunk_size(data, batch_size)
     desc = None
     if show_progress:
@@ -187,21 +231,26 @@ def _evaluate(model, data, attacks: dict, *, batch_size, device, seed, early_sto
             idx = np.arange(start, min(start + chunk, n))
             x = to_float(data.images_at(idx), device, channels_last=True)
             y = torch.as_tensor(labels[idx], device=device)
-            with torch.inference_mode():
-                clean = torch.cat([model(x[i:i + 2 * batch_size]).argmax(1) for i in range(0, len(x), 2 * batch_size)])
+            clean_logits = _logits(model, x, batch_size)
+            clean = clean_logits.argmax(1)
+            sums["clean"].add(clean_logits, y)
             result.clean_pred[idx] = clean.cpu().numpy()
             for (label, spec), gen in zip(attacks.items(), generators, strict=True):
                 adv = _attack_chunk(model, fast, spec, x, y, clean, gen, batch_size=batch_size, seed=seed,
-                                    early_stop=early_stop, num_classes=len(data.classes), notes=result.notes, key=label)
+                                    early_stop=early_stop, num_classes=len(data.classes), notes=result.notes, key=label,
+                                    sums=sums.get(label), clean_logits=clean_logits)
                 result.adv_pred[label][idx] = adv.cpu().numpy()
+    result.class_sums = {k: s.numpy() for k, s in sums.items()}
     for label, spec in attacks.items():
         if isinstance(spec, VictimSpec):
             merge_untargeted(spec, labels, result.adv_pred[label], attacks, result.adv_pred)
     return result
 
 
-def _attack_chunk(model, fast, spec, x, y, clean, gen, *, batch_size, seed, early_stop, num_classes, notes, key):
-    """Adversarial predictions for one chunk under one spec."""
+def _attack_chunk(model, fast, spec, x, y, clean, gen, *, batch_size, seed, early_stop, num_classes, notes, key,
+                  sums=None, clean_logits=None):
+    """Adversarial predictions for one chunk under one spec; with `sums`, the adversarial
+    logits' per-class sums too (an image not attacked keeps its clean logits)."""
     adv = clean.clone()
     if isinstance(spec, AutoAttackSpec):
         out = run_autoattack(model, x, y, spec, num_classes=num_classes, batch_size=batch_size, seed=seed)
@@ -210,6 +259,8 @@ def _attack_chunk(model, fast, spec, x, y, clean, gen, *, batch_size, seed, earl
         return out.pred
     rows = (clean == y).nonzero().flatten() if isinstance(spec, AttackSpec) else threat_rows(spec, y, clean)
     if rows.numel() == 0:
+        if sums is not None:
+            sums.add(clean_logits, y)
         return adv
     xo = x[rows].contiguous(memory_format=torch.channels_last)
     if isinstance(spec, AttackSpec):
@@ -218,6 +269,11 @@ def _attack_chunk(model, fast, spec, x, y, clean, gen, *, batch_size, seed, earl
         out = run_threat(spec, fast, xo, y[rows], clean[rows], batch_size=batch_size, generator=gen,
                          early_stop=early_stop)
     adv[rows] = _confirm(model, fast, out, batch_size)
+    if sums is not None:
+        # one extra forward of the attacked images: ~1/(2*steps) of the attack's cost
+        adv_logits = clean_logits.clone()
+        adv_logits[rows] = _logits(model, out.x_adv, batch_size).to(adv_logits.dtype)
+        sums.add(adv_logits, y)
     return adv
 
 
