@@ -13,7 +13,8 @@ from classwise.config import TrainConfig
 from classwise.data import stratified_subset
 from classwise.evaluate import evaluate
 from classwise.train import lr_factor, train
-from classwise.train.methods import METHODS
+from classwise.train.objectives import OBJECTIVES, Objective, Step, register_objective
+from classwise.train.objectives.base import crafter
 
 
 def _cli_train(out, *extra):
@@ -66,7 +67,15 @@ def test_adversarial_training_buys_robustness(synth):
 def test_training_attacks_stay_in_the_threat_model(trained, synth, method):
     cfg = TrainConfig(method=method, eps=0.1, attack_steps=3).resolved(grey=True)
     x = synth.train.images[:32].float() / 255
-    x_adv = METHODS[method](trained, x, synth.train.labels[:32], cfg, torch.Generator().manual_seed(0))
+    seen = {}
+
+    def model(x_in):  # record what the objective trains on
+        seen["x"] = x_in
+        return trained(x_in)
+
+    OBJECTIVES[method](cfg, [str(c) for c in range(10)], torch.ones(10)).loss(Step(model, x, synth.train.labels[:32],
+                                                         crafter(trained, cfg, torch.Generator().manual_seed(0)), 1))
+    x_adv = seen["x"]
     assert (x_adv - x).abs().max() <= 0.1 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
     assert (x_adv != x).any()
 
@@ -111,15 +120,18 @@ def test_optimisation_factors_from_the_command_line(tmp_path, optimizer, schedul
 def test_collapse_guard_stops_and_keeps_the_best_epoch(synth, tmp_path):
     """A method that turns to noise after its first epoch makes validation robustness collapse,
     as catastrophic overfitting does; training stops and keeps epoch 1's weights."""
-    from classwise.train.methods import register_method
-
     calls = {"n": 0}
     per_epoch = -(-len(synth.train) // 64)
 
-    @register_method("test-sabotage")
-    def sabotage(model, x, y, cfg, generator):
-        calls["n"] += 1
-        return x if calls["n"] <= per_epoch else torch.rand(x.shape, generator=generator)
+    @register_objective
+    class Sabotage(Objective):
+        name = "test-sabotage"
+
+        def loss(self, s):
+            calls["n"] += 1
+            x = s.x if calls["n"] <= per_epoch else torch.rand(s.x.shape)
+            logits = s.model(x)
+            return torch.nn.functional.cross_entropy(logits, s.y), logits
 
     cfg = TrainConfig(dataset="synthetic", method="test-sabotage", epochs=4, lr=0.05, weight_decay=0.0,
                       batch_size=64, eval_subset=100, eval_steps=3, collapse_drop=0.1, schedule="constant",
@@ -127,7 +139,7 @@ def test_collapse_guard_stops_and_keeps_the_best_epoch(synth, tmp_path):
     try:
         result = train(cfg, synth, tmp_path / "run")
     finally:
-        METHODS.pop("test-sabotage")
+        OBJECTIVES.pop("test-sabotage")
     history = result.history
     assert "stopped" in history[-1] and len(history) < 4
     assert history[-1]["val_robust"] < history[0]["val_robust"] - 0.1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -15,7 +15,10 @@ class TrainConfig(BaseModel):
 
     dataset: str = "fashion-mnist"
     arch: str = "mnist-cnn"
-    method: str = "standard"  # a name in classwise.train.METHODS
+    method: str = "standard"  # a registered objective: `classwise methods`, classwise.train.OBJECTIVES
+    method_params: dict[str, Any] = Field(default_factory=dict, description="the objective's own parameters")
+    init_weights: str | None = Field(default=None, description="start from these weights (a model.pt or "
+                                     "checkpoint), e.g. FRL fine-tunes a robust model")
     # threat model, for adversarial training and for every robust evaluation of the run
     eps: float | None = Field(default=None, ge=0, description="default: 0.1 grey, 8/255 colour")
     norm: Literal["linf", "l2"] = "linf"
@@ -54,6 +57,9 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self):
+        from .train.objectives import objective_params  # the registry imports torch: only when validating
+
+        self.method_params = objective_params(self.method, self.method_params)
         if self.nesterov and self.optimizer != "sgd":
             raise ValueError("nesterov applies to the sgd optimizer only")
         if self.nesterov and self.momentum == 0:

@@ -64,9 +64,19 @@ def _l2_norm(v: torch.Tensor) -> torch.Tensor:
     return v.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (v.ndim - 1)))
 
 
+def _per_image(v, x):
+    """A radius or step size as it broadcasts over images: a number as it is, a per-image
+    tensor (class-wise eps, as CFA and DAFA train with) as (N, 1, 1, 1)."""
+    return v.view(-1, *([1] * (x.ndim - 1))) if torch.is_tensor(v) else v
+
+
 def random_init(x, eps, norm, generator=None):
     if norm == "linf":
-        delta = torch.empty_like(x).uniform_(-eps, eps, generator=generator)
+        if torch.is_tensor(eps):
+            u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            delta = (2 * u - 1) * _per_image(eps, x)
+        else:
+            delta = torch.empty_like(x).uniform_(-eps, eps, generator=generator)
     else:
         direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         radius = torch.rand(x.shape[0], generator=generator, device=x.device, dtype=x.dtype)
@@ -75,6 +85,7 @@ def random_init(x, eps, norm, generator=None):
 
 
 def project(x_adv, x, eps, norm):
+    eps = _per_image(eps, x)
     if norm == "linf":
         return torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(0, 1)
     delta = x_adv - x
@@ -83,6 +94,7 @@ def project(x_adv, x, eps, norm):
 
 
 def step(x_adv, grad, alpha, norm):
+    alpha = _per_image(alpha, x_adv)
     if norm == "linf":
         return x_adv + alpha * grad.sign()
     return x_adv + alpha * grad / _l2_norm(grad)
@@ -96,15 +108,19 @@ class AttackOutput:
 
 
 def check_args(eps, alpha, steps, norm, loss):
-    if eps < 0:
-        raise ClasswiseError(f"eps must be >= 0, got {eps}")
+    if torch.is_tensor(eps) or torch.is_tensor(alpha):  # per-image values come from training objectives
+        if (torch.as_tensor(eps) < 0).any() or (alpha is not None and (torch.as_tensor(alpha) < 0).any()):
+            raise ClasswiseError("per-image eps and step sizes must be >= 0")
+    else:
+        if eps < 0:
+            raise ClasswiseError(f"eps must be >= 0, got {eps}")
+        if alpha is not None and alpha <= 0 and eps > 0:
+            raise ClasswiseError(f"step size alpha must be > 0, got {alpha}")
     if steps < 1:
         raise ClasswiseError(f"an attack needs at least 1 step, got {steps}")
-    if alpha is not None and alpha <= 0 and eps > 0:
-        raise ClasswiseError(f"step size alpha must be > 0, got {alpha}")
     if norm not in NORMS:
         raise ClasswiseError(f"norm must be one of {NORMS}, got '{norm}'")
-    if loss not in LOSSES:
+    if loss not in LOSSES and not callable(loss):
         raise ClasswiseError(f"loss must be one of {LOSSES}, got '{loss}'")
 
 
@@ -117,7 +133,9 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, s
 
     It runs the model in whatever mode it is in (`attack` puts it in eval mode; training
     methods craft their examples in train mode as the reference implementations do).
-    `track=False` is the training path: no success bookkeeping and no final forward pass.
+    `track=False` is the training path: no success bookkeeping and no final forward pass; there
+    `eps` and `alpha` may be per-image tensors and `loss` a callable logits -> per-image
+    objective (TRADES ascends the KL divergence from the clean prediction).
 
     With tracking, points are attacked from a pool of `batch_size`: a point leaves when it is
     fooled (with `early_stop`) or has taken all its steps, and the next point takes its place,
@@ -125,9 +143,11 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, s
     are drawn for all points up front, so the answer does not depend on the pool size.
     """
     check_args(eps, alpha, steps, norm, loss)
+    if track and (callable(loss) or torch.is_tensor(eps) or torch.is_tensor(alpha)):
+        raise ClasswiseError("per-image eps and callable losses are for crafting training inputs (track=False)")
     alpha = 2.5 * eps / steps if alpha is None else alpha
     x = x.detach()
-    if eps == 0:
+    if not torch.is_tensor(eps) and eps == 0:
         with torch.no_grad():
             pred = model(x).argmax(1)
         success = pred.eq(target) if target is not None else pred.ne(y)
@@ -139,7 +159,9 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, s
             x_adv = x_init
             for _ in range(steps):
                 x_adv.requires_grad_(True)
-                grad, = torch.autograd.grad(attack_loss(model(x_adv), y, target, loss).sum(), x_adv)
+                logits = model(x_adv)
+                objective = loss(logits) if callable(loss) else attack_loss(logits, y, target, loss)
+                grad, = torch.autograd.grad(objective.sum(), x_adv)
                 x_adv = project(step(x_adv.detach(), grad, alpha, norm), x, eps, norm)
             return AttackOutput(x_adv.detach(), torch.empty(0), torch.empty(0))
 

@@ -17,7 +17,11 @@ def _verbs() -> list:
     return sorted((m for m in mods if hasattr(m, "add_parser")), key=lambda m: m.ORDER)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv=None) -> argparse.ArgumentParser:
+    """The parser; the verb named in `argv` (default sys.argv) gets its expensive options too."""
+    from . import objective_options
+
+    objective_options.ACTIVE[:] = [list(sys.argv[1:] if argv is None else argv)]
     parser = argparse.ArgumentParser(prog="classwise", description="Train and audit image classifiers class by class.")
     sub = parser.add_subparsers(dest="command", required=True)
     for verb in _verbs():
@@ -26,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     progress.QUIET = getattr(args, "quiet", False)
     try:
         return args.func(args)

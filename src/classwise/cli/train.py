@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .common import common_options, overrides, train_options
+from .objective_options import active_verb, add_objective_options, objective_params
 
 ORDER = 20
 
@@ -13,7 +14,10 @@ def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train one model")
     common_options(p)
     train_options(p)
-    p.add_argument("--method", default="standard", choices=["standard", "pgd", "fgsm-rs"])
+    p.add_argument("--method", default="standard", help="training method (see `classwise methods`)")
+    p.add_argument("--init-weights", help="start from these weights (model.pt or checkpoint.pt)")
+    if active_verb() == "train":
+        add_objective_options(p)
     p.set_defaults(func=run)
 
 
@@ -24,7 +28,9 @@ def run(args) -> int:
     from ..study.execute import execute_run
     from ..study.grid import RunConfig
 
-    cfg = RunConfig(**{"epochs": 3, "lr": 0.05, "weight_decay": 0.0, **overrides(args), "method": args.method})
+    params = objective_params(args, [args.method]).get(args.method, {})
+    cfg = RunConfig(**{"epochs": 3, "lr": 0.05, "weight_decay": 0.0, **overrides(args), "method": args.method,
+                       "method_params": params, "init_weights": args.init_weights})
     out = args.out or Path("runs") / f"train-{cfg.dataset}-{cfg.arch}-{cfg.method}"
     run = execute_run(cfg, out, device=args.device, data_dir=args.data_dir, resume=args.resume,
                       download=args.download)

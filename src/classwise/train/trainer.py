@@ -4,18 +4,17 @@ validation subset and an atomic checkpoint, so a killed run resumes losing at mo
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..attacks import AttackSpec, eval_mode
-from ..attacks.fold import folded
+from ..attacks import AttackSpec
 from ..config import TrainConfig
 from ..data import ClassData, Splits, batches, stratified_subset
 from ..distributed import barrier, is_main, world
@@ -23,13 +22,15 @@ from ..errors import ClasswiseError
 from ..evaluate import evaluate
 from ..heap import heap_kept
 from ..io import atomic_torch_save, atomic_write_text
-from ..models import create_model, read_weights_file
+from ..models import create_model, load_weights, read_weights_file
 from ..progress import console, progress
-from .methods import METHODS
+from .objectives import Objective, Step, make_objective
+from .objectives.base import crafter
 from .optim import make_optimizer, make_scheduler
 
 CHECKPOINT = "checkpoint.pt"
 FINAL = "model.pt"
+BEST_WORST = "best_worst.pt"  # the epoch with the best worst-class validation accuracy
 METRICS = "metrics.jsonl"
 
 
@@ -64,12 +65,17 @@ def _epoch_record(epoch, res, train_loss, train_acc, lr, seconds, robust_key) ->
     return rec
 
 
+def objective_for(cfg: TrainConfig, data: ClassData) -> Objective:
+    counts = torch.bincount(data.labels, minlength=data.num_classes)
+    return make_objective(cfg, list(data.classes), counts)
+
+
 def train_epoch(model: nn.Module, data: ClassData, cfg: TrainConfig, optimizer, scheduler,
-                generator: torch.Generator, *, device, desc: str | None = None,
-                on_batch: Callable[[int], bool] | None = None) -> tuple[float, float]:
-    """One pass over `data` with `cfg.method`; returns mean loss and accuracy on the inputs
-    trained on. `on_batch(images_seen)` may return True to stop early (benchmarks use it)."""
-    method = METHODS[cfg.method]
+                generator: torch.Generator, *, device, desc: str | None = None, objective: Objective | None = None,
+                epoch: int = 1, on_batch: Callable[[int], bool] | None = None) -> tuple[float, float]:
+    """One pass over `data` with the run's objective; returns mean loss and accuracy on the
+    inputs trained on. `on_batch(images_seen)` may return True to stop early (benchmarks use it)."""
+    objective = objective or objective_for(cfg, data)
     model.train()
     # under DDP each rank crafts its own shard's examples with the bare module: an attack's
     # input-gradient passes must not take part in DDP's gradient reduction
@@ -80,27 +86,28 @@ def train_epoch(model: nn.Module, data: ClassData, cfg: TrainConfig, optimizer, 
     rank, size = world()
     stream = batches(data, cfg.batch_size, shuffle=True, generator=generator, crop_padding=cfg.crop_padding,
                      hflip=cfg.hflip, device=device, channels_last=cfg.channels_last, shard=(rank, size))
-    craft_in_eval = cfg.method != "standard" and cfg.attack_bn == "eval"
+    craft = crafter(attacked, cfg, generator)
     with heap_kept():
         for x, y in progress(stream, desc, total_items=len(data) // size, step_items=cfg.batch_size):
-            if craft_in_eval:
-                with eval_mode(attacked):
-                    x_in = method(folded(attacked), x, y, cfg, generator)
-            else:
-                x_in = method(attacked, x, y, cfg, generator)
-            logits = model(x_in)
-            loss = F.cross_entropy(logits, y)
+            loss, logits = objective.loss(Step(model, x, y, craft, epoch))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
+            objective.after_step(attacked)
             # accumulate on the device: no host sync inside the step
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
             if on_batch is not None and on_batch(seen):
                 break
-    return float(loss_sum) / max(seen, 1), float(correct) / max(seen, 1)
+    mean_loss = float(loss_sum) / max(seen, 1)
+    if not math.isfinite(mean_loss):
+        # checked once an epoch (no host sync inside a step); the last checkpoint is untouched
+        raise ClasswiseError(f"training loss became {mean_loss} in epoch {epoch} (lr {cfg.lr} too high, or a "
+                             "diverging objective); the checkpoint of the epoch before is kept: lower --lr and "
+                             "rerun without --resume")
+    return mean_loss, float(correct) / max(seen, 1)
 
 
 def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bool = False,
@@ -109,8 +116,6 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
     """Train `cfg.method` on `splits.train`; write checkpoints and metrics to `out_dir`.
     `on_epoch(record)` sees every epoch's record (again for epochs restored on resume); under
     torchrun every rank trains its shard and only rank 0 writes."""
-    if cfg.method not in METHODS:
-        raise ClasswiseError(f"unknown method '{cfg.method}'; choose one of: {', '.join(METHODS)}")
     if cfg.eps is None or cfg.crop_padding is None or cfg.hflip is None:
         raise ClasswiseError("TrainConfig has unresolved defaults; call cfg.resolved(...) first")
     out_dir = Path(out_dir)
@@ -124,6 +129,9 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
     main = is_main()
     torch.manual_seed(cfg.seed)
     model = (model or build_model(cfg, train_data)).to(device)
+    if cfg.init_weights:
+        load_weights(model, cfg.init_weights)
+    objective = objective_for(cfg, train_data)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model.parameters(), cfg)
@@ -133,6 +141,7 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
     robust_spec = AttackSpec(name="pgd", eps=cfg.eps, steps=cfg.eval_steps, norm=cfg.norm)
     history: list[dict] = []
     best = None  # (robust accuracy, epoch, weights) for the collapse guard
+    best_worst = None  # {"epoch", "worst"}: the epoch whose worst class did best on validation
     start_epoch = 1
 
     ckpt_path = out_dir / CHECKPOINT
@@ -147,6 +156,8 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
+        objective.load_state_dict(state.get("objective", {}))
+        best_worst = state.get("best_worst")
         if best is not None and best["weights"] is None:  # the best epoch was the checkpointed one
             best["weights"] = {k: v.clone() for k, v in state["model"].items()}
         if main:
@@ -160,19 +171,27 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
     if world()[1] > 1:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    adversarial = cfg.method != "standard"
+    adversarial = objective.adversarial
     stopped = bool(history and history[-1].get("stopped"))
     for epoch in range(start_epoch, cfg.epochs + 1):
         if stopped:
             break
         t0 = time.perf_counter()
         train_loss, train_acc = train_epoch(net, train_data, cfg, optimizer, scheduler, generator, device=device,
-                                            desc=f"{tag}epoch {epoch}/{cfg.epochs}" if main else None)
+                                            desc=f"{tag}epoch {epoch}/{cfg.epochs}" if main else None,
+                                            objective=objective, epoch=epoch)
         lr = optimizer.param_groups[0]["lr"]
         res = evaluate(model, eval_data, [robust_spec], batch_size=512, device=device,
                        seed=cfg.seed + epoch, show_progress=False)
         rec = _epoch_record(epoch, res, train_loss, train_acc, lr,
                             time.perf_counter() - t0, robust_spec.label)
+        objective.end_epoch(epoch, res, robust_spec.label)
+        if objective.state:
+            rec["objective"] = objective.describe_state()
+        worst = min(rec["val_robust_per_class" if adversarial else "val_clean_per_class"])
+        improved = best_worst is None or worst > best_worst["worst"]
+        if improved:
+            best_worst = {"epoch": epoch, "worst": worst}
         if adversarial and cfg.collapse_drop is not None:
             if best is None or rec["val_robust"] > best["robust"]:
                 best = {"robust": rec["val_robust"], "epoch": epoch,
@@ -192,7 +211,11 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
         if "val_robust" in rec:
             msg += f", val {robust_spec.label} {rec['val_robust']:.3f}"
         console.print(msg + f" ({rec['seconds']:.0f}s)")
+        if improved:
+            atomic_torch_save(out_dir / BEST_WORST, {"state_dict": model.state_dict(), "epoch": epoch,
+                                                     "val_worst": worst, **model_meta(cfg, train_data)})
         atomic_torch_save(ckpt_path, {
+            "objective": objective.state_dict(), "best_worst": best_worst,
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
             "torch_rng": torch.get_rng_state(), "epoch": epoch, "history": history,
@@ -204,6 +227,9 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
         if on_epoch:
             on_epoch(rec)
 
+    final = objective.final_weights(model)
+    if final is not None:
+        model.load_state_dict(final)
     if main:
         atomic_torch_save(out_dir / FINAL, {"state_dict": model.state_dict(), **model_meta(cfg, train_data)})
     barrier()
