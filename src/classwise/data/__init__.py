@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import builtin, cifar, idx, imagenet, svhn  # noqa: F401  (each registers its data sets)
+from . import builtin, cifar, constructed, idx, imagenet, svhn  # noqa: F401  (each registers its data sets)
 from .builtin import make_synthetic
 from .core import ClassData, per_class_subset, stratified_split, stratified_subset
 from .folder import FolderSource

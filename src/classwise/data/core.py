@@ -12,7 +12,9 @@ from ..errors import ClasswiseError, CorruptDataError
 
 @dataclass
 class ClassData:
-    images: torch.Tensor  # uint8, (N, C, H, W)
+    # (N, C, H, W): uint8 levels, or float32 in [0, 1] for images that are not multiples of
+    # 1/255 (constructed data sets, see analysis/features.py); never quantised
+    images: torch.Tensor
     labels: torch.Tensor  # int64, (N,)
     classes: list[str]
     name: str = ""
@@ -23,11 +25,15 @@ class ClassData:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+        if self.images.dtype not in (torch.uint8, torch.float32) or self.images.ndim != 4:
             raise CorruptDataError(
-                f"{self.name or 'data'}: images must be uint8 (N, C, H, W), "
+                f"{self.name or 'data'}: images must be uint8 or float32 (N, C, H, W), "
                 f"got {self.images.dtype} {tuple(self.images.shape)}"
             )
+        if self.images.is_floating_point() and self.images.numel() and not (
+                float(self.images.min()) >= 0 and float(self.images.max()) <= 1):
+            raise CorruptDataError(f"{self.name or 'data'}: float images must lie in [0, 1], got "
+                                   f"[{float(self.images.min()):.4g}, {float(self.images.max()):.4g}]")
         if self.labels.dtype != torch.int64 or self.labels.shape != (self.images.shape[0],):
             raise CorruptDataError(
                 f"{self.name or 'data'}: labels must be int64 with one per image, "
@@ -64,7 +70,8 @@ class ClassData:
 
     def channel_stats(self) -> tuple[list[float], list[float]]:
         """Per-channel mean and std in [0, 1] units, for the normalization inside a model."""
-        x = self.images.float().div_(255)
+        # float images are in [0, 1] already; `.float()` would alias them, so no in-place division
+        x = self.images if self.images.is_floating_point() else self.images.float().div_(255)
         mean = x.mean(dim=(0, 2, 3))
         std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
         return mean.tolist(), std.tolist()

@@ -1,4 +1,4 @@
-"""Batches straight from in-memory uint8 tensors: index, augment, convert, in that order.
+"""Batches straight from in-memory uint8 (or float) tensors: index, augment, convert, in that order.
 This replaces a per-image Dataset + DataLoader in the hot loop (see benchmarks/)."""
 
 from __future__ import annotations
@@ -12,7 +12,12 @@ from .core import ClassData
 
 
 def to_float(images: torch.Tensor, device=None, channels_last: bool = False) -> torch.Tensor:
-    x = images.to(device, non_blocking=True).float().div_(255)
+    """[0, 1] float32 images: uint8 levels divided by 255, float images as they are (a copy, so
+    that an in-place step on a batch never reaches the data set)."""
+    if images.is_floating_point():
+        x = images.to(device, dtype=torch.float32, non_blocking=True, copy=True)
+    else:
+        x = images.to(device, non_blocking=True).float().div_(255)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 

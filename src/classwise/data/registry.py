@@ -11,6 +11,9 @@ from ..errors import ClasswiseError, DatasetNotFoundError
 from .core import ClassData
 
 DATASETS: dict[str, DatasetSpec] = {}
+# data sets named `family:argument`, e.g. `features:runs/fmnist-dr` (a constructed data set in a
+# folder): the family turns the argument into a spec (see constructed.py)
+FAMILIES: dict[str, Callable[[str], DatasetSpec]] = {}
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,17 @@ def search_roots(data_dir: str | os.PathLike | None = None) -> list[Path]:
     return roots + [Path.cwd() / "data", Path.home() / ".cache" / "classwise"]
 
 
+def register_family(prefix: str, make: Callable[[str], DatasetSpec]) -> None:
+    FAMILIES[prefix] = make
+
+
 def get_spec(name: str) -> DatasetSpec:
+    prefix, sep, arg = name.partition(":")
+    if name not in DATASETS and sep and prefix in FAMILIES:
+        return FAMILIES[prefix](arg)
     if name not in DATASETS:
-        raise ClasswiseError(f"unknown data set '{name}'; choose one of: {', '.join(sorted(DATASETS))}")
+        raise ClasswiseError(f"unknown data set '{name}'; choose one of: {', '.join(sorted(DATASETS))}"
+                             + "".join(f", or {p}:DIR" for p in sorted(FAMILIES)))
     return DATASETS[name]
 
 

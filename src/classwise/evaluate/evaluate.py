@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,7 +35,8 @@ class EvalResult:
     # per true class, collected in the evaluation pass for the analyses that need more than
     # predictions (similarity, flows of probability mass, per-class loss): key -> {"logits":
     # C x C sums of logit vectors, "probs": C x C sums of softmax vectors, "loss": C sums of
-    # cross-entropy}; for "clean" and every untargeted gradient attack
+    # cross-entropy, "features": C x D sums of the input of the model's last nn.Linear (its
+    # penultimate features; absent when it has none)}; for "clean" and every untargeted gradient attack
     class_sums: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     @property
@@ -117,14 +119,56 @@ class _ClassSums:
         self.sums = {"logits": torch.zeros(c, c, dtype=torch.float64), "probs": torch.zeros(c, c, dtype=torch.float64),
                      "loss": torch.zeros(c, dtype=torch.float64)}
 
-    def add(self, logits: torch.Tensor, y: torch.Tensor) -> None:
+    def add(self, logits: torch.Tensor, y: torch.Tensor, features: torch.Tensor | None = None) -> None:
         logits, y = logits.detach().float().cpu(), y.cpu()
         self.sums["logits"].index_add_(0, y, logits.double())
         self.sums["probs"].index_add_(0, y, logits.softmax(1).double())
         self.sums["loss"].index_add_(0, y, F.cross_entropy(logits, y, reduction="none").double())
+        if features is not None:
+            if "features" not in self.sums:
+                self.sums["features"] = torch.zeros(len(self.sums["loss"]), features.shape[1], dtype=torch.float64)
+            self.sums["features"].index_add_(0, y, features.cpu().double())
 
     def numpy(self) -> dict[str, np.ndarray]:
         return {k: v.numpy() for k, v in self.sums.items()}
+
+
+class _Penultimate:
+    """The input of the model's last nn.Linear (its penultimate features), recorded by a forward
+    hook only inside `capture()`: during attacks the hook returns at once."""
+
+    def __init__(self, model: nn.Module):
+        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        self.parts: list[torch.Tensor] = []
+        self.active = False
+        self.handle = linears[-1].register_forward_hook(self._hook) if linears else None
+
+    def _hook(self, _module, inputs, _output):
+        if self.active:
+            self.parts.append(inputs[0].detach().flatten(1).float())
+
+    @contextmanager
+    def capture(self):
+        self.parts, self.active = [], True
+        try:
+            yield
+        finally:
+            self.active = False
+
+    def take(self, n: int) -> torch.Tensor | None:
+        """The features of the last `capture()`, or None if the layer did not see one row per image."""
+        parts, self.parts = self.parts, []
+        out = torch.cat(parts) if parts else None
+        return out if out is not None and out.shape[0] == n else None
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.remove()
+
+
+@contextmanager
+def _nothing():
+    yield
 
 
 @torch.inference_mode()
@@ -169,23 +213,26 @@ def _labelled(attacks) -> dict[str, Spec]:
 
 def _as_data(data):
     """`ClassData` / `FolderSource` as they are; an (images, labels) pair of tensors becomes a
-    `ClassData`. Evaluation reads 8-bit images, so float images must be exact multiples of 1/255."""
+    `ClassData`. Float images in [0, 1] that are multiples of 1/255 are stored as 8-bit levels;
+    any others are kept as float32, never quantised."""
     if not isinstance(data, tuple | list):
         return data
     images, labels = (torch.as_tensor(v) for v in data)
     if images.is_floating_point():
+        if images.numel() and (images.min() < 0 or images.max() > 1):
+            raise ClasswiseError("evaluate reads images in [0, 1]: pass uint8 images (N, C, H, W), floats in [0, 1], "
+                                 "or a ClassData")
         as_bytes = (images * 255).round()
-        if images.min() < 0 or images.max() > 1 or (as_bytes - images * 255).abs().max() > 1e-3:
-            raise ClasswiseError("evaluate reads 8-bit images: pass uint8 images (N, C, H, W), or floats in [0, 1] "
-                                 "that are multiples of 1/255, or a ClassData")
-        images = as_bytes.to(torch.uint8)
+        exact = not images.numel() or (as_bytes - images * 255).abs().max() <= 1e-3
+        images = as_bytes.to(torch.uint8) if exact else images.float()
     labels = labels.long()
     classes = [str(c) for c in range(int(labels.max()) + 1 if len(labels) else 0)]
     return ClassData(images, labels, classes, name="tensors")
 
 
 def evaluate(model: nn.Module, data, attacks=(), *, batch_size: int = 256, device=None,
-             seed: int = 0, early_stop: bool = True, show_progress: bool = True) -> EvalResult:
+             seed: int = 0, early_stop: bool = True, show_progress: bool = True,
+             class_sums: bool = True) -> EvalResult:
     """Per-sample clean and adversarial predictions over `data` (a `ClassData` in memory, a
     `FolderSource` streamed from disk, or an (images, labels) pair), read in chunks. `model` is
     any `nn.Module` that maps [0, 1] images to logits. `attacks` is a sequence of specs
@@ -194,7 +241,8 @@ def evaluate(model: nn.Module, data, attacks=(), *, batch_size: int = 256, devic
     Each gradient attack runs only on the images the model gets right: a misclassified image
     needs no attack (its adversarial prediction is its clean one). AutoAttack makes that choice
     with its own clean pass, as its authors' code does. Under torchrun each rank takes an exact
-    contiguous share of the data and every rank gets the whole result back."""
+    contiguous share of the data and every rank gets the whole result back. `class_sums=False`
+    skips the per-class sums (`EvalResult.class_sums`), e.g. to time what they cost."""
     data, attacks = _as_data(data), _labelled(attacks)
     for spec in attacks.values():
         if isinstance(spec, VictimSpec | IntoClassSpec):
@@ -203,13 +251,15 @@ def evaluate(model: nn.Module, data, attacks=(), *, batch_size: int = 256, devic
             require_autoattack()  # before the clean pass, not after it
     if world()[1] > 1:
         part = _evaluate(model, data.subset(shard(len(data))), attacks, batch_size=batch_size, device=device,
-                         seed=seed, early_stop=early_stop, show_progress=show_progress and is_main())
+                         seed=seed, early_stop=early_stop, show_progress=show_progress and is_main(),
+                         class_sums=class_sums)
         return EvalResult.concat([EvalResult.from_dict(d) for d in gather(part.to_dict())])
     return _evaluate(model, data, attacks, batch_size=batch_size, device=device, seed=seed,
-                     early_stop=early_stop, show_progress=show_progress)
+                     early_stop=early_stop, show_progress=show_progress, class_sums=class_sums)
 
 
-def _evaluate(model, data, attacks: dict, *, batch_size, device, seed, early_stop, show_progress) -> EvalResult:
+def _evaluate(model, data, attacks: dict, *, batch_size, device, seed, early_stop, show_progress,
+              class_sums=True) -> EvalResult:
     device = torch.device(device) if device is not None else next(model.parameters()).device
     n = len(data)
     labels = data.labels.numpy().copy()
@@ -220,26 +270,35 @@ def _evaluate(model, data, attacks: dict, *, batch_size, device, seed, early_sto
     # one generator per attack, consumed in data order: results do not depend on chunking
     generators = [torch.Generator(device=device).manual_seed(seed) for _ in attacks]
     sums = {k: _ClassSums(len(data.classes)) for k in ["clean", *(k for k, s in attacks.items()
-                                                                 if isinstance(s, AttackSpec))]}
+                                                                 if isinstance(s, AttackSpec))]} if class_sums else {}
     chunk = _chunk_size(data, batch_size)
     desc = None
     if show_progress:
         desc = f"{'clean + ' + ', '.join(attacks) if attacks else 'clean'} {data.name or 'data'}"
     with eval_mode(model), channels_last(model), heap_kept():
         fast = folded(model)
-        for start in progress(range(0, n, chunk), desc, total_items=n, step_items=chunk):
-            idx = np.arange(start, min(start + chunk, n))
-            x = to_float(data.images_at(idx), device, channels_last=True)
-            y = torch.as_tensor(labels[idx], device=device)
-            clean_logits = _logits(model, x, batch_size)
-            clean = clean_logits.argmax(1)
-            sums["clean"].add(clean_logits, y)
-            result.clean_pred[idx] = clean.cpu().numpy()
-            for (label, spec), gen in zip(attacks.items(), generators, strict=True):
-                adv = _attack_chunk(model, fast, spec, x, y, clean, gen, batch_size=batch_size, seed=seed,
-                                    early_stop=early_stop, num_classes=len(data.classes), notes=result.notes, key=label,
-                                    sums=sums.get(label), clean_logits=clean_logits)
-                result.adv_pred[label][idx] = adv.cpu().numpy()
+        pen = _Penultimate(model) if class_sums else None  # after folding: the copy carries no hook
+        try:
+            for start in progress(range(0, n, chunk), desc, total_items=n, step_items=chunk):
+                idx = np.arange(start, min(start + chunk, n))
+                x = to_float(data.images_at(idx), device, channels_last=True)
+                y = torch.as_tensor(labels[idx], device=device)
+                with pen.capture() if pen else _nothing():
+                    clean_logits = _logits(model, x, batch_size)
+                clean_feats = pen.take(len(x)) if pen else None
+                clean = clean_logits.argmax(1)
+                if sums:
+                    sums["clean"].add(clean_logits, y, clean_feats)
+                result.clean_pred[idx] = clean.cpu().numpy()
+                for (label, spec), gen in zip(attacks.items(), generators, strict=True):
+                    adv = _attack_chunk(model, fast, spec, x, y, clean, gen, batch_size=batch_size, seed=seed,
+                                        early_stop=early_stop, num_classes=len(data.classes), notes=result.notes,
+                                        key=label, sums=sums.get(label), clean_logits=clean_logits, pen=pen,
+                                        clean_feats=clean_feats)
+                    result.adv_pred[label][idx] = adv.cpu().numpy()
+        finally:
+            if pen:
+                pen.close()
     result.class_sums = {k: s.numpy() for k, s in sums.items()}
     for label, spec in attacks.items():
         if isinstance(spec, VictimSpec):
@@ -248,7 +307,7 @@ def _evaluate(model, data, attacks: dict, *, batch_size, device, seed, early_sto
 
 
 def _attack_chunk(model, fast, spec, x, y, clean, gen, *, batch_size, seed, early_stop, num_classes, notes, key,
-                  sums=None, clean_logits=None):
+                  sums=None, clean_logits=None, pen=None, clean_feats=None):
     """Adversarial predictions for one chunk under one spec; with `sums`, the adversarial
     logits' per-class sums too (an image not attacked keeps its clean logits)."""
     adv = clean.clone()
@@ -260,7 +319,7 @@ def _attack_chunk(model, fast, spec, x, y, clean, gen, *, batch_size, seed, earl
     rows = (clean == y).nonzero().flatten() if isinstance(spec, AttackSpec) else threat_rows(spec, y, clean)
     if rows.numel() == 0:
         if sums is not None:
-            sums.add(clean_logits, y)
+            sums.add(clean_logits, y, clean_feats)
         return adv
     xo = x[rows].contiguous(memory_format=torch.channels_last)
     if isinstance(spec, AttackSpec):
@@ -272,8 +331,14 @@ def _attack_chunk(model, fast, spec, x, y, clean, gen, *, batch_size, seed, earl
     if sums is not None:
         # one extra forward of the attacked images: ~1/(2*steps) of the attack's cost
         adv_logits = clean_logits.clone()
-        adv_logits[rows] = _logits(model, out.x_adv, batch_size).to(adv_logits.dtype)
-        sums.add(adv_logits, y)
+        with pen.capture() if pen else _nothing():
+            adv_logits[rows] = _logits(model, out.x_adv, batch_size).to(adv_logits.dtype)
+        adv_feats = None
+        got = pen.take(len(rows)) if pen else None
+        if clean_feats is not None and got is not None:
+            adv_feats = clean_feats.clone()
+            adv_feats[rows] = got
+        sums.add(adv_logits, y, adv_feats)
     return adv
 
 
