@@ -128,7 +128,7 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, s
             alpha: float | None = None, norm: str = "linf", random_start: bool = True,
             target: torch.Tensor | None = None, loss: str = "ce", early_stop: bool = True,
             track: bool = True, batch_size: int | None = None,
-            generator: torch.Generator | None = None) -> AttackOutput:
+            generator: torch.Generator | None = None, start: torch.Tensor | None = None) -> AttackOutput:
     """Projected gradient ascent from x (or a random point of the eps-ball around it).
 
     It runs the model in whatever mode it is in (`attack` puts it in eval mode; training
@@ -154,7 +154,10 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, s
         return AttackOutput(x.clone(), pred, success)
 
     with fast_input_grad(model):
-        x_init = random_init(x, eps, norm, generator) if random_start else x.clone()
+        if start is not None:  # a given first iterate (TRADES starts at x + 0.001 N(0, 1))
+            x_init = project(start.detach().clone(), x, eps, norm)
+        else:
+            x_init = random_init(x, eps, norm, generator) if random_start else x.clone()
         if not track:
             x_adv = x_init
             for _ in range(steps):

@@ -124,16 +124,27 @@ def crafter(attacked: nn.Module, cfg: TrainConfig, generator: torch.Generator) -
     Defaults: the run's eps, norm and PGD steps, step eps/4; any may be given per call, eps and
     alpha per image."""
 
-    def craft(x, y, *, eps=None, alpha=None, steps=None, loss="ce", target=None, random_start=True):
+    def craft(x, y, *, eps=None, alpha=None, steps=None, loss="ce", target=None, random_start=True, start=None):
+        """`loss`: "ce", "margin", a callable logits -> per-image objective, or "kl": the KL
+        divergence from the model's own clean prediction, as TRADES ascends it."""
         eps = cfg.eps if eps is None else eps
         steps = cfg.attack_steps if steps is None else steps
         alpha = (cfg.attack_alpha or eps / 4) if alpha is None else alpha
-        kw = dict(eps=eps, steps=steps, alpha=alpha, norm=cfg.norm, random_start=random_start, target=target,
-                  loss=loss, track=False, generator=generator)
+
+        def run(model):
+            objective = loss
+            if loss == "kl":
+                with torch.no_grad():
+                    p_clean = F.softmax(model(x), 1)
+                def objective(logits):
+                    return F.kl_div(F.log_softmax(logits, 1), p_clean, reduction="none").sum(1)
+            return perturb(model, x, y, eps=eps, steps=steps, alpha=alpha, norm=cfg.norm, random_start=random_start,
+                           target=target, loss=objective, track=False, generator=generator, start=start).x_adv
+
         if cfg.attack_bn == "eval":
             with eval_mode(attacked):
-                return perturb(folded(attacked), x, y, **kw).x_adv
-        return perturb(attacked, x, y, **kw).x_adv
+                return run(folded(attacked))
+        return run(attacked)
 
     return craft
 
