@@ -25,7 +25,7 @@ def test_results_json_agrees_with_per_class_csv_and_its_means(digits_run):
     for name, model in results["models"].items():
         for metric in ("clean", "robust"):
             s = model[metric]
-            rows = csv[(csv.model == name) & (csv.metric == metric)].set_index("class")
+            rows = csv[(csv.model == name) & (csv.metric == metric) & (csv.checkpoint == "last")].set_index("class")
             acc = rows["accuracy"]
             assert set(acc.index) == set(s["per_class"])
             for cls, value in s["per_class"].items():
@@ -38,8 +38,9 @@ def test_results_json_agrees_with_per_class_csv_and_its_means(digits_run):
             assert s["per_class"][s["worst_class"]] == s["worst"]
             assert s["gap"] == pytest.approx(s["best"] - s["worst"])
             assert rows["n"].sum() == results["n_test"]
-        assert (csv[(csv.model == name) & (csv.metric == "robust")]["accuracy"].to_numpy()
-                <= csv[(csv.model == name) & (csv.metric == "clean")]["accuracy"].to_numpy() + 1e-12).all()
+        last = csv[(csv.model == name) & (csv.checkpoint == "last")]
+        assert (last[last.metric == "robust"]["accuracy"].to_numpy()
+                <= last[last.metric == "clean"]["accuracy"].to_numpy() + 1e-12).all()
 
 
 def test_run_directory_holds_config_metrics_figures_and_report(digits_run):
@@ -47,19 +48,20 @@ def test_run_directory_holds_config_metrics_figures_and_report(digits_run):
     config = json.loads((out / "config.json").read_text())
     assert config["run"]["eps"] == pytest.approx(0.1) and config["preset"] == "smoke"
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert {r["model"] for r in records} == {"standard", "adversarial"}
+    assert {r["model"] for r in records} == {"standard", "fgsm-rs"}
     assert all(len(r["val_clean_per_class"]) == 10 and len(r["val_robust_per_class"]) == 10 for r in records)
     assert [r["epoch"] for r in records if r["model"] == "standard"] == list(range(1, config["run"]["epochs"] + 1))
-    for fig in ("figure1_standard", "figure2_adversarial", "trend_standard", "trend_adversarial",
-                "confusion_standard", "confusion_adversarial"):
+    for fig in ("figure1_standard", "figure2_fgsm-rs", "trend_standard", "trend_fgsm-rs",
+                "confusion_standard", "confusion_fgsm-rs", "tradeoff"):
         assert (out / "figures" / f"{fig}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 6
+    assert html.count("data:image/png;base64,") == 7
     assert "src=\"http" not in html and "<link" not in html
     results = json.loads((out / "results.json").read_text())
-    for name in ("standard", "adversarial"):
+    assert results["arms"] == ["standard", "fgsm-rs"]
+    for name in ("standard", "fgsm-rs"):
         worst = results["models"][name]["clean"]["worst_class"]
-        line = f"Weakest class of the {name} model"
+        line = f"Weakest class of the {name} arm"
         assert line in html and line in proc.stdout
         assert f"'{worst}' clean" in proc.stdout
 
@@ -73,6 +75,6 @@ def test_resume_of_a_finished_study_retrains_nothing(digits_run, tmp_path):
     assert proc.returncode == 0, proc.stderr
     after = json.loads((out / "results.json").read_text())
     assert "resuming from epoch" in proc.stderr
-    for name in ("standard", "adversarial"):
+    for name in ("standard", "fgsm-rs"):
         assert after["models"][name]["clean"] == before["models"][name]["clean"]
         assert after["models"][name]["robust"] == before["models"][name]["robust"]

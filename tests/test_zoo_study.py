@@ -35,7 +35,7 @@ def _check(out, arch):
     results = json.loads((out / "results.json").read_text())
     assert results["arch"] == arch and results["dataset"] == "cifar10"
     assert results["eps"] == pytest.approx(8 / 255)
-    for name in ("standard", "adversarial"):
+    for name in ("standard", "fgsm-rs"):
         assert len(results["models"][name]["clean"]["per_class"]) == 10
     assert (out / "report.html").stat().st_size > 10_000
 

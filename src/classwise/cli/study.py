@@ -2,29 +2,69 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from .common import common_options, overrides, train_options
+from .objective_options import active_verb, add_objective_options, objective_params
 
 ORDER = 10
 
 
+def _names(text: str) -> list[str]:
+    from ..study.config import method_names
+
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    known = method_names()
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; "
+                                         f"choose from: {', '.join(known)}")
+    return names
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"seeds must be integers like 0,1,2, got '{text}'") from exc
+
+
 def add_parser(sub) -> None:
-    p = sub.add_parser("study", help="train a standard and an adversarially trained model, compare them per class")
+    # method names are checked against the registry when the option is used (importing the
+    # registry at parser build would import torch for `classwise --help`)
+    p = sub.add_parser("study", help="train one arm per method (standard and adversarial by default), "
+                                     "compare them per class")
     common_options(p)
     train_options(p)
     p.add_argument("--preset", default="quick", help="smoke (seconds) or quick (minutes on a CPU)")
-    p.add_argument("--adversarial-method", choices=["fgsm-rs", "pgd"], help="default fgsm-rs")
+    p.add_argument("--methods", type=_names, metavar="M1,M2,...",
+                   help="arms, one per training method (default standard,fgsm-rs)")
+    p.add_argument("--reference", help="the plain adversarial arm the others are compared with "
+                                       "(default fgsm-rs or pgd when in the study)")
+    p.add_argument("--seeds", type=_seeds, metavar="S1,S2,...",
+                   help="train every arm once per seed (default: --seed); folders <arm>/seed<k>/")
+    # deprecated alias of --methods standard,X
+    p.add_argument("--adversarial-method", type=lambda s: _names(s)[0], help=argparse.SUPPRESS)
+    if active_verb() == "study":
+        add_objective_options(p)
     p.set_defaults(func=run)
 
 
-
 def run(args) -> int:
-    from ..study import preset_config, run_study
+    from ..errors import ClasswiseError
+    from ..progress import console
+    from ..study import StudyConfig, preset_config, run_study
 
-    cfg = preset_config(args.preset, **overrides(args))
+    methods = args.methods
     if args.adversarial_method:
-        cfg = cfg.model_copy(update={"adversarial_method": args.adversarial_method})
+        if methods:
+            raise ClasswiseError("--adversarial-method is the old spelling of --methods standard,X; give only one")
+        console.print(f"--adversarial-method is deprecated; use --methods standard,{args.adversarial_method}")
+        methods = ["standard", args.adversarial_method]
+    methods = methods or list(StudyConfig.model_fields["methods"].get_default(call_default_factory=True))
+    cfg = preset_config(args.preset, methods=methods, method_params=objective_params(args, methods),
+                        seeds=args.seeds, reference=args.reference, **overrides(args))
     out = args.out or Path("runs") / f"study-{cfg.run.dataset}-{cfg.run.arch}-{args.preset}"
     run_study(cfg, out, data_dir=args.data_dir, device=args.device, resume=args.resume,
               download=args.download)

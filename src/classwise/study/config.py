@@ -1,20 +1,70 @@
-"""`classwise study` config: a standard and an adversarially trained model with the same
-architecture and budget, i.e. one run config and the adversarial method to compare."""
+"""`classwise study` config: N arms (training methods) with the same architecture, budget
+and seeds, i.e. one run config, the methods to compare, and the seeds to repeat them over."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import ClasswiseError
 from .grid import RunConfig
+
+# the plain adversarial arms, in the order the reference arm is looked for
+REFERENCE_METHODS = ("fgsm-rs", "pgd")
+
+
+def method_names() -> list[str]:
+    """Training methods known to the trainer: the objectives registry when it exists, else the
+    older methods registry (imported here, lazily, so configs load without torch work)."""
+    try:
+        from ..train.objectives import OBJECTIVES
+    except ImportError:
+        from ..train import METHODS as OBJECTIVES
+    return list(OBJECTIVES)
 
 
 class StudyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     run: RunConfig = Field(default_factory=RunConfig)
-    adversarial_method: str = "fgsm-rs"
+    methods: list[str] = Field(default_factory=lambda: ["standard", "fgsm-rs"], min_length=1,
+                               description="one arm per training method; the arm is named after it")
+    method_params: dict[str, dict] = Field(default_factory=dict, description="per-method parameters")
+    reference: str | None = Field(default=None, description="the plain adversarial arm others are compared "
+                                                            "against; default fgsm-rs or pgd when present")
+    seeds: list[int] | None = Field(default=None, min_length=1, description="default: [run.seed]")
     preset: str = "custom"
+
+    @model_validator(mode="after")
+    def _check(self):
+        known = method_names()
+        unknown = [m for m in self.methods if m not in known]
+        if unknown:
+            raise ValueError(f"unknown method(s) {', '.join(unknown)}; choose from: {', '.join(known)}")
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"methods repeat an arm: {', '.join(self.methods)}")
+        stray = [m for m in self.method_params if m not in self.methods]
+        if stray:
+            raise ValueError(f"method_params for method(s) not in the study: {', '.join(stray)}")
+        if self.reference is not None and self.reference not in self.methods:
+            raise ValueError(f"reference arm '{self.reference}' is not one of the methods")
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds repeat a value")
+        return self
+
+    @property
+    def arms(self) -> list[str]:
+        return list(self.methods)
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(self.seeds) if self.seeds else [self.run.seed]
+
+    @property
+    def reference_arm(self) -> str | None:
+        """The arm each arm's worst class and cost to the average are measured against."""
+        if self.reference:
+            return self.reference
+        return next((m for m in REFERENCE_METHODS if m in self.methods), None)
 
 
 # Presets set the budget; data set and architecture come from the command line.
@@ -28,8 +78,22 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def preset_config(preset: str, **overrides) -> StudyConfig:
+def preset_config(preset: str, *, methods: list[str] | None = None, method_params: dict | None = None,
+                  seeds: list[int] | None = None, reference: str | None = None, **overrides) -> StudyConfig:
     if preset not in PRESETS:
         raise ClasswiseError(f"unknown preset '{preset}'; choose one of: {', '.join(PRESETS)}")
     fields = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
-    return StudyConfig(run=RunConfig(**fields), preset=preset)
+    study = {k: v for k, v in {"methods": methods, "method_params": method_params, "seeds": seeds,
+                                "reference": reference}.items() if v is not None}
+    try:
+        return StudyConfig(run=RunConfig(**fields), preset=preset, **study)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise ClasswiseError(_first_error(exc)) from exc
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if errors is None:
+        return str(exc)
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'study'}: {e['msg']}".replace("Value error, ", "")
+                     for e in errors())
