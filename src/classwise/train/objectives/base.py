@@ -94,8 +94,15 @@ class Objective:
         return None
 
     def describe_state(self) -> dict[str, Any]:
-        """Plain values of the per-class state, for metrics.jsonl."""
-        return {k: v.tolist() if torch.is_tensor(v) else v for k, v in self.state_dict().items()}
+        """The per-class state (tensors with a row per class) and plain numbers, for metrics.jsonl;
+        bulkier state (averaged weights) stays in the checkpoint only."""
+        out = {}
+        for k, v in self.state_dict().items():
+            if torch.is_tensor(v) and v.ndim and v.shape[0] == self.num_classes:
+                out[k] = v.tolist()
+            elif isinstance(v, int | float | bool | str):
+                out[k] = v
+        return out
 
     def state_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.state}
