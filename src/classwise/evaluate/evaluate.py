@@ -35,8 +35,9 @@ class EvalResult:
     # per true class, collected in the evaluation pass for the analyses that need more than
     # predictions (similarity, flows of probability mass, per-class loss): key -> {"logits":
     # C x C sums of logit vectors, "probs": C x C sums of softmax vectors, "loss": C sums of
-    # cross-entropy, "features": C x D sums of the input of the model's last nn.Linear (its
-    # penultimate features; absent when it has none)}; for "clean" and every untargeted gradient attack
+    # cross-entropy, "kl": C sums of KL(clean || adversarial) (attacks only), "features": C x D
+    # sums of the input of the model's last nn.Linear (its penultimate features; absent when it has
+    # none)}; for "clean" and every untargeted gradient attack
     class_sums: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     @property
@@ -111,19 +112,26 @@ def _chunk_size(data, batch_size: int, budget_bytes: int = 256 * 2**20) -> int:
 
 
 class _ClassSums:
-    """Running per-true-class sums of logits, softmax and cross-entropy, in float64 on the CPU
-    (exact enough for 10^6 images; MPS has no float64)."""
+    """Running per-true-class sums of logits, softmax and cross-entropy (under attack also the
+    KL divergence from the clean prediction, "kl"), in float64 on the CPU (exact enough for
+    10^6 images; MPS has no float64)."""
 
     def __init__(self, num_classes: int):
         c = num_classes
         self.sums = {"logits": torch.zeros(c, c, dtype=torch.float64), "probs": torch.zeros(c, c, dtype=torch.float64),
                      "loss": torch.zeros(c, dtype=torch.float64)}
 
-    def add(self, logits: torch.Tensor, y: torch.Tensor, features: torch.Tensor | None = None) -> None:
+    def add(self, logits: torch.Tensor, y: torch.Tensor, features: torch.Tensor | None = None,
+            reference: torch.Tensor | None = None) -> None:
         logits, y = logits.detach().float().cpu(), y.cpu()
         self.sums["logits"].index_add_(0, y, logits.double())
         self.sums["probs"].index_add_(0, y, logits.softmax(1).double())
         self.sums["loss"].index_add_(0, y, F.cross_entropy(logits, y, reduction="none").double())
+        if reference is not None:  # KL(clean || adversarial) per image, TRADES's boundary term (WAT's cost)
+            ref = reference.detach().float().cpu()
+            kl = F.kl_div(logits.log_softmax(1), ref.log_softmax(1), reduction="none", log_target=True).sum(1)
+            self.sums.setdefault("kl", torch.zeros(len(self.sums["loss"]), dtype=torch.float64))
+            self.sums["kl"].index_add_(0, y, kl.double())
         if features is not None:
             if "features" not in self.sums:
                 self.sums["features"] = torch.zeros(len(self.sums["loss"]), features.shape[1], dtype=torch.float64)
@@ -319,7 +327,7 @@ def _attack_chunk(model, fast, spec, x, y, clean, gen, *, batch_size, seed, earl
     rows = (clean == y).nonzero().flatten() if isinstance(spec, AttackSpec) else threat_rows(spec, y, clean)
     if rows.numel() == 0:
         if sums is not None:
-            sums.add(clean_logits, y, clean_feats)
+            sums.add(clean_logits, y, clean_feats, reference=clean_logits)
         return adv
     xo = x[rows].contiguous(memory_format=torch.channels_last)
     if isinstance(spec, AttackSpec):
@@ -338,7 +346,7 @@ def _attack_chunk(model, fast, spec, x, y, clean, gen, *, batch_size, seed, earl
         if clean_feats is not None and got is not None:
             adv_feats = clean_feats.clone()
             adv_feats[rows] = got
-        sums.add(adv_logits, y, adv_feats)
+        sums.add(adv_logits, y, adv_feats, reference=clean_logits)
     return adv
 
 
