@@ -1,0 +1,92 @@
+"""Blurs: defocus (anti-aliased disk), glass (blur, local pixel shuffle, blur), motion
+(ImageMagick's one-sided Gaussian along a random angle), zoom (the mean of centre zooms) and
+gaussian."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from . import ops
+from .registry import param, register_corruption
+
+
+@lru_cache(maxsize=64)
+def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
+    """The reference's anti-aliased disk: a pixel disk of `radius` on a 17x17 grid (wider
+    past radius 8), normalised, then cv2.GaussianBlur (3x3, or 5x5 past radius 8, sigma
+    alias_blur, reflect-101 border); cropped to where it is non-zero, which changes nothing
+    but the work."""
+    lim = 8 if radius <= 8 else int(np.ceil(radius))
+    t = np.arange(-lim, lim + 1)
+    xx, yy = np.meshgrid(t, t)
+    d = (xx**2 + yy**2 <= radius**2).astype(np.float64)
+    d /= d.sum()
+    k = 3 if radius <= 8 else 5
+    g = np.exp(-((np.arange(k) - (k - 1) / 2) ** 2) / (2 * alias_blur**2))
+    g /= g.sum()
+    p = k // 2
+    d = np.pad(d, p, mode="reflect")  # numpy's reflect is OpenCV's reflect-101
+    d = sum(g[i] * d[i:i + 2 * lim + 1, :] for i in range(k))
+    d = sum(g[i] * d[:, i:i + 2 * lim + 1] for i in range(k))
+    nz = np.argwhere(np.abs(d) > 0)
+    r = int(np.abs(nz - lim).max())
+    return d[lim - r:lim + r + 1, lim - r:lim + r + 1]
+
+
+@register_corruption("blur", [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)])
+def defocus_blur(x, severity, generator=None):
+    return ops.correlate(x, disk_kernel(*param("defocus_blur", severity)), "mirror").clamp(0, 1)
+
+
+@register_corruption("blur", [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)])
+def glass_blur(x, severity, generator=None):
+    """Blur, store as 8 bits, shuffle locally, blur. The reference walks the pixels from the
+    bottom-right and 'swaps' each with a neighbour up to max_delta up/left; its swap of two
+    NumPy row views copies the neighbour into the pixel and leaves the neighbour as it was
+    (that is what the published files hold). With max_delta 1 every neighbour read is one the
+    walk has not reached yet, so one pass is a single gather with per-pixel offsets."""
+    sigma, delta, iterations = param("glass_blur", severity)
+    assert delta == 1, "the gather form needs every offset to point to a pixel not yet visited"
+    x = ops.quantize(ops.gaussian_blur(x, sigma))
+    n, c, h, w = x.shape
+    hs = torch.arange(h - delta, delta, -1, device=x.device)
+    ws = torch.arange(w - delta, delta, -1, device=x.device)
+    pos = (hs[:, None] * w + ws[None, :]).flatten()  # the walk's order
+    for _ in range(iterations):
+        d = torch.randint(-delta, delta, (n, len(pos), 2), generator=generator, device=x.device)
+        src = torch.arange(h * w, device=x.device).repeat(n, 1)
+        src[:, pos] = pos + d[..., 1] * w + d[..., 0]  # (dx, dy) as the reference draws them
+        x = x.reshape(n, c, h * w).gather(2, src[:, None, :].expand(n, c, -1)).view(n, c, h, w)
+    return ops.gaussian_blur(x, sigma).clamp(0, 1)
+
+
+@register_corruption("blur", [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)])
+def motion_blur(x, severity, generator=None):
+    radius, sigma = param("motion_blur", severity)
+    angle = torch.rand(len(x), generator=generator, device=x.device, dtype=torch.float64) * 90 - 45
+    return ops.motion_blur(x, radius, sigma, angle).clamp(0, 1)
+
+
+@lru_cache(maxsize=32)
+def _zoom_operator(h: int, w: int, stop: float, device: str):
+    """(I + sum over zooms of the zoomed image) / (zooms + 1) as one sparse (h w, h w) map:
+    every output pixel reads a few nearby pixels, so the sparse product beats a dense one."""
+    zooms = np.arange(1, stop, 0.01)
+    k = np.eye(h * w)
+    for z in zooms:
+        k += np.kron(ops.zoom_matrix(h, z), ops.zoom_matrix(w, z))
+    return ops.to_sparse(k / (len(zooms) + 1), device)
+
+
+@register_corruption("blur", [1.06, 1.11, 1.16, 1.21, 1.26])  # zooms np.arange(1, stop, 0.01)
+def zoom_blur(x, severity, generator=None):
+    h, w = x.shape[-2:]
+    return ops.apply_operator(x, _zoom_operator(h, w, param("zoom_blur", severity), str(x.device))).clamp(0, 1)
+
+
+@register_corruption("blur", [0.4, 0.6, 0.7, 0.8, 1.0], extra=True)
+def gaussian_blur(x, severity, generator=None):
+    return ops.gaussian_blur(x, param("gaussian_blur", severity)).clamp(0, 1)

@@ -1,0 +1,123 @@
+"""Digital: brightness and saturate (in HSV, as scikit-image converts), contrast, elastic
+(a random affine, then a smooth random displacement field), pixelate (Pillow's BOX down and
+up) and JPEG."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from . import ops
+from .registry import param, register_corruption
+
+
+@register_corruption("digital", [0.05, 0.1, 0.15, 0.2, 0.3])
+@ops.colour_op
+def brightness(x, severity, generator=None):
+    """V += c in HSV with H and S kept: every channel scales by V'/V (a black pixel turns grey)."""
+    v = x.amax(1, keepdim=True)
+    v2 = (v + param("brightness", severity)).clamp(0, 1)
+    return torch.where(v > 0, x * v2 / v.clamp(min=1e-12), v2).clamp(0, 1)
+
+
+@register_corruption("digital", [(0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)], extra=True)
+@ops.colour_op
+def saturate(x, severity, generator=None):
+    """S' = clip(S a + b) in HSV: each channel's distance below V scales by S'/S. A grey pixel
+    has hue 0 in scikit-image, so a positive b tints it red, as in the published files."""
+    a, b = param("saturate", severity)
+    v = x.amax(1, keepdim=True)
+    delta = v - x.amin(1, keepdim=True)
+    s = torch.where(delta > 0, delta / v.clamp(min=1e-12), 0.0)
+    s2 = (s * a + b).clamp(0, 1)
+    coloured = v - (v - x) * s2 * v / delta.clamp(min=1e-12)
+    grey = torch.cat([v, v * (1 - s2), v * (1 - s2)], 1)
+    return torch.where(delta > 0, coloured, grey).clamp(0, 1)
+
+
+@register_corruption("digital", [0.75, 0.5, 0.4, 0.3, 0.15])
+def contrast(x, severity, generator=None):
+    c = param("contrast", severity)
+    mean = x.mean((2, 3), keepdim=True)
+    return ((x - mean) * c + mean).clamp(0, 1)
+
+
+# in units of the image side (IMSIZE in the reference, 32 for CIFAR): alpha, sigma, affine jitter
+@register_corruption("digital", [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05),
+                                 (0.1, 0.03, 0.03)])
+def elastic_transform(x, severity, generator=None):
+    """cv2.warpAffine (bilinear, reflect-101 border) with three anchor points jittered by up
+    to `affine` pixels, then a displacement field of uniform noise smoothed by a Gaussian
+    (sigma, reflect border, truncate 3) times alpha, read with scipy's map_coordinates
+    (order 1, reflect border). Pixel-valued parameters scale with the image side."""
+    n, c, h, w = x.shape
+    size = min(h, w)
+    alpha, sigma, jitter = (v * size for v in param("elastic_transform", severity))
+    dev, f64 = x.device, torch.float64
+    centre = torch.tensor([h // 2, w // 2], dtype=f64, device=dev)  # (x, y) as the reference builds it
+    sq = size // 3
+    pts1 = torch.stack([centre + sq, torch.stack([centre[0] + sq, centre[1] - sq]), centre - sq])
+    u = torch.rand((n, 3, 2), generator=generator, device=dev, dtype=torch.float32).double()
+    pts2 = pts1 + (u * 2 - 1) * jitter
+    a = torch.cat([pts1, torch.ones(3, 1, dtype=f64, device=dev)], 1)
+    m = torch.linalg.solve(a, pts2).transpose(1, 2)  # (n, 2, 3): dst = M [src; 1]
+    inv = torch.linalg.inv(m[:, :, :2])
+    shift = -(inv @ m[:, :, 2:])
+    rows, cols = torch.meshgrid(torch.arange(h, dtype=f64, device=dev), torch.arange(w, dtype=f64, device=dev),
+                                indexing="ij")
+    dst = torch.stack([cols.flatten(), rows.flatten()])  # (x, y)
+    src = inv @ dst + shift  # (n, 2, h w)
+    x = ops.sample_bilinear(x, src[:, 1].view(n, h, w).to(x.dtype), src[:, 0].view(n, h, w).to(x.dtype), "mirror")
+    noise = torch.rand((n, 2, h, w), generator=generator, device=dev, dtype=torch.float32).to(x.dtype) * 2 - 1
+    field = ops.gaussian_blur(noise, sigma, mode="symmetric", truncate=3) * alpha
+    dx, dy = field[:, 0], field[:, 1]
+    return ops.sample_bilinear(x, rows.to(x.dtype) + dy, cols.to(x.dtype) + dx, "symmetric").clamp(0, 1)
+
+
+@lru_cache(maxsize=64)
+def box_resize_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """Pillow's resample coefficients for the BOX filter on one axis (its support scales with
+    the reduction; a tap weighs 1 when its centre falls inside, then rows are normalised)."""
+    scale = n_in / n_out
+    filterscale = max(scale, 1.0)
+    support = 0.5 * filterscale
+    m = np.zeros((n_out, n_in))
+    for o in range(n_out):
+        centre = (o + 0.5) * scale
+        lo = max(int(centre - support + 0.5), 0)
+        hi = min(int(centre + support + 0.5), n_in)
+        for i in range(lo, hi):
+            t = (i - centre + 0.5) / filterscale
+            m[o, i] = 1.0 if -0.5 < t <= 0.5 else 0.0
+        if m[o].sum():
+            m[o] /= m[o].sum()
+    return m
+
+
+def _pil_resize(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Pillow's BOX resize of 8-bit images: the horizontal pass, rounded to 8 bits, then the vertical."""
+    x = ops.round8(torch.matmul(x, torch.as_tensor(box_resize_matrix(x.shape[-1], w), dtype=x.dtype,
+                                                   device=x.device).T))
+    return ops.round8(torch.matmul(torch.as_tensor(box_resize_matrix(x.shape[-2], h), dtype=x.dtype,
+                                                   device=x.device), x))
+
+
+@register_corruption("digital", [0.95, 0.9, 0.85, 0.75, 0.65])
+def pixelate(x, severity, generator=None):
+    c = param("pixelate", severity)
+    h, w = x.shape[-2:]
+    return _pil_resize(_pil_resize(ops.round8(x), int(h * c), int(w * c)), h, w)
+
+
+@register_corruption("digital", [80, 65, 58, 50, 40])
+def jpeg_compression(x, severity, generator=None):
+    """libjpeg at this quality (4:2:0 chroma for colour), through torchvision's batched encoder
+    and decoder: the same library Pillow's `save(..., 'JPEG', quality=q)` calls."""
+    from torchvision.io import decode_jpeg, encode_jpeg
+
+    q = param("jpeg_compression", severity)
+    levels = list(torch.floor(x.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().unbind(0))
+    out = decode_jpeg(encode_jpeg(levels, quality=q))
+    return torch.stack(out).to(x.device, x.dtype) / 255

@@ -1,0 +1,251 @@
+"""Batched building blocks of the corruptions: the filters, border modes, resampling and
+colour conversions of the libraries the published code calls (SciPy, scikit-image, OpenCV,
+ImageMagick, Pillow), written once for (N, C, H, W) tensors."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, OpenCV's RGB2GRAY
+
+
+def border_index(n: int, lo: int, hi: int, mode: str, device=None) -> torch.Tensor:
+    """Source indices for positions lo..hi-1 of a length-n axis extended past its ends:
+    `nearest` repeats the edge (scipy nearest, ImageMagick edge), `mirror` reflects about the
+    edge pixel (OpenCV's default BORDER_REFLECT_101, scipy mirror), `symmetric` repeats it
+    (scipy reflect)."""
+    i = torch.arange(lo, hi, device=device)
+    if mode == "nearest":
+        return i.clamp(0, n - 1)
+    if n == 1:
+        return torch.zeros_like(i)
+    if mode == "mirror":
+        p = 2 * (n - 1)
+        i = i.remainder(p)
+        return torch.where(i > n - 1, p - i, i)
+    if mode == "symmetric":
+        i = i.remainder(2 * n)
+        return torch.where(i >= n, 2 * n - 1 - i, i)
+    raise ValueError(f"unknown border mode {mode}")
+
+
+def pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int, mode: str) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    rows = border_index(h, -top, h + bottom, mode, x.device)
+    cols = border_index(w, -left, w + right, mode, x.device)
+    return x.index_select(-2, rows).index_select(-1, cols)
+
+
+def gaussian_kernel1d(sigma: float, truncate: float = 4.0) -> np.ndarray:
+    """scipy.ndimage.gaussian_filter's kernel (what skimage.filters.gaussian uses)."""
+    radius = int(truncate * sigma + 0.5)
+    t = np.arange(-radius, radius + 1, dtype=np.float64)
+    k = np.exp(-0.5 * t**2 / sigma**2)
+    return k / k.sum()
+
+
+@lru_cache(maxsize=256)
+def _filter_matrix(n: int, kernel: tuple, mode: str) -> np.ndarray:
+    k = np.asarray(kernel)
+    r = len(k) // 2
+    src = border_index(n, -r, n + r, mode).numpy()
+    m = np.zeros((n, n))
+    for o in range(n):
+        np.add.at(m[o], src[o:o + 2 * r + 1], k)
+    return m
+
+
+def filter_matrix(n: int, kernel, mode: str) -> np.ndarray:
+    """The (n, n) matrix of a 1-D correlation with `kernel` (odd length, centred) on a
+    border-extended axis: a separable filter becomes two small matrix products."""
+    return _filter_matrix(n, tuple(float(v) for v in kernel), mode)
+
+
+def separable(x: torch.Tensor, k_rows, k_cols, mode: str) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    return apply_rows_cols(x, filter_matrix(h, k_rows, mode), filter_matrix(w, k_cols, mode))
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float, mode: str = "nearest", truncate: float = 4.0) -> torch.Tensor:
+    """skimage.filters.gaussian over H and W (its default border is scipy's `nearest`)."""
+    if sigma <= 1e-15:
+        return x
+    k = gaussian_kernel1d(sigma, truncate)
+    return separable(x, k, k, mode)
+
+
+@lru_cache(maxsize=64)
+def _sparse_operator(h: int, w: int, kernel: bytes, shape: tuple, mode: str, device: str) -> torch.Tensor:
+    k = np.frombuffer(kernel).reshape(shape)
+    kh, kw = shape
+    rows = border_index(h, -(kh // 2), h + kh // 2, mode).numpy()
+    cols = border_index(w, -(kw // 2), w + kw // 2, mode).numpy()
+    m = np.zeros((h * w, h * w))
+    out = np.arange(h * w).reshape(h, w)
+    for a in range(kh):
+        for b in range(kw):
+            if k[a, b]:
+                src = rows[a:a + h, None] * w + cols[None, b:b + w]
+                np.add.at(m, (out.ravel(), src.ravel()), k[a, b])
+    return to_sparse(m, device)
+
+
+def to_sparse(m: np.ndarray, device) -> torch.Tensor:
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": the product it needs works
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.as_tensor(m, dtype=torch.float32).to_sparse_csr().to(device)
+
+
+def apply_operator(x: torch.Tensor, op: torch.Tensor) -> torch.Tensor:
+    """A (H W, H W) sparse linear map applied to every channel."""
+    n, c, h, w = x.shape
+    flat = x.reshape(n * c, h * w).to(torch.float32).T
+    return (op @ flat).T.reshape(n, c, h, w).to(x.dtype)
+
+
+def correlate(x: torch.Tensor, kernel: np.ndarray, mode: str) -> torch.Tensor:
+    """2-D correlation of every channel with `kernel` (odd sides, anchor at its centre), as
+    cv2.filter2D and scipy.ndimage.correlate compute it, as one sparse product."""
+    k = np.ascontiguousarray(kernel, dtype=np.float64)
+    h, w = x.shape[-2:]
+    return apply_operator(x, _sparse_operator(h, w, k.tobytes(), k.shape, mode, str(x.device)))
+
+
+def sample_bilinear(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mode: str) -> torch.Tensor:
+    """x (N, C, H, W) read at real coordinates rows, cols (N, H', W') with linear
+    interpolation of the border-extended image (scipy map_coordinates order=1, cv2 INTER_LINEAR)."""
+    n, c, h, w = x.shape
+    r0, c0 = rows.floor(), cols.floor()
+    fr, fc = (rows - r0).unsqueeze(1), (cols - c0).unsqueeze(1)
+    r0, c0 = r0.long(), c0.long()
+    lo_r, lo_c = int(r0.min()), int(c0.min())
+    hi_r, hi_c = int(r0.max()) + 2, int(c0.max()) + 2
+    rmap, cmap = border_index(h, lo_r, hi_r, mode, x.device), border_index(w, lo_c, hi_c, mode, x.device)
+    flat = x.reshape(n, c, h * w)
+
+    def at(ri, ci):
+        idx = (rmap[ri - lo_r] * w + cmap[ci - lo_c]).view(n, 1, -1).expand(n, c, -1)
+        return flat.gather(2, idx).view(n, c, *rows.shape[1:])
+
+    top = at(r0, c0) * (1 - fc) + at(r0, c0 + 1) * fc
+    bottom = at(r0 + 1, c0) * (1 - fc) + at(r0 + 1, c0 + 1) * fc
+    return top * (1 - fr) + bottom * fr
+
+
+def as_rgb(x: torch.Tensor) -> torch.Tensor:
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+def luma(x: torch.Tensor) -> torch.Tensor:
+    w = x.new_tensor(LUMA).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)
+
+
+def colour_op(fn):
+    """Apply an RGB formula to grey images too: as R = G = B in, their luma out."""
+    def run(x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        out = fn(as_rgb(x), *args, **kwargs)
+        return luma(out) if x.shape[1] == 1 else out
+    run.__doc__, run.__name__ = fn.__doc__, fn.__name__
+    return run
+
+
+def zoom_matrix(n: int, zoom: float) -> np.ndarray:
+    """The (n, n) linear map of the reference `clipped_zoom` on one axis: crop the centre
+    ceil(n / zoom) pixels, scipy.ndimage.zoom them (order 1) to round(crop * zoom), keep the
+    centre n."""
+    ch = int(np.ceil(n / zoom))
+    top = (n - ch) // 2
+    out = int(round(ch * zoom))
+    trim = (out - n) // 2
+    m = np.zeros((n, n))
+    for o in range(n):
+        pos = (o + trim) * (ch - 1) / (out - 1) if out > 1 else 0.0
+        i0 = min(int(np.floor(pos)), ch - 1)
+        f = pos - i0 if i0 < ch - 1 else 0.0
+        m[o, top + i0] += 1 - f
+        if f > 0:
+            m[o, top + i0 + 1] += f
+    return m
+
+
+def apply_rows_cols(x: torch.Tensor, mr: np.ndarray | torch.Tensor, mc: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """mr @ x @ mc^T on every channel: a separable linear resampling."""
+    mr = torch.as_tensor(mr, dtype=x.dtype, device=x.device)
+    mc = torch.as_tensor(mc, dtype=x.dtype, device=x.device)
+    return torch.matmul(torch.matmul(mr, x), mc.transpose(-1, -2))
+
+
+def motion_taps(radius: float, sigma: float, angle: torch.Tensor):
+    """ImageMagick's MotionBlurImage: weights of a one-sided Gaussian over width =
+    2 ceil(radius) + 1 taps, and each image's integer (row, col) offsets along `angle`
+    (degrees): tap i reads the pixel at round(i cos a) columns and round(i sin a) rows away."""
+    width = int(2 * math.ceil(radius) + 1)
+    i = np.arange(width, dtype=np.float64)
+    k = np.exp(-(i * i) / (2 * sigma * sigma))
+    k /= k.sum()
+    a = torch.deg2rad(angle.double())
+    px, py = width * torch.sin(a), width * torch.cos(a)
+    hyp = torch.hypot(px, py)
+    ii = torch.arange(width, dtype=torch.float64, device=angle.device)
+    dcol = torch.ceil(ii[None] * py[:, None] / hyp[:, None] - 0.5).long()
+    drow = torch.ceil(ii[None] * px[:, None] / hyp[:, None] - 0.5).long()
+    return k, drow, dcol
+
+
+def motion_blur(x: torch.Tensor, radius: float, sigma: float, angle: torch.Tensor) -> torch.Tensor:
+    """Each image blurred along its own angle; pixels past the border repeat the edge."""
+    n, c, h, w = x.shape
+    k, drow, dcol = motion_taps(radius, sigma, angle)
+    r = torch.arange(h, device=x.device).view(1, h, 1)
+    q = torch.arange(w, device=x.device).view(1, 1, w)
+    flat = x.reshape(n, c, h * w)
+    out = torch.zeros_like(x)
+    for t in range(len(k)):
+        rr = (r + drow[:, t].view(n, 1, 1)).clamp(0, h - 1)
+        cc = (q + dcol[:, t].view(n, 1, 1)).clamp(0, w - 1)
+        idx = (rr * w + cc).view(n, 1, h * w).expand(n, c, -1)
+        out += float(k[t]) * flat.gather(2, idx).view(n, c, h, w)
+    return out
+
+
+def plasma_fractal(n: int, size: int, decay: float, generator, device=None, dtype=torch.float32) -> torch.Tensor:
+    """The reference diamond-square height map (values in [0, 1]) for n images at once;
+    random numbers are drawn in the reference's order (squares, then the two diamond sets,
+    each step)."""
+    a = torch.zeros(n, size, size, device=device, dtype=dtype)
+    step, wibble = size, 100.0
+
+    def wibbled(s):
+        u = torch.rand(s.shape, generator=generator, device=device, dtype=dtype)
+        return s / 4 + wibble * (u * 2 - 1) * wibble
+
+    while step >= 2:
+        half = step // 2
+        corner = a[:, 0::step, 0::step]
+        sq = corner + corner.roll(-1, 1)
+        sq = sq + sq.roll(-1, 2)
+        a[:, half::step, half::step] = wibbled(sq)
+        dr, ul = a[:, half::step, half::step], a[:, 0::step, 0::step]
+        a[:, 0::step, half::step] = wibbled(dr + dr.roll(1, 1) + ul + ul.roll(-1, 2))
+        a[:, half::step, 0::step] = wibbled(dr + dr.roll(1, 2) + ul + ul.roll(-1, 1))
+        step //= 2
+        wibble /= decay
+    a = a - a.amin((1, 2), keepdim=True)
+    return a / a.amax((1, 2), keepdim=True)
+
+
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    """8-bit levels as np.uint8 stores a float image (truncation), guarded against float32
+    round-off just below a level."""
+    return torch.floor(x.clamp(0, 1) * 255 + 1e-4) / 255
+
+
+def round8(x: torch.Tensor) -> torch.Tensor:
+    """8-bit levels as Pillow rounds them."""
+    return torch.floor(x.clamp(0, 1) * 255 + 0.5) / 255

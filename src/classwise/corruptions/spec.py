@@ -1,0 +1,71 @@
+"""`CorruptionSpec`: one corruption at one severity as a value (configs, results), and
+`corrupt_chunk` to make the images an evaluation reads."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from . import ops
+from .registry import CORRUPTIONS
+
+
+class CorruptionSpec(BaseModel):
+    """`source`: `tensor` corrupts the images in memory (deterministic under the evaluation's
+    seed); `files` reads the published images (CIFAR-10-C style .npy files in `files`), which
+    are the test set in its order. `quantize` stores a corrupted image as 8 bits the way the
+    published files were written (np.uint8 truncation)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threat: Literal["corruption"] = "corruption"  # EvalResult.kind() reads this
+    name: str
+    severity: int = Field(ge=1, le=5)
+    source: Literal["tensor", "files"] = "tensor"
+    files: str | None = None
+    frost_dir: str | None = None
+    quantize: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in CORRUPTIONS:
+            raise ValueError(f"unknown corruption '{v}'; choose one of: {', '.join(CORRUPTIONS)}")
+        return v
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.severity}"
+
+    def describe(self) -> str:
+        where = f"from {self.files}" if self.source == "files" else "corrupted in memory"
+        return f"{self.label}: {self.name} at severity {self.severity} ({CORRUPTIONS[self.name].family}), {where}"
+
+
+def corruption_specs(names, severities, *, frost_dir=None, files=None) -> list[CorruptionSpec]:
+    """Every name at every severity, corruption by corruption. `files` (a folder of CIFAR-10-C
+    style files) switches to the published images for the corruptions it holds."""
+    from ..data.corrupted import CorruptedFiles
+
+    held = set(CorruptedFiles(files).names()) if files else set()
+    return [CorruptionSpec(name=n, severity=s, frost_dir=str(frost_dir) if frost_dir and n == "frost" else None,
+                           source="files" if n in held else "tensor", files=str(files) if n in held else None)
+            for n in names for s in severities]
+
+
+def corrupt_chunk(spec: CorruptionSpec, x: torch.Tensor, idx: np.ndarray, generator) -> torch.Tensor:
+    """The corrupted images of one chunk: `x` are the clean [0, 1] images of rows `idx` of the
+    evaluated set."""
+    if spec.source == "files":
+        from ..data.corrupted import CorruptedFiles
+
+        levels = CorruptedFiles(spec.files).images(spec.name, spec.severity, idx)
+        out = torch.from_numpy(levels).permute(0, 3, 1, 2).to(x.device, torch.float32) / 255
+        return out.contiguous(memory_format=torch.channels_last)
+    kw = {"frost_dir": spec.frost_dir} if spec.name == "frost" else {}
+    out = CORRUPTIONS[spec.name](x.contiguous(), spec.severity, generator, **kw)
+    out = ops.quantize(out) if spec.quantize else out.clamp(0, 1)
+    return out.contiguous(memory_format=torch.channels_last)
