@@ -1,0 +1,41 @@
+"""One critical class (the research plan's §3.3, second scenario: "a certain class is
+critical and the target is to increase the accuracy and/or robustness for that class while
+minimizing the decrease for other classes"): cost-sensitive adversarial training (Elkan 2001)
+with weight W on the critical class c and 1 on every other,
+
+    L = 1/N sum_i w_{y_i} l(x_i, y_i),   w_c = W (default 5), w_k = 1 otherwise,
+
+l the base method's per-image loss (PGD-AT by default)."""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+
+from ...errors import ClasswiseError
+from .adversarial_base import AdversarialParams, base_loss
+from .base import Objective, Step, class_index, register_objective
+
+
+class CriticalParams(AdversarialParams):
+    critical: str | int | None = Field(default=None, description="the critical class, by name or index")
+    critical_weight: float = Field(default=5.0, gt=0, description="its loss weight W (the others have 1)")
+
+
+@register_objective
+class Critical(Objective):
+    name = "critical"
+    paper = "research plan §3.3 (cost-sensitive, Elkan 2001)"
+    Params = CriticalParams
+
+    def __init__(self, cfg, classes, class_counts):
+        super().__init__(cfg, classes, class_counts)
+        if self.p.critical is None:
+            raise ClasswiseError("method critical needs its class: --critical NAME (or method_params "
+                                 "{critical = NAME}), e.g. the weakest class of a plain adversarial run")
+        self.index = class_index(self.p.critical, self.classes)
+        self.weights = torch.ones(self.num_classes, dtype=torch.float64)
+        self.weights[self.index] = self.p.critical_weight
+
+    def loss(self, s: Step):
+        return base_loss(s, self.cfg, self.p, weights=self.weights)

@@ -1,0 +1,66 @@
+"""Adversarial training with a targeted attack toward a vulnerable or critical class (the
+research plan's §3.3: "a targeted attack by choosing the vulnerable or important class as the
+target class"): a fraction `mix` of each batch is crafted by targeted PGD toward class t,
+
+    x' = argmin_{||x' - x|| <= eps} CE(f(x'), t),
+
+the rest by untargeted PGD (images of class t itself always untargeted), and the model is
+trained with cross-entropy on the true labels of all of them (PGD-AT otherwise). The
+targeted images are the batch's first round(mix * N) (batches are shuffled). `target` is a
+class (name or index) or "weakest": the class with the lowest validation robust accuracy,
+chosen again at each epoch end; until the first validation there is none, so epoch 1 is plain
+PGD-AT. `base` fgsm-rs crafts both kinds with one step of 1.25 eps."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from .base import Objective, Params, Step, class_index, register_objective, robust_per_class
+
+
+class TargetedParams(Params):
+    target: str | int = Field(default="weakest", description='target class (name or index) or "weakest", '
+                                                             "updated each epoch from validation")
+    mix: float = Field(default=0.5, ge=0, le=1, description="fraction of each batch attacked toward the target")
+    base: Literal["pgd", "fgsm-rs"] = Field(default="pgd", description="attack steps: pgd or fgsm-rs")
+
+
+@register_objective
+class Targeted(Objective):
+    name = "targeted"
+    paper = "research plan §3.3"
+    Params = TargetedParams
+    state = ("target_class",)
+
+    def __init__(self, cfg, classes, class_counts):
+        super().__init__(cfg, classes, class_counts)
+        self.weakest = self.p.target == "weakest"
+        self.target_class = -1 if self.weakest else class_index(self.p.target, self.classes)
+
+    def targeted_mask(self, y: torch.Tensor) -> torch.Tensor:
+        """Which images of the batch are attacked toward the target."""
+        first = torch.arange(len(y), device=y.device) < round(self.p.mix * len(y))
+        return first & (y != self.target_class) if self.target_class >= 0 else torch.zeros_like(first)
+
+    def loss(self, s: Step):
+        mask = self.targeted_mask(s.y)
+        t = self.target_class
+
+        def objective(logits):  # ascended: toward t for the masked images, away from y for the rest
+            away = F.cross_entropy(logits, s.y, reduction="none")
+            if t < 0:
+                return away
+            toward = -F.cross_entropy(logits, torch.full_like(s.y, t), reduction="none")
+            return torch.where(mask, toward, away)
+
+        steps = {"steps": 1, "alpha": self.cfg.attack_alpha or 1.25 * self.cfg.eps} if self.p.base == "fgsm-rs" else {}
+        logits = s.model(s.craft(s.x, s.y, loss=objective, **steps))
+        return F.cross_entropy(logits, s.y), logits
+
+    def end_epoch(self, epoch, val, robust_key):
+        if self.weakest:
+            self.target_class = int(torch.argmin(robust_per_class(val, robust_key)))
