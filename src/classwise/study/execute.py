@@ -53,7 +53,8 @@ def execute_run(cfg: RunConfig, run_dir, *, device: str = "auto", data_dir=None,
     test = stratified_subset(splits.test, cfg.test_limit, seed=cfg.seed) if cfg.test_limit else splits.test
     spec = AttackSpec(name="pgd", eps=cfg.eps, steps=cfg.test_steps, norm=cfg.norm, restarts=cfg.test_restarts)
     t0 = time.perf_counter()
-    res = evaluate(trained.model, test, [spec], device=dev, seed=cfg.seed)
+    autoattack = cfg.test_autoattack_spec()  # per class next to PGD when the run asks for it
+    res = evaluate(trained.model, test, [spec] + ([autoattack] if autoattack else []), device=dev, seed=cfg.seed)
     t_eval = time.perf_counter() - t0
     if is_main():
         atomic_write_json(run_dir / "eval.json", res.to_dict())

@@ -7,9 +7,10 @@ import hashlib
 import itertools
 import json
 from pathlib import Path
+from typing import Any
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..config import TrainConfig
 from ..errors import ClasswiseError
@@ -21,6 +22,33 @@ class RunConfig(TrainConfig):
     test_steps: int = Field(default=20, ge=1, description="PGD steps of the final evaluation")
     test_restarts: int = Field(default=1, ge=1)
     test_limit: int | None = Field(default=None, ge=10, description="stratified test subset")
+    # AutoAttack per class in the final evaluation, next to PGD: true (the standard version), a
+    # version name (standard, plus, rand), or a table of AutoAttackSpec fields for a custom or
+    # reduced budget, e.g. {version = "custom", attacks = ["apgd-ce", "apgd-t"], iterations = 20}
+    test_autoattack: bool | str | dict[str, Any] = Field(default=False, description="AutoAttack in the final "
+                                                         "evaluation: true, a version, or AutoAttackSpec fields")
+
+    @field_validator("test_autoattack")
+    @classmethod
+    def _autoattack(cls, value):
+        autoattack_spec(value, eps=0.0, norm="linf")  # refuse a bad version or field before any run starts
+        return value
+
+    def test_autoattack_spec(self):
+        """The final evaluation's AutoAttack (at the run's eps and norm), or None."""
+        return autoattack_spec(self.test_autoattack, eps=self.eps, norm=self.norm)
+
+
+def autoattack_spec(value, *, eps, norm):
+    from ..attacks.autoattack import AutoAttackSpec  # imports torch: only when a run asks for it
+
+    if value is False:
+        return None
+    fields = {} if value is True else {"version": value} if isinstance(value, str) else dict(value)
+    for key in ("eps", "norm"):
+        if key in fields:
+            raise ValueError(f"test_autoattack takes the run's {key}; drop '{key}' from it")
+    return AutoAttackSpec(eps=eps, norm=norm, **fields)
 
 
 class GridConfig(BaseModel):
@@ -47,7 +75,9 @@ class GridConfig(BaseModel):
 
 def run_id(cfg: RunConfig) -> str:
     """12 hex digits of the SHA-1 of the config's canonical JSON."""
-    blob = json.dumps(cfg.model_dump(), sort_keys=True, separators=(",", ":"))
+    # a field added later stays out of the id while unset, so the runs of older study.db files keep theirs
+    unset = {"test_autoattack"} if cfg.test_autoattack is False else set()
+    blob = json.dumps(cfg.model_dump(exclude=unset), sort_keys=True, separators=(",", ":"))
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 

@@ -25,7 +25,7 @@ class CriticalParams(AdversarialParams):
 @register_objective
 class Critical(Objective):
     name = "critical"
-    paper = "research plan §3.3 (cost-sensitive, Elkan 2001)"
+    paper = "research plan §3.3"
     Params = CriticalParams
 
     def __init__(self, cfg, classes, class_counts):

@@ -54,7 +54,7 @@ class WeightedParams(AdversarialParams):
 @register_objective
 class Weighted(Objective):
     name = "weighted"
-    paper = "Elkan 2001 (cost-sensitive)"
+    paper = "Elkan 2001"
     Params = WeightedParams
     state = ("weights",)
 
