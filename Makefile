@@ -37,10 +37,17 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 
-bench: install
+# the benchmark's baseline (a DataLoader + torchattacks loop); --no-deps: torchattacks' own
+# requirements would replace the installed torch
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install --no-deps "torchattacks>=3.5,<4"
+	$(BIN)/python -c "import torchattacks"
+	touch $@
+
+bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/run.py
 
-bench-quick: install
+bench-quick: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/run.py --quick
 
 clean:

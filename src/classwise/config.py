@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from .settings import Settings
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "multistep", "cyclic", "cosine")
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(Settings):  # Settings: inf/NaN refused, errors are ClasswiseErrors
     model_config = ConfigDict(extra="forbid")
 
     dataset: str = "fashion-mnist"
@@ -64,6 +66,9 @@ class TrainConfig(BaseModel):
             raise ValueError("nesterov applies to the sgd optimizer only")
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov needs momentum > 0")
+        if self.norm == "linf" and self.eps is not None and self.eps > 1:
+            raise ValueError(f"an linf eps above 1 is more than the whole [0, 1] pixel range, got {self.eps}; "
+                             "give it in [0, 1], e.g. 8/255")
         return self
 
     def resolved(self, grey: bool, hflip_ok: bool = False) -> TrainConfig:

@@ -4,6 +4,11 @@
 class ClasswiseError(Exception):
     """Something the user can fix (bad input, missing data, refused file)."""
 
+    def __str__(self) -> str:
+        # the CLI's promise is one line per error: messages that quote a file or an exception
+        # may carry newlines of their own
+        return " ".join(super().__str__().split())
+
 
 class DatasetNotFoundError(ClasswiseError):
     def __init__(self, name: str, searched: list, how_to_get: str):
@@ -17,3 +22,47 @@ class DatasetNotFoundError(ClasswiseError):
 
 class CorruptDataError(ClasswiseError):
     pass
+
+
+class InvalidSettingsError(ClasswiseError, ValueError):
+    """A configuration value out of range or of the wrong type (from the pydantic models);
+    `errors()` lists them as pydantic does."""
+
+    def __init__(self, message: str, errors: list | None = None):
+        super().__init__(message)
+        self._errors = errors or []
+
+    def errors(self) -> list:
+        return self._errors
+
+
+class WeightsError(ClasswiseError):
+    """A weights file that cannot be read or does not fit the model."""
+
+
+def flat_errors(exc) -> list[dict]:
+    """pydantic's error list with the errors of nested settings (raised by their own
+    `Settings.__init__`, so wrapped as value errors) spliced in under their full location."""
+    out = []
+    for e in exc.errors():
+        inner = (e.get("ctx") or {}).get("error")
+        if e.get("type") == "value_error" and isinstance(inner, InvalidSettingsError) and inner.errors():
+            out += [{**i, "loc": (*e["loc"], *i["loc"])} for i in flat_errors(inner)]
+        else:
+            out.append(e)
+    return out
+
+
+def settings_message(exc, where: str = "invalid settings") -> str:
+    """One line from a pydantic ValidationError: every field, what was wrong, what was given."""
+    parts = []
+    for e in flat_errors(exc):
+        loc = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{loc}'")
+            continue
+        msg = e["msg"].removeprefix("Value error, ")
+        given = e.get("input")
+        shown = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
+        parts.append(f"{loc}: {msg}{shown}" if loc else msg)
+    return f"{where}: " + "; ".join(parts)

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 from torch import nn
 
+from ..settings import Settings
 from .core import AttackOutput, eval_mode, perturb
 
 
-class AttackSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class AttackSpec(Settings):
+    model_config = ConfigDict(frozen=True)
 
     name: Literal["fgsm", "pgd"] = "pgd"
     eps: float = Field(ge=0)
@@ -22,6 +23,13 @@ class AttackSpec(BaseModel):
     random_start: bool = True
     restarts: int = Field(default=1, ge=1)
     loss: Literal["ce", "margin"] = "ce"
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.norm == "linf" and self.eps > 1:
+            raise ValueError(f"an linf eps above 1 is more than the whole [0, 1] pixel range, got {self.eps}; "
+                             "give it in [0, 1], e.g. 8/255")
+        return self
 
     @property
     def label(self) -> str:

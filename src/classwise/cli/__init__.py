@@ -9,7 +9,8 @@ import pkgutil
 import sys
 
 from .. import progress
-from ..errors import ClasswiseError
+from ..errors import ClasswiseError, settings_message
+from .common import OneLineParser
 
 
 def _verbs() -> list:
@@ -22,7 +23,7 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     from . import objective_options
 
     objective_options.ACTIVE[:] = [list(sys.argv[1:] if argv is None else argv)]
-    parser = argparse.ArgumentParser(prog="classwise", description="Train and audit image classifiers class by class.")
+    parser = OneLineParser(prog="classwise", description="Train and audit image classifiers class by class.")
     sub = parser.add_subparsers(dest="command", required=True)
     for verb in _verbs():
         verb.add_parser(sub)
@@ -38,12 +39,12 @@ def main(argv=None) -> int:
         print(f"classwise: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("classwise: interrupted; rerun with --resume to continue from the last checkpoint",
-              file=sys.stderr)
+        again = ("rerun the same command to continue (finished runs are skipped)" if args.command == "sweep"
+                 else "rerun with --resume to continue from the last checkpoint")
+        print(f"classwise: interrupted; {again}", file=sys.stderr)
         return 130
     except ValueError as exc:  # pydantic validation of option values
         if type(exc).__name__ != "ValidationError":
             raise
-        errors = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        print(f"classwise: error: invalid settings: {errors}", file=sys.stderr)
+        print(f"classwise: error: {settings_message(exc)}", file=sys.stderr)
         return 2

@@ -1,21 +1,65 @@
-"""Options and value parsers shared by several verbs."""
+"""Options and value parsers shared by several verbs, and the checks every verb makes of
+its paths before it does any work."""
 
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 from fractions import Fraction
 from pathlib import Path
+
+from ..io import check_out_dir, check_out_file  # noqa: F401 - the verbs' path checks
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's errors as one line (usage is one `--help` away), exit code 2."""
+
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {' '.join(message.split())} (see `{self.prog} --help`)\n")
+        sys.exit(2)
 
 
 def parse_eps(text: str) -> float:
     """`0.1`, `8/255` or `8` (values above 1 are read as pixel levels out of 255)."""
     try:
         value = float(Fraction(text))
-    except (ValueError, ZeroDivisionError) as exc:
-        raise argparse.ArgumentTypeError(f"eps must be a number like 0.1 or 8/255, got '{text}'") from exc
+    except (ValueError, ZeroDivisionError, OverflowError) as exc:
+        raise argparse.ArgumentTypeError(f"eps must be a finite number like 0.1 or 8/255, got '{text}'") from exc
     if value < 0:
-        raise argparse.ArgumentTypeError("eps must be >= 0")
+        raise argparse.ArgumentTypeError(f"eps must be >= 0, got '{text}'")
+    if value > 255:
+        raise argparse.ArgumentTypeError(f"eps {text} is more than the whole pixel range: give it in [0, 1] "
+                                         "(e.g. 0.1) or in pixel levels up to 255 (e.g. 8)")
     return value / 255 if value > 1 else value
+
+
+def finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from exc
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got '{text}'")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas (e.g. 100,150), "
+                                         f"got '{text}'") from exc
 
 
 def common_options(p: argparse.ArgumentParser, dataset_default="fashion-mnist") -> None:
@@ -30,7 +74,8 @@ def common_options(p: argparse.ArgumentParser, dataset_default="fashion-mnist") 
 
 
 def train_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", default="mnist-cnn", help="architecture (see `classwise models`)")
+    p.add_argument("--arch", help="architecture (see `classwise models`); default: the data set's "
+                   "(see `classwise datasets`)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
@@ -39,7 +84,7 @@ def train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nesterov", action="store_true", default=None)
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--schedule", choices=["constant", "step", "multistep", "cyclic", "cosine"])
-    p.add_argument("--milestones", type=lambda s: [int(v) for v in s.split(",")], help="e.g. 100,150")
+    p.add_argument("--milestones", type=int_list, help="e.g. 100,150")
     p.add_argument("--attack-steps", type=int, help="PGD steps for pgd adversarial training")
     p.add_argument("--train-limit", type=int, help="train on a stratified subset of this size")
     p.add_argument("--eval-subset", type=int, help="size of the fixed validation subset evaluated after each epoch")
@@ -56,4 +101,10 @@ _TRAIN_KEYS = ("arch", "epochs", "batch_size", "optimizer", "lr", "momentum", "n
 
 
 def overrides(args) -> dict:
-    return {k: getattr(args, k) for k in _TRAIN_KEYS if getattr(args, k, None) is not None}
+    """The run fields given on the command line; the architecture defaults to the data set's."""
+    fields = {k: getattr(args, k) for k in _TRAIN_KEYS if getattr(args, k, None) is not None}
+    if "arch" not in fields and "dataset" in fields:
+        from ..data import get_spec
+
+        fields["arch"] = get_spec(fields["dataset"]).default_arch
+    return fields

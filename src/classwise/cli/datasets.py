@@ -27,16 +27,17 @@ def run(args) -> int:
         train, test = load_raw(name, args.data_dir, download=True)
         console.print(f"{name}: {len(train)} training and {len(test)} test images at {spec.locate(roots)}")
     table = Table(title="Data sets", title_justify="left")
-    for col in ("name", "status", "location / how to get it", "description"):
+    for col in ("name", "status", "location / how to get it", "default arch", "description"):
         table.add_column(col)
     for name, spec in sorted(DATASETS.items()):
         found = None if spec.needs_data_dir and not args.data_dir else spec.locate(roots)
         if spec.builtin:
-            table.add_row(name, "built in", spec.how_to_get, spec.description)
+            status, where = "built in", spec.how_to_get
         elif found:
-            table.add_row(name, "[green]found[/green]", str(found), spec.description)
+            status, where = "[green]found[/green]", str(found)
         else:
-            table.add_row(name, "[red]missing[/red]", spec.how_to_get, spec.description)
+            status, where = "[red]missing[/red]", spec.how_to_get
+        table.add_row(name, status, where, spec.default_arch, spec.description)
     console.print(table)
     console.print("Searched roots: " + ", ".join(str(r) for r in roots))
     return 0

@@ -7,7 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..errors import ClasswiseError
-from .common import common_options, parse_eps
+from .common import check_out_dir, check_out_file, common_options, parse_eps, positive_int
 
 ORDER = 30
 
@@ -27,15 +27,17 @@ def add_parser(sub) -> None:
     p.add_argument("--std", help="see --mean")
     p.add_argument("--attack", nargs="+", choices=["pgd", "fgsm", "autoattack"], default=["pgd"],
                    help="one or more untargeted attacks, e.g. --attack pgd autoattack")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--restarts", type=int, default=1)
+    p.add_argument("--steps", type=positive_int, default=20)
+    p.add_argument("--restarts", type=positive_int, default=1)
     p.add_argument("--loss", choices=["ce", "margin"], default="ce", help="PGD/FGSM loss: ce or CW margin")
     p.add_argument("--version", choices=["standard", "plus", "rand", "custom"], default="standard",
                    help="AutoAttack version")
     p.add_argument("--aa-attacks", help="AutoAttack components for the custom version, e.g. apgd-ce,apgd-t")
-    p.add_argument("--aa-iterations", type=int, help="reduced AutoAttack budget: APGD/FAB iterations (not standard)")
-    p.add_argument("--aa-restarts", type=int, help="reduced AutoAttack budget: APGD/FAB restarts (not standard)")
-    p.add_argument("--aa-queries", type=int, help="reduced AutoAttack budget: Square queries (not standard)")
+    p.add_argument("--aa-iterations", type=positive_int,
+                   help="reduced AutoAttack budget: APGD/FAB iterations (not standard)")
+    p.add_argument("--aa-restarts", type=positive_int,
+                   help="reduced AutoAttack budget: APGD/FAB restarts (not standard)")
+    p.add_argument("--aa-queries", type=positive_int, help="reduced AutoAttack budget: Square queries (not standard)")
     p.add_argument("--victim", action="append", metavar="CLASS",
                    help="attack the images of this class (name or index) with a bigger budget; repeatable")
     p.add_argument("--target", action="append", metavar="CLASS",
@@ -43,10 +45,10 @@ def add_parser(sub) -> None:
     p.add_argument("--eps-curve", nargs="?", const="auto", metavar="EPS,EPS,...",
                    help="per-class accuracy over these eps (default: eps x 0.25, 0.5, 1, 2, 4)")
     p.add_argument("--no-sanity", action="store_true", help="skip the sanity checks of the robust evaluation")
-    p.add_argument("--limit", type=int, help="evaluate a stratified test subset of this size")
-    p.add_argument("--per-class", type=int, help="evaluate N images of every class (equal counts)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--top-k", type=int, default=5, help="classes listed when there are too many for a table")
+    p.add_argument("--limit", type=positive_int, help="evaluate a stratified test subset of this size")
+    p.add_argument("--per-class", type=positive_int, help="evaluate N images of every class (equal counts)")
+    p.add_argument("--batch-size", type=positive_int, default=256)
+    p.add_argument("--top-k", type=positive_int, default=5, help="classes listed when there are too many for a table")
     p.add_argument("--robustbench-json", type=Path, help="write RobustBench's model_info fields plus the per-class "
                    "table to this file")
     p.add_argument("--out", type=Path, help="write eval.json, results.json, per_class.csv, robustbench.json "
@@ -58,7 +60,13 @@ def add_parser(sub) -> None:
 def _evaluation_model(args, test, splits):
     """(model taking [0, 1] images, its name, checkpoint format) from --arch or --model."""
     from ..models import create_model, load_weights, read_weights_file
-    from ..models.custom import build_custom_model, load_custom_weights, normalization, wrap_normalization
+    from ..models.custom import (
+        build_custom_model,
+        check_output_width,
+        load_custom_weights,
+        normalization,
+        wrap_normalization,
+    )
 
     c, h, _ = test.shape
     stats = normalization(args.mean, args.std, c)
@@ -70,7 +78,9 @@ def _evaluation_model(args, test, splits):
         if args.checkpoint is not None:
             load_custom_weights(model, args.checkpoint)
             fmt = "state_dict"
-        return (wrap_normalization(model, *stats) if stats else model), args.model, fmt
+        model = wrap_normalization(model, *stats) if stats else model
+        check_output_width(model, test.shape, test.num_classes)
+        return model, args.model, fmt
     if args.checkpoint is None:
         raise ClasswiseError("--checkpoint is needed with a registry architecture "
                              "(or use --model package.module:factory)")
@@ -178,6 +188,10 @@ def run(args) -> int:
     from ..io import atomic_write_json, atomic_write_text
     from ..report import print_lines, print_per_class
 
+    check_out_dir(args.out)  # before any work: a bad output path must not cost an evaluation
+    check_out_file(args.robustbench_json, "--robustbench-json")
+    if args.eps_curve:
+        _eps_grid(args.eps_curve, 0.1, args.norm)  # a bad value is refused now, not after the evaluation
     splits = load_dataset(args.dataset, args.data_dir, seed=args.seed, download=args.download)
     test = splits.test
     if args.per_class:

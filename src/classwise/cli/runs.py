@@ -25,21 +25,27 @@ def _study_db(target: Path) -> Path:
 
     if target.suffix == ".toml":
         target = study_dir_for(load_grid(target), None)
-    db = target if target.suffix == ".db" else target / DB
+    # any file given by name is checked as a database (and refused if it is none)
+    db = target if target.is_file() or target.suffix == ".db" else target / DB
     if not db.is_file():
         raise ClasswiseError(f"no study database at {db}; run `classwise sweep CONFIG` first")
     return db
 
 
 def run(args) -> int:
+    from ..io import check_out_file
     from ..report.table import console
     from ..study.store import Store
 
     db = _study_db(args.study)
-    store = Store(db)
+    out = (args.output or db.with_name(f"results.{args.export}")) if args.export else None
+    if out is not None:
+        check_out_file(out, "--output")
+        if out.resolve() == db.resolve():
+            raise ClasswiseError(f"--output {out} is the study database itself; give another file")
+    store = Store(db, readonly=True)  # listing or exporting never writes into the database
     if args.export:
         table = store.tidy()
-        out = args.output or db.with_name(f"results.{args.export}")
         if args.export == "parquet":
             try:
                 table.to_parquet(out, index=False)

@@ -53,9 +53,11 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..errors import ClasswiseError
+    from ..io import check_out_dir, safe_name
     from ..progress import console
     from ..study import StudyConfig, preset_config, run_study
 
+    check_out_dir(args.out)
     methods = args.methods
     if args.adversarial_method:
         if methods:
@@ -65,7 +67,7 @@ def run(args) -> int:
     methods = methods or list(StudyConfig.model_fields["methods"].get_default(call_default_factory=True))
     cfg = preset_config(args.preset, methods=methods, method_params=objective_params(args, methods),
                         seeds=args.seeds, reference=args.reference, **overrides(args))
-    out = args.out or Path("runs") / f"study-{cfg.run.dataset}-{cfg.run.arch}-{args.preset}"
+    out = args.out or Path("runs") / safe_name(f"study-{cfg.run.dataset}-{cfg.run.arch}-{args.preset}")
     run_study(cfg, out, data_dir=args.data_dir, device=args.device, resume=args.resume,
               download=args.download)
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .common import positive_int
+
 ORDER = 40
 
 
@@ -12,14 +14,14 @@ def add_parser(sub) -> None:
     p.add_argument("config", type=Path, help="study config, e.g. configs/datasets-quick.toml")
     p.add_argument("--out", type=Path, help="study folder (default runs/<name>); holds study.db")
     p.add_argument("--executor", choices=["local", "slurm"], default="local")
-    p.add_argument("--jobs", type=int, default=1, help="local: runs in parallel processes")
+    p.add_argument("--jobs", type=positive_int, default=1, help="local: runs in parallel processes")
     p.add_argument("--device", default="auto")
     p.add_argument("--partition", help="slurm partition")
-    p.add_argument("--time", type=int, default=60, help="slurm time limit per run, minutes")
+    p.add_argument("--time", type=positive_int, default=60, help="slurm time limit per run, minutes")
     p.add_argument("--gpus", type=int, default=0, help="slurm GPUs per run")
     p.add_argument("--cpus", type=int, help="slurm CPUs per run")
     p.add_argument("--mem-gb", type=float, help="slurm memory per run")
-    p.add_argument("--max-parallel", type=int, default=8, help="slurm: runs of the job array at once")
+    p.add_argument("--max-parallel", type=positive_int, default=8, help="slurm: runs of the job array at once")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
 

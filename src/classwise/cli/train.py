@@ -24,14 +24,16 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..distributed import is_main
+    from ..io import check_out_dir, safe_name
     from ..report import print_lines
     from ..study.execute import execute_run
     from ..study.grid import RunConfig
 
+    check_out_dir(args.out)
     params = objective_params(args, [args.method]).get(args.method, {})
     cfg = RunConfig(**{"epochs": 3, "lr": 0.05, "weight_decay": 0.0, **overrides(args), "method": args.method,
                        "method_params": params, "init_weights": args.init_weights})
-    out = args.out or Path("runs") / f"train-{cfg.dataset}-{cfg.arch}-{cfg.method}"
+    out = args.out or Path("runs") / safe_name(f"train-{cfg.dataset}-{cfg.arch}-{cfg.method}")
     run = execute_run(cfg, out, device=args.device, data_dir=args.data_dir, resume=args.resume,
                       download=args.download)
     if is_main():

@@ -49,15 +49,32 @@ def _names(values) -> list[str]:
     return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
 
+def _field(obj: dict, key: str, path: Path):
+    if key not in obj:
+        raise CorruptDataError(f"{path}: no '{key}' entry (it has {', '.join(map(str, obj)) or 'none'}); "
+                               "the file is not an official CIFAR batch, get the archive again")
+    return obj[key]
+
+
+def _labels(batch: dict, key: str, path: Path, n: int) -> np.ndarray:
+    try:
+        labels = np.asarray(_field(batch, key, path), dtype=np.int64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise CorruptDataError(f"{path}: '{key}' is not a list of class indices ({exc})") from exc
+    if len(labels) != n:
+        raise CorruptDataError(f"{path}: {len(labels)} '{key}' for {n} images; the file is corrupt")
+    return labels
+
+
 def _read_cifar10(folder: Path) -> tuple[ClassData, ClassData]:
-    classes = _names(load_pickle(folder / "batches.meta")["label_names"])
+    classes = _names(_field(load_pickle(folder / "batches.meta"), "label_names", folder / "batches.meta"))
     splits = []
     for files in ([f"data_batch_{i}" for i in range(1, 6)], ["test_batch"]):
         images, labels = [], []
         for f in files:
             batch = load_pickle(folder / f)
             images.append(_images(batch, folder / f))
-            labels.append(np.asarray(batch["labels"], dtype=np.int64))
+            labels.append(_labels(batch, "labels", folder / f, len(images[-1])))
         splits.append(ClassData(torch.from_numpy(np.concatenate(images)),
                                 torch.from_numpy(np.concatenate(labels)), classes,
                                 name="cifar10", meta={"source": str(folder)}))
@@ -66,17 +83,23 @@ def _read_cifar10(folder: Path) -> tuple[ClassData, ClassData]:
 
 def _read_cifar100(folder: Path) -> tuple[ClassData, ClassData]:
     meta = load_pickle(folder / "meta")
-    classes, supers = _names(meta["fine_label_names"]), _names(meta["coarse_label_names"])
+    classes = _names(_field(meta, "fine_label_names", folder / "meta"))
+    supers = _names(_field(meta, "coarse_label_names", folder / "meta"))
     splits, superclass_of = [], [-1] * len(classes)
     for f in ("train", "test"):
         batch = load_pickle(folder / f)
-        fine = np.asarray(batch["fine_labels"], dtype=np.int64)
-        coarse = np.asarray(batch["coarse_labels"], dtype=np.int64)
+        images = _images(batch, folder / f)
+        n = len(images)
+        fine = _labels(batch, "fine_labels", folder / f, n)
+        coarse = _labels(batch, "coarse_labels", folder / f, n)
+        if n and (fine.min() < 0 or fine.max() >= len(classes) or coarse.min() < 0 or coarse.max() >= len(supers)):
+            raise CorruptDataError(f"{folder / f}: labels outside the {len(classes)} classes / {len(supers)} "
+                                   "superclasses of meta; the files do not belong together")
         for c, s in zip(fine.tolist(), coarse.tolist(), strict=True):
             if superclass_of[c] not in (-1, s):
                 raise CorruptDataError(f"{folder / f}: class {c} belongs to two superclasses")
             superclass_of[c] = s
-        splits.append(ClassData(torch.from_numpy(_images(batch, folder / f)), torch.from_numpy(fine),
+        splits.append(ClassData(torch.from_numpy(images), torch.from_numpy(fine),
                                 classes, name="cifar100", superclasses=supers,
                                 superclass_of=superclass_of, meta={"source": str(folder)}))
     return splits[0], splits[1]
@@ -105,6 +128,7 @@ register_dataset(DatasetSpec(
     how_to_get="Run `classwise datasets --download cifar10`, or unpack "
                "cifar-10-python.tar.gz into <data-dir>/.",
     hflip=True,
+    default_arch="resnet20",
 ))
 
 register_dataset(DatasetSpec(
@@ -118,4 +142,5 @@ register_dataset(DatasetSpec(
     how_to_get="Run `classwise datasets --download cifar100`, or unpack "
                "cifar-100-python.tar.gz into <data-dir>/.",
     hflip=True,
+    default_arch="resnet20",
 ))

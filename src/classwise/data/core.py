@@ -105,6 +105,8 @@ def stratified_subset(data, n: int, seed: int = 0):
 def per_class_subset(data: ClassData, per_class: int, seed: int = 0) -> ClassData:
     """The first `per_class` examples of every class after a seeded shuffle: equal counts,
     unlike a random subset, which leaves rare draws with one or two examples."""
+    if isinstance(per_class, bool) or not isinstance(per_class, int | np.integer) or per_class < 1:
+        raise ClasswiseError(f"per-class count must be a whole number of at least 1, got {per_class!r}")
     rng = np.random.default_rng(seed)
     labels = data.labels.numpy()
     chosen = []

@@ -26,7 +26,10 @@ def _load(path: Path, size: int, resize: int | None) -> torch.Tensor:
             elif img.size != (size, size):
                 img = TF.resize(img, [size, size])
             return TF.pil_to_tensor(img)
-    except OSError as exc:
+    except Image.DecompressionBombError as exc:
+        # PIL refuses images this large before decoding them: gigabytes of pixels, or an attack
+        raise CorruptDataError(f"{path}: image too large to decode ({exc}); remove it or shrink it") from exc
+    except (OSError, ValueError, SyntaxError) as exc:  # PIL raises these for broken or unknown files
         raise CorruptDataError(f"{path}: not a readable image ({exc})") from exc
 
 

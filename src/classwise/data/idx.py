@@ -77,12 +77,15 @@ def _downloader(tv_name: str):
         tv_class = getattr(tvd, tv_name)
         target.mkdir(parents=True, exist_ok=True)
         for filename, md5 in tv_class.resources:
+            errors = []
             for mirror in tv_class.mirrors:
                 try:
                     tvd.utils.download_url(mirror + filename, str(target), filename, md5)
                     break
-                except Exception:  # noqa: BLE001 - try the next mirror
-                    continue
+                except Exception as exc:  # noqa: BLE001 - try the next mirror
+                    errors.append(f"{mirror}: {exc}")
+            else:
+                raise OSError(f"{filename} could not be fetched from any mirror ({'; '.join(errors)})")
     return download
 
 

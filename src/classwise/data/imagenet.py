@@ -46,6 +46,7 @@ register_dataset(DatasetSpec(
     how_to_get="ImageNet needs an account at image-net.org; put the validation images in "
                "<data-dir>/imagenet/val/<wnid>/*.JPEG (valprep.sh sorts them into class folders).",
     hflip=True,
+    default_arch="tv:resnet50",
 ))
 
 
@@ -77,15 +78,34 @@ def _tiny_files(folder: Path):
     return wnids, train, val
 
 
+def _cached(cache: Path, labels_of: dict[str, torch.Tensor]) -> dict | None:
+    """The cached tensors if the cache holds what this tree decodes to; None (rebuild) when it
+    is missing, truncated by a kill, or not ours (weights_only: a planted pickle runs nothing)."""
+    if not cache.is_file():
+        return None
+    try:
+        blob = torch.load(cache, map_location="cpu", weights_only=True)
+        for split, expected in labels_of.items():
+            images, labels = blob[split]
+            if not (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.ndim == 4
+                    and tuple(images.shape[1:]) == (3, 64, 64) and len(images) == len(expected)
+                    and isinstance(labels, torch.Tensor) and torch.equal(labels, expected)):
+                return None
+        return blob
+    except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt from the images
+        return None
+
+
 def _read_tiny(folder: Path) -> tuple[ClassData, ClassData]:
     wnids, train, val = _tiny_files(folder)
     words = _tiny_words(folder)
     classes = [words.get(w, w) for w in wnids]
     key = hashlib.sha1(f"{folder.resolve()}:{len(train)}:{len(val)}".encode()).hexdigest()[:12]
     cache = Path.home() / ".cache" / "classwise" / f"tiny-imagenet-{key}.pt"
-    if cache.is_file():  # decoding 110,000 JPEGs takes minutes; the tensors load in seconds
-        blob = torch.load(cache, weights_only=True)
-    else:
+    # decoding 110,000 JPEGs takes minutes; the tensors load in seconds
+    blob = _cached(cache, {s: torch.tensor([c for _, c in items], dtype=torch.long)
+                           for s, items in (("train", train), ("val", val))})
+    if blob is None:
         blob = {}
         for split, items in (("train", train), ("val", val)):
             src = FolderSource([p for p, _ in items], torch.tensor([c for _, c in items], dtype=torch.long),
@@ -105,6 +125,7 @@ register_dataset(DatasetSpec(
     read=_read_tiny,
     how_to_get="Unpack tiny-imagenet-200.zip (http://cs231n.stanford.edu/tiny-imagenet-200.zip) into <data-dir>/.",
     hflip=True,
+    default_arch="preact-resnet18",
 ))
 
 
@@ -130,5 +151,6 @@ register_dataset(DatasetSpec(
     read=_read_imagefolder,
     how_to_get="Point --data-dir at a folder with one subfolder of images per class.",
     needs_data_dir=True,
+    default_arch="tv:resnet18",
 ))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,8 @@ class DatasetSpec:
     grey: bool = False
     builtin: bool = False  # made in memory (shipped with a package or generated), no files
     needs_data_dir: bool = False  # only an explicit --data-dir says where it is
+    # what `classwise study/train` train when no --arch is given: sized for the presets' budget
+    default_arch: str = "mnist-cnn"
 
     def candidates(self, roots: list[Path]) -> list[Path]:
         dirs = [Path(r) / s if s else Path(r) for r in roots for s in self.subdirs]
@@ -83,8 +86,20 @@ def load_raw(name: str, data_dir=None, download: bool = False):
     found = spec.locate(roots)
     if found is None and download and spec.download is not None:
         target = roots[0] / spec.subdirs[0]
-        spec.download(target)
-        found = target if spec.is_present(target) else None
+        fresh = not target.exists()
+        try:
+            spec.download(target)
+        except Exception as exc:  # noqa: BLE001 - network, disk, checksum: the user needs one line
+            if fresh:  # what a failed download leaves is partial: do not leave it behind
+                shutil.rmtree(target, ignore_errors=True)
+            text = str(exc).strip().splitlines()
+            raise ClasswiseError(f"downloading {name} into {target} failed ({type(exc).__name__}"
+                                 f"{': ' + text[0] if text else ''}); check the network and retry, "
+                                 f"or {spec.how_to_get[0].lower()}{spec.how_to_get[1:]}") from exc
+        if not spec.is_present(target):
+            raise ClasswiseError(f"downloading {name} into {target} did not produce its files (no network?); "
+                                 f"retry, or {spec.how_to_get[0].lower()}{spec.how_to_get[1:]}")
+        found = target
     if found is None:
         raise DatasetNotFoundError(name, spec.candidates(roots), spec.how_to_get)
     return spec.read(found)

@@ -55,4 +55,5 @@ register_dataset(DatasetSpec(
     download=_download,
     how_to_get="Run `classwise datasets --download svhn`, or put train_32x32.mat and "
                "test_32x32.mat in <data-dir>/svhn/.",
+    default_arch="resnet20",
 ))

@@ -13,10 +13,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from ..errors import ClasswiseError
-from .checkpoint import extract_state_dict, read_weights_file
+from .checkpoint import extract_state_dict, load_state, read_weights_file
 from .registry import Normalized
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -30,9 +31,15 @@ def _module(name: str):
         if not path.is_file():
             raise ClasswiseError(f"--model: no file {path}")
         spec = importlib.util.spec_from_file_location(f"classwise_user_{path.stem}", path)
+        if spec is None:
+            raise ClasswiseError(f"--model: {path} is not a Python file; give path/to/file.py:factory")
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:  # noqa: BLE001 - the user's code: say where it broke, in one line
+            sys.modules.pop(spec.name, None)
+            raise ClasswiseError(f"--model: running {path} failed: {_first_line(exc)}; fix the file") from exc
         return module
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))  # as `python -m` would: modules next to where you run
@@ -41,6 +48,13 @@ def _module(name: str):
     except ModuleNotFoundError as exc:
         raise ClasswiseError(f"--model: cannot import module '{name}' ({exc}); run from the folder that holds it, "
                              "add it to PYTHONPATH, or give a file path: path/to/file.py:factory") from exc
+    except Exception as exc:  # noqa: BLE001 - the user's code
+        raise ClasswiseError(f"--model: importing '{name}' failed: {_first_line(exc)}; fix the module") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def import_factory(target: str):
@@ -67,10 +81,32 @@ def build_custom_model(target: str, num_classes: int | None = None) -> nn.Module
     except (TypeError, ValueError):
         params = {}
     takes = "num_classes" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-    model = factory(num_classes=num_classes) if takes and num_classes is not None else factory()
+    try:
+        model = factory(num_classes=num_classes) if takes and num_classes is not None else factory()
+    except Exception as exc:  # noqa: BLE001 - the user's code
+        raise ClasswiseError(f"--model: calling '{target}' failed: {_first_line(exc)}; fix the factory") from exc
     if not isinstance(model, nn.Module):
-        raise ClasswiseError(f"--model: '{target}' returned {type(model).__name__}, not a torch.nn.Module")
+        raise ClasswiseError(f"--model: '{target}' returned {type(model).__name__}, not a torch.nn.Module; "
+                             "the factory must return the model")
     return model
+
+
+def check_output_width(model: nn.Module, shape, num_classes: int, name: str = "--model") -> None:
+    """One forward pass of a blank image: the model must take the data's images and give one
+    logit per class (a model built for another class count would be scored against wrong labels)."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(1, *shape))
+    except Exception as exc:  # noqa: BLE001 - the user's model
+        raise ClasswiseError(f"{name} cannot take this data set's images {tuple(shape)}: {_first_line(exc)}") from exc
+    finally:
+        model.train(was)
+    if not isinstance(out, torch.Tensor) or out.shape != (1, num_classes):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ClasswiseError(f"{name} gives outputs of shape {got} for one image, but the data set has "
+                             f"{num_classes} classes: it must return (batch, {num_classes}) logits")
 
 
 def parse_values(text: str, channels: int) -> list[float]:
@@ -116,15 +152,6 @@ def wrap_normalization(model: nn.Module, mean: Sequence[float], std: Sequence[fl
 
 
 def load_custom_weights(model: nn.Module, path) -> None:
-    """Load a checkpoint into `model` strictly, with one clear line when it does not fit."""
-    state = extract_state_dict(read_weights_file(path), path)
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in state
-              if k in own and state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        raise ClasswiseError(f"{path} does not fit the model: {len(missing)} missing keys (e.g. {missing[:2]}), "
-                             f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}), {len(shapes)} of another "
-                             f"shape (e.g. {shapes[:2]})")
-    model.load_state_dict(state)
+    """Load a checkpoint into `model` as `model.load_state_dict` would (strict; BatchNorm fills
+    the `num_batches_tracked` an old file lacks), with one clear line when it does not fit."""
+    load_state(model, extract_state_dict(read_weights_file(path), path), path, what="the model")

@@ -50,6 +50,11 @@ class Normalized(nn.Module):
 def create_model(name: str, num_classes: int = 10, in_channels: int = 3, input_size: int = 32,
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  **kwargs) -> nn.Module:
+    for what, value, low in (("num_classes", num_classes, 1), ("in_channels", in_channels, 1),
+                             ("input_size", input_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ClasswiseError(f"create_model: {what} must be a whole number of at least {low}, got {value!r}")
+    check_arch(name)
     if name.startswith("tv:"):
         from .torchvision_models import IMAGENET_MEAN, IMAGENET_STD, build_torchvision
 
@@ -67,6 +72,23 @@ def create_model(name: str, num_classes: int = 10, in_channels: int = 3, input_s
     if len(mean) != in_channels or len(std) != in_channels:
         raise ClasswiseError(f"mean/std need {in_channels} values, got {len(mean)}/{len(std)}")
     return Normalized(net, mean, std)
+
+
+def check_arch(name: str) -> None:
+    """Refuse an unknown architecture name without building anything (grids check every run
+    this way before the first one starts)."""
+    if not isinstance(name, str):
+        raise ClasswiseError(f"an architecture is a name, got {name!r}")
+    if name.startswith("tv:"):
+        from .torchvision_models import torchvision_names
+
+        if name[3:] not in torchvision_names():
+            raise ClasswiseError(f"torchvision has no classification model '{name[3:]}' (from --arch {name}); "
+                                 "see `classwise models` or torchvision.models.list_models()")
+        return
+    if name not in MODELS:
+        raise ClasswiseError(f"unknown architecture '{name}'; choose one of: {', '.join(sorted(MODELS))}, "
+                             "or tv:<torchvision model> (e.g. tv:resnet50)")
 
 
 def published_range(text: str) -> tuple[float, float]:

@@ -7,14 +7,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from ..attacks import AttackSpec
 from ..data import Splits, get_spec, load_dataset, stratified_subset
 from ..device import resolve_device
 from ..distributed import init_from_env, is_main
 from ..evaluate import EvalResult, evaluate
-from ..io import atomic_write_json
+from ..io import atomic_write_json, remove_stale_temps
 from ..train import train
 from .grid import RunConfig
+from .outdir import check_trainable
 
 
 @dataclass
@@ -43,6 +46,11 @@ def execute_run(cfg: RunConfig, run_dir, *, device: str = "auto", data_dir=None,
     if splits is None:
         splits = load_dataset(cfg.dataset, data_dir, val_size=cfg.val_size, seed=cfg.seed, download=download)
     cfg = resolve(cfg, splits)
+    check_trainable(cfg, splits)  # before train() creates run_dir
+    if getattr(cfg, "threads", None):
+        torch.set_num_threads(cfg.threads)  # the float reductions, hence the results, depend on it
+    if is_main():
+        remove_stale_temps(run_dir)  # of writes a kill interrupted; this run is the folder's only writer
     on_epoch = None
     if store is not None:
         def on_epoch(rec):

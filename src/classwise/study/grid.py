@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..config import TrainConfig
-from ..errors import ClasswiseError
+from ..errors import ClasswiseError, InvalidSettingsError, settings_message
 
 
 class RunConfig(TrainConfig):
@@ -22,6 +23,9 @@ class RunConfig(TrainConfig):
     test_steps: int = Field(default=20, ge=1, description="PGD steps of the final evaluation")
     test_restarts: int = Field(default=1, ge=1)
     test_limit: int | None = Field(default=None, ge=10, description="stratified test subset")
+    # torch's intra-op threads: float reductions, hence results, depend on it, so a sweep records
+    # the count when it registers the run and every attempt uses it (--jobs 1 and 2 agree)
+    threads: int | None = Field(default=None, ge=1, description="default: torch's count where the run is set up")
     # AutoAttack per class in the final evaluation, next to PGD: true (the standard version), a
     # version name (standard, plus, rand), or a table of AutoAttackSpec fields for a custom or
     # reduced budget, e.g. {version = "custom", attacks = ["apgd-ce", "apgd-t"], iterations = 20}
@@ -56,6 +60,15 @@ class GridConfig(BaseModel):
 
     name: str
     description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, name: str) -> str:
+        # the study folder is runs/<name>: a name must not lead anywhere else
+        if not _SAFE_NAME.fullmatch(name):
+            raise ValueError(f"'{name}' is not a plain folder name; use letters, digits, '.', '_' and '-' "
+                             "(no '/', no leading '.'), e.g. 'digits-grid'")
+        return name
     run: RunConfig = Field(default_factory=RunConfig)
     grid: dict[str, list] = Field(default_factory=dict)
 
@@ -73,23 +86,39 @@ class GridConfig(BaseModel):
         return out
 
 
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+# how a run is computed, not what it computes: not part of its id
+_NOT_IDENTITY = {"threads"}
+
+
 def run_id(cfg: RunConfig) -> str:
     """12 hex digits of the SHA-1 of the config's canonical JSON."""
     # a field added later stays out of the id while unset, so the runs of older study.db files keep theirs
     unset = {"test_autoattack"} if cfg.test_autoattack is False else set()
-    blob = json.dumps(cfg.model_dump(exclude=unset), sort_keys=True, separators=(",", ":"))
+    blob = json.dumps(cfg.model_dump(exclude=_NOT_IDENTITY | unset), sort_keys=True, separators=(",", ":"))
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
 def _explain(exc: ValidationError, where: str) -> str:
-    parts = []
-    for e in exc.errors():
-        loc = ".".join(str(p) for p in e["loc"])
-        parts.append(f"unknown key '{loc}'" if e["type"] == "extra_forbidden" else f"{loc}: {e['msg']}")
-    return f"{where}: " + "; ".join(parts)
+    return settings_message(exc, where)
 
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+
+def check_run(cfg: RunConfig) -> None:
+    """Names that only fail when a run starts: data set and architecture (the method and its
+    parameters are checked by the config itself)."""
+    from ..data import get_spec
+    from ..models import check_arch
+
+    get_spec(cfg.dataset)
+    check_arch(cfg.arch)
+
+
+def _axes(grid: GridConfig, run: RunConfig) -> str:
+    names = [n for axis in grid.grid for n in axis.split("+")]
+    return ", ".join(f"{n}={getattr(run, n)!r}" for n in names) or "the base run"
 
 
 def load_grid(path) -> GridConfig:
@@ -97,12 +126,20 @@ def load_grid(path) -> GridConfig:
     path = Path(path)
     if not path.exists() and (PRESET_DIR / f"{path.name}.toml").is_file():
         path = PRESET_DIR / f"{path.name}.toml"
+    if path.is_dir():
+        raise ClasswiseError(f"study config {path} is a folder; give its TOML file (e.g. {path}/study.toml)")
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ClasswiseError(f"study config {path} does not exist") from exc
+        shipped = ", ".join(sorted(p.stem for p in PRESET_DIR.glob("*.toml")))
+        raise ClasswiseError(f"study config {path} does not exist; give a TOML file or a shipped grid ({shipped})") \
+            from exc
+    except UnicodeDecodeError as exc:
+        raise ClasswiseError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files must be UTF-8") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ClasswiseError(f"{path}: not valid TOML ({exc})") from exc
+    except OSError as exc:
+        raise ClasswiseError(f"study config {path} cannot be read: {exc.strerror or exc}") from exc
     raw.setdefault("name", path.stem)
     try:
         grid = GridConfig(**raw)
@@ -116,8 +153,17 @@ def load_grid(path) -> GridConfig:
             if len(names) > 1 and not all(isinstance(v, list) and len(v) == len(names) for v in values):
                 raise ClasswiseError(f"{path}: every value of grid.{axis} must be a list of {len(names)}")
         runs = grid.runs()
-    except ValidationError as exc:
+    except (ValidationError, InvalidSettingsError) as exc:
         raise ClasswiseError(_explain(exc, str(path))) from exc
+    except ClasswiseError as exc:  # e.g. the method registry's own refusal: say which file
+        if str(exc).startswith(str(path)):
+            raise
+        raise ClasswiseError(f"{path}: {exc}") from exc
+    for i, run in enumerate(runs):
+        try:  # every run of the grid, before the first one starts (and before study.db exists)
+            check_run(run)
+        except ClasswiseError as exc:
+            raise ClasswiseError(f"{path}: run {i + 1} of {len(runs)} ({_axes(grid, run)}): {exc}") from exc
     ids = [run_id(r) for r in runs]
     if len(set(ids)) != len(ids):
         raise ClasswiseError(f"{path}: the grid repeats a run (two axis values resolve to the same config)")

@@ -25,6 +25,7 @@ from ..train import FINAL, METRICS, build_model
 from .config import StudyConfig
 from .execute import RunOutcome, execute_run, resolve
 from .grid import RunConfig, run_id
+from .outdir import check_trainable, prepare_run_dir
 from .store import Store
 
 STANDARD = "standard"
@@ -125,8 +126,8 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
         splits = load_dataset(rc.dataset, data_dir, val_size=rc.val_size, seed=seeds[0], download=download)
     rc = resolve(rc, splits)
     cfg = cfg.model_copy(update={"run": rc})
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / "config.json", {**cfg.model_dump(), "device": str(resolve_device(device))})
+    check_trainable(rc, splits)  # nothing in out_dir may change before the settings are known valid
+    prepare_run_dir(out_dir, {**cfg.model_dump(), "device": str(resolve_device(device))}, resume)
     several = len(seeds) > 1
     store = Store(out_dir / "study.db")
 

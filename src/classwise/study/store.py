@@ -30,14 +30,62 @@ CREATE TABLE IF NOT EXISTS per_class (
 FINAL = -1  # the epoch number of the final test-set evaluation in `per_class`
 
 
+_HEADER = b"SQLite format 3\x00"
+_COLUMNS = {"runs": {"id", "config", "status", "attempts", "host", "error", "created"},
+            "epochs": {"run_id", "epoch"},
+            "per_class": {"run_id", "epoch", "split", "attack", "class_index", "class", "accuracy", "n"}}
+
+
 class Store:
-    def __init__(self, path):
+    """`readonly=True` (what `classwise runs` uses) never writes to the file, not even the
+    schema or the journal mode, and refuses a file that is not a study database."""
+
+    def __init__(self, path, readonly: bool = False):
         self.path = Path(path)
+        self.readonly = readonly
+        if readonly:
+            self._check()
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.executescript(SCHEMA)
 
+    def _check(self) -> None:
+        try:
+            with open(self.path, "rb") as fh:
+                header = fh.read(len(_HEADER))
+        except OSError as exc:
+            raise ClasswiseError(f"{self.path} cannot be read: {exc.strerror or exc}") from exc
+        if header != _HEADER:
+            raise ClasswiseError(f"{self.path} is not a SQLite database (garbage, or another kind of file); "
+                                 "point at the study folder that `classwise sweep` wrote")
+        tables = self._read(lambda db: {t: {r[1] for r in db.execute(f"PRAGMA table_info({t})")}
+                                        for t in _COLUMNS})
+        lacking = [f"{t} ({', '.join(sorted(cols - tables[t]))})" for t, cols in _COLUMNS.items()
+                   if not cols <= tables[t]]
+        if lacking:
+            raise ClasswiseError(f"{self.path} is a SQLite database but not a classwise study (it lacks "
+                                 f"{'; '.join(lacking)}); point at the study folder that `classwise sweep` wrote")
+
+    def _read(self, fn):
+        """`fn(connection)`, with a damaged file as one line instead of a traceback."""
+        try:
+            db = self._connect()
+            try:
+                return fn(db)
+            finally:
+                db.close()
+        except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:  # pandas wraps sqlite's errors
+            raise ClasswiseError(f"{self.path} is damaged or truncated (sqlite: {exc}); restore it from a copy, "
+                                 "or rerun the sweep into a new --out") from exc
+
     def _connect(self) -> sqlite3.Connection:
+        if self.readonly:
+            # mode=ro would still create -wal/-shm files beside a WAL database; `immutable` reads
+            # the file as it is, which is right unless a sweep is writing (then its -wal exists)
+            live = self.path.with_name(self.path.name + "-wal").exists()
+            uri = f"{self.path.resolve().as_uri()}?{'mode=ro' if live else 'immutable=1'}"
+            return sqlite3.connect(uri, uri=True, timeout=60)
         db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA busy_timeout=60000")
@@ -63,8 +111,7 @@ class Store:
             [(rid, json.dumps(cfg, sort_keys=True), now) for rid, cfg in runs.items()]))
 
     def status(self) -> dict[str, str]:
-        with self._connect() as db:
-            return dict(db.execute("SELECT id, status FROM runs").fetchall())
+        return self._read(lambda db: dict(db.execute("SELECT id, status FROM runs").fetchall()))
 
     def config(self, run_id: str) -> dict:
         with self._connect() as db:
@@ -115,10 +162,14 @@ class Store:
         self._tx(write)
 
     def runs_table(self) -> pd.DataFrame:
-        with self._connect() as db:
-            df = pd.read_sql_query(
-                "SELECT id, status, attempts, config, host, error FROM runs ORDER BY created, id", db)
-        cfgs = [json.loads(c) for c in df.pop("config")]
+        df = self._read(lambda db: pd.read_sql_query(
+            "SELECT id, status, attempts, config, host, error FROM runs ORDER BY created, id", db))
+        try:
+            cfgs = [json.loads(c) for c in df.pop("config")]
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise ClasswiseError(f"{self.path}: a run's config is not JSON ({exc}); the database is damaged") from exc
+        if not all(isinstance(c, dict) for c in cfgs):
+            raise ClasswiseError(f"{self.path}: a run's config is not a JSON object; the database is damaged")
         for key in ("dataset", "arch", "method", "optimizer", "schedule", "lr", "weight_decay", "epochs", "seed"):
             df[key] = [c.get(key) for c in cfgs]
         return df
@@ -126,7 +177,6 @@ class Store:
     def tidy(self) -> pd.DataFrame:
         """run, epoch, split, attack, class, accuracy, n: per-epoch validation and final test
         rows (epoch = -1 marks the final evaluation)."""
-        with self._connect() as db:
-            return pd.read_sql_query(
-                "SELECT run_id AS run, epoch, split, attack, class, accuracy, n FROM per_class "
-                "ORDER BY run_id, epoch, split, attack, class_index", db)
+        return self._read(lambda db: pd.read_sql_query(
+            "SELECT run_id AS run, epoch, split, attack, class, accuracy, n FROM per_class "
+            "ORDER BY run_id, epoch, split, attack, class_index", db))

@@ -4,6 +4,9 @@ interrupted ones from their checkpoints, locally (`--jobs N` processes) or on Sl
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -11,6 +14,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from ..errors import ClasswiseError
+from ..io import check_out_dir
 from ..progress import console
 from .execute import execute_run, resolve
 from .grid import GridConfig, RunConfig, load_grid, run_id
@@ -24,23 +28,48 @@ def study_dir_for(grid: GridConfig, out: Path | None) -> Path:
 
 
 def prepare(grid: GridConfig, study_dir: Path) -> tuple[Store, list[str]]:
-    """Register the grid's runs (ids from their resolved configs) and list the unfinished ones."""
-    store = Store(study_dir / DB)
+    """Register the grid's runs (ids from their resolved configs) and list the unfinished ones.
+    A run's thread count is recorded here, once, so that every attempt of it (any --jobs, any
+    resume) computes the same floats."""
+    import torch
+
+    check_out_dir(study_dir)
     runs = {}
     for cfg in grid.runs():
         cfg = resolve(cfg)
+        if cfg.threads is None:
+            cfg = cfg.model_copy(update={"threads": torch.get_num_threads()})
         runs[run_id(cfg)] = cfg.model_dump()
+    store = Store(study_dir / DB)
     store.register(runs)
     status = store.status()
     return store, [rid for rid in runs if status.get(rid) != "finished"]
 
 
-def run_job(study_dir: str, rid: str, device: str = "auto", threads: int | None = None) -> str:
-    """Run one registered run to the end (resuming from its checkpoint); safe to call again."""
-    import torch
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(1)  # the sweep is gone (SIGKILL runs no cleanup): stop writing, do not hang
 
-    if threads:
-        torch.set_num_threads(threads)
+
+def _worker_init(parent: int) -> None:
+    """A local worker dies with its sweep, and leaves Ctrl-C to the sweep (which stops it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:  # Linux: the kernel kills the worker the moment its parent dies
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def run_job(study_dir: str, rid: str, device: str = "auto") -> str:
+    """Run one registered run to the end (resuming from its checkpoint); safe to call again.
+    The run's recorded thread count applies (see `prepare`)."""
     study_dir = Path(study_dir)
     store = Store(study_dir / DB)
     cfg = RunConfig(**store.config(rid))
@@ -92,16 +121,9 @@ def sweep(config, out=None, *, executor: str = "local", jobs: int = 1, device: s
                 try:
                     run_job(str(study_dir), rid, device)
                 except Exception as exc:  # noqa: BLE001 - recorded; the sweep goes on with the others
-                    failures[rid] = str(exc)
+                    failures[rid] = _reason(exc)
         else:
-            threads = max(1, (os.cpu_count() or 1) // jobs)
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-                futures = {pool.submit(run_job, str(study_dir), rid, device, threads): rid for rid in todo}
-                for fut in as_completed(futures):
-                    try:
-                        fut.result()
-                    except Exception as exc:  # noqa: BLE001
-                        failures[futures[fut]] = str(exc)
+            failures = _sweep_pool(study_dir, todo, device, jobs)
     elif todo and executor == "slurm":
         failures = _sweep_slurm(study_dir, todo, device, slurm or SlurmOptions())
     elif todo:
@@ -109,7 +131,39 @@ def sweep(config, out=None, *, executor: str = "local", jobs: int = 1, device: s
     status = store.status()
     done = sum(s == "finished" for s in status.values())
     console.print(f"study '{grid.name}': {done}/{len(status)} runs finished"
-                  + (f", {len(failures)} failed: {', '.join(failures)}" if failures else ""))
+                  + (f", {len(failures)} failed: " + "; ".join(f"{rid} ({why})" for rid, why in failures.items())
+                     if failures else ""))
+    return failures
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _sweep_pool(study_dir: Path, todo: list[str], device: str, jobs: int) -> dict[str, str]:
+    """`jobs` worker processes. Ctrl-C (or any error here) cancels the queued runs and stops the
+    running ones (they resume from their checkpoints next time); a killed sweep takes its
+    workers with it (`_worker_init`)."""
+    failures = {}
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init,
+                               initargs=(os.getpid(),))
+    try:
+        futures = {pool.submit(run_job, str(study_dir), rid, device): rid for rid in todo}
+        for fut in as_completed(futures):
+            try:
+                fut.result()
+            except Exception as exc:  # noqa: BLE001 - recorded; the sweep goes on with the others
+                failures[futures[fut]] = _reason(exc)
+    except BaseException:
+        workers = list((pool._processes or {}).values())  # noqa: SLF001 - the pool has no public kill
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in workers:
+            proc.terminate()
+        for proc in workers:
+            proc.join(5)
+        raise
+    pool.shutdown(wait=True)
     return failures
 
 

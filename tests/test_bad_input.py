@@ -1,0 +1,435 @@
+"""Every bad input, on every command and the Python API: exit code 2 (API: a ClasswiseError),
+exactly one line on stderr that says what was wrong, no traceback, and not one new file or
+changed byte anywhere in the workspace, which holds a finished run, study and sweep.
+
+Set CLASSWISE_BAD_INPUT_TABLE=file.json to collect every case's message (the issue's table)."""
+
+import hashlib
+import json
+import math
+import os
+import pickle
+import sqlite3
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+from datafiles import write_cifar10, write_image_tree
+
+from classwise.cli import main
+from classwise.errors import ClasswiseError
+
+TINY = ["--epochs", "1", "--train-limit", "100", "--eval-subset", "20", "--eval-steps", "1", "--test-limit", "50",
+        "--test-steps", "1", "--quiet"]
+STUDY = ["study", "--dataset", "digits", "--preset", "smoke", "--methods", "standard", *TINY]
+GOOD_RUN = "runs/good"
+GOOD_STUDY = "runs/goodstudy"
+GRID = '''name = "{name}"
+[run]
+dataset = "digits"
+epochs = 1
+train_limit = 200
+eval_subset = 50
+eval_steps = 1
+test_limit = 100
+test_steps = 1
+{extra}
+'''
+USER_MODELS = '''
+import torch
+from torch import nn
+
+
+def good(num_classes=10):
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes))
+
+
+def wrong_width(num_classes=10):
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 7))
+
+
+def wrong_input():
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+
+
+def raises(num_classes=10):
+    raise ValueError("no such layer size")
+
+
+def returns_none(num_classes=10):
+    return None
+
+
+def any_input(num_classes=10):
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, num_classes))
+'''
+
+
+def _png_header_only(path: Path, width: int, height: int) -> None:
+    """A PNG that claims width x height pixels (PIL checks the size before decoding)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16))
+                     + chunk(b"IEND", b""))
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo owned",))
+
+
+def _inputs(ws: Path) -> None:
+    inp = ws / "inputs"
+    inp.mkdir()
+    (inp / "afile").write_text("not a folder\n")
+    (inp / "code").mkdir()
+    (inp / "code" / "usermodels.py").write_text(USER_MODELS)
+    (inp / "code" / "broken.py").write_text("def good(:\n")
+    # checkpoints
+    good = torch.load(ws / GOOD_RUN / "model.pt", weights_only=True)
+    state = dict(good["state_dict"])
+    head = [k for k, v in state.items() if v.ndim == 2][-1]
+    wrong = dict(state)
+    wrong[head] = torch.zeros(5, state[head].shape[1])
+    wrong[head[: -len("weight")] + "bias"] = torch.zeros(5)
+    torch.save({**good, "state_dict": wrong}, inp / "wrong_head.pt")
+    nan = {k: v.clone() for k, v in state.items()}
+    nan[head][0, 0] = float("nan")
+    torch.save({**good, "state_dict": nan}, inp / "nan.pt")
+    raw = (ws / GOOD_RUN / "model.pt").read_bytes()
+    (inp / "truncated.pt").write_bytes(raw[: len(raw) // 2])
+    (inp / "random.pt").write_bytes(bytes(range(256)) * 8)
+    (inp / "page.pt").write_text("<!DOCTYPE html><html><body>Not Found</body></html>")
+    (inp / "evil.pt").write_bytes(pickle.dumps(_Evil()))
+    (inp / "empty.pt").write_bytes(b"")
+    lin = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 5))
+    torch.save(lin.state_dict(), inp / "custom_wrong.pt")
+    lin10 = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    sd = lin10.state_dict()
+    sd["1.weight"][0, 0] = float("inf")
+    torch.save({"state_dict": sd}, inp / "custom_inf.pt")
+    # data
+    folder, _, _ = write_cifar10(inp / "cifar_meta", per_batch=10, n_test=10)
+    with open(folder / "batches.meta", "wb") as fh:
+        pickle.dump({b"num_cases_per_batch": 10}, fh, protocol=2)
+    folder, _, batches = write_cifar10(inp / "cifar_labels", per_batch=10, n_test=10)
+    with open(folder / "data_batch_3", "wb") as fh:
+        pickle.dump({b"data": batches["data_batch_3"][0]}, fh, protocol=2)
+    write_image_tree(inp / "flat", ["cat", "dog"], per_class=1, size=(40, 40))
+    (inp / "bomb" / "cat").mkdir(parents=True)
+    _png_header_only(inp / "bomb" / "cat" / "huge.png", 20000, 20000)
+    # study configs
+    (inp / "latin1.toml").write_bytes('name = "caf\xe9"\n'.encode("latin-1"))
+    (inp / "syntax.toml").write_text('name = "x\n')
+    (inp / "unknown_key.toml").write_text(GRID.format(name="u", extra="learning_rate = 0.1"))
+    (inp / "bad_method.toml").write_text(GRID.format(name="m", extra='[grid]\nmethod = ["standard", "nosuch"]'))
+    (inp / "bad_arch.toml").write_text(GRID.format(name="a", extra='[grid]\narch = ["mnist-cnn", "resnet-9000"]'))
+    (inp / "bad_dataset.toml").write_text(GRID.format(name="d", extra='[grid]\ndataset = ["digits", "cifar11"]'))
+    (inp / "bad_value.toml").write_text(GRID.format(name="v", extra='[grid]\nlr = [0.1, -1.0]'))
+    (inp / "traversal.toml").write_text(GRID.format(name="../../escaped", extra=""))
+    (inp / "absolute.toml").write_text(GRID.format(name=str(ws.parent / "escaped"), extra=""))
+    # study databases
+    (inp / "garbage.db").write_bytes(b"this is not sqlite at all" * 100)
+    db = (ws / "runs" / "goodsweep" / "study.db").read_bytes()
+    (inp / "truncated.db").write_bytes(db[: max(4096, len(db) // 3)])
+    con = sqlite3.connect(inp / "foreign.db")
+    con.execute("CREATE TABLE runs (name TEXT, value REAL)")
+    con.execute("INSERT INTO runs VALUES ('a', 1.0)")
+    con.commit()
+    con.close()
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    """A workspace with a finished run, study and sweep, and every bad input file."""
+    root = tmp_path_factory.mktemp("bad_input")
+    ws, home = root / "ws", root / "home"
+    ws.mkdir()
+    home.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(ws)
+        mp.setenv("HOME", str(home))
+        assert main(["train", "--dataset", "digits", *TINY, "--out", GOOD_RUN]) == 0
+        assert main([*STUDY, "--out", GOOD_STUDY]) == 0
+        (root / "grid.toml").write_text(GRID.format(name="goodsweep", extra=""))
+        assert main(["sweep", str(root / "grid.toml"), "--out", "runs/goodsweep", "--quiet"]) == 0
+        _inputs(ws)
+    return ws
+
+
+I = "inputs/"
+EVAL = ["evaluate", "--dataset", "digits", "--quiet"]
+EVAL_GOOD = [*EVAL, "--checkpoint", f"{GOOD_RUN}/model.pt"]
+USER = f"{I}code/usermodels.py"
+TRAIN = ["train", "--dataset", "digits", *TINY]
+
+# (kind, argv, what the message must say)
+CLI_CASES = [
+    # evaluate: numbers
+    ("evaluate --eps 1e999", [*EVAL_GOOD, "--eps", "1e999"], "finite"),
+    ("evaluate --eps 300 (linf)", [*EVAL_GOOD, "--eps", "300"], "pixel range"),
+    ("evaluate --eps nan", [*EVAL_GOOD, "--eps", "nan"], "eps"),
+    ("evaluate --eps -1", [*EVAL_GOOD, "--eps=-1"], ">= 0"),
+    ("evaluate --eps abc", [*EVAL_GOOD, "--eps", "abc"], "eps must be"),
+    ("evaluate --batch-size 0", [*EVAL_GOOD, "--batch-size", "0"], "at least 1"),
+    ("evaluate --batch-size -1", [*EVAL_GOOD, "--batch-size=-1"], "at least 1"),
+    ("evaluate --per-class 0", [*EVAL_GOOD, "--per-class", "0"], "at least 1"),
+    ("evaluate --per-class -5", [*EVAL_GOOD, "--per-class=-5"], "at least 1"),
+    ("evaluate --per-class more than a class has", [*EVAL_GOOD, "--per-class", "5000"], "fewer than"),
+    ("evaluate --steps 0", [*EVAL_GOOD, "--steps", "0"], "at least 1"),
+    ("evaluate --restarts 0", [*EVAL_GOOD, "--restarts", "0"], "at least 1"),
+    ("evaluate --limit 0", [*EVAL_GOOD, "--limit", "0"], "at least 1"),
+    ("evaluate --top-k 0", [*EVAL_GOOD, "--top-k", "0"], "at least 1"),
+    ("evaluate --eps-curve with a bad value", [*EVAL_GOOD, "--eps-curve", "0.1,abc"], "eps-curve"),
+    ("evaluate --victim unknown class", [*EVAL_GOOD, "--victim", "zebra"], "no class 'zebra'"),
+    ("evaluate --attack unknown", [*EVAL_GOOD, "--attack", "deepfool"], "invalid choice"),
+    ("evaluate unknown option", [*EVAL_GOOD, "--epsilon", "0.1"], "unrecognized arguments"),
+    # evaluate: checkpoints
+    ("evaluate checkpoint missing", [*EVAL, "--checkpoint", f"{I}nope.pt"], "does not exist"),
+    ("evaluate checkpoint is a folder", [*EVAL, "--checkpoint", GOOD_RUN], "is a folder"),
+    ("evaluate checkpoint empty", [*EVAL, "--checkpoint", f"{I}empty.pt"], "is empty"),
+    ("evaluate checkpoint is an HTML page", [*EVAL, "--checkpoint", f"{I}page.pt"], "HTML"),
+    ("evaluate checkpoint of random bytes", [*EVAL, "--checkpoint", f"{I}random.pt"], "not a PyTorch weights file"),
+    ("evaluate checkpoint truncated", [*EVAL, "--checkpoint", f"{I}truncated.pt"], "truncated or corrupt"),
+    ("evaluate checkpoint pickle that runs code", [*EVAL, "--checkpoint", f"{I}evil.pt"], "would run code"),
+    ("evaluate checkpoint head for 5 classes", [*EVAL, "--checkpoint", f"{I}wrong_head.pt"], r"\(5, \d+\) in the file"),
+    ("evaluate checkpoint with NaN weights", [*EVAL, "--checkpoint", f"{I}nan.pt"], "NaN"),
+    ("evaluate --arch unknown", [*EVAL_GOOD, "--arch", "resnet-9000"], "unknown architecture"),
+    ("evaluate --arch without --checkpoint", [*EVAL, "--arch", "mnist-cnn"], "--checkpoint is needed"),
+    ("evaluate --dataset unknown", ["evaluate", "--dataset", "cifar11", "--checkpoint", f"{GOOD_RUN}/model.pt"],
+     "unknown data set"),
+    # evaluate: your own model
+    ("evaluate --model output width 7 for 10 classes", [*EVAL, "--model", f"{USER}:wrong_width"], r"\(1, 7\)"),
+    ("evaluate --model for other images", [*EVAL, "--model", f"{USER}:wrong_input"], "cannot take"),
+    ("evaluate --model factory raises", [*EVAL, "--model", f"{USER}:raises"], "no such layer size"),
+    ("evaluate --model factory returns None", [*EVAL, "--model", f"{USER}:returns_none"], "NoneType"),
+    ("evaluate --model file with a syntax error", [*EVAL, "--model", f"{I}code/broken.py:good"], "SyntaxError"),
+    ("evaluate --model file missing", [*EVAL, "--model", f"{I}code/nope.py:good"], "no file"),
+    ("evaluate --model without :factory", [*EVAL, "--model", USER], "must look like"),
+    ("evaluate --model no such factory", [*EVAL, "--model", f"{USER}:nope"], "has no attribute"),
+    ("evaluate --model module not importable", [*EVAL, "--model", "no_such_pkg.models:make"], "cannot import"),
+    ("evaluate --model and --arch", [*EVAL, "--model", f"{USER}:good", "--arch", "mnist-cnn"], "not both"),
+    ("evaluate --model checkpoint head for 5 classes",
+     [*EVAL, "--model", f"{USER}:good", "--checkpoint", f"{I}custom_wrong.pt"], r"'1.weight' is \(5, 64\)"),
+    ("evaluate --model checkpoint with inf weights",
+     [*EVAL, "--model", f"{USER}:good", "--checkpoint", f"{I}custom_inf.pt"], "infinite"),
+    ("evaluate --mean not numbers", [*EVAL, "--model", f"{USER}:good", "--mean", "a", "--std", "b"], "numbers"),
+    ("evaluate --std 0", [*EVAL, "--model", f"{USER}:good", "--mean", "0.5", "--std", "0"], "> 0"),
+    ("evaluate --mean imagenet on grey data", [*EVAL, "--model", f"{USER}:good", "--mean", "imagenet"], "3 channels"),
+    ("evaluate --mean without --std", [*EVAL, "--model", f"{USER}:good", "--mean", "0.5"], "both --mean and --std"),
+    # evaluate: outputs
+    ("evaluate --out is a file", [*EVAL_GOOD, "--out", f"{I}afile"], "is a file"),
+    ("evaluate --out under a file", [*EVAL_GOOD, "--out", f"{I}afile/eval"], "cannot be created"),
+    ("evaluate --out not writable", [*EVAL_GOOD, "--out", "/proc/classwise-eval"], "not writable"),
+    ("evaluate --robustbench-json is a folder", [*EVAL_GOOD, "--robustbench-json", I], "is a folder"),
+    # data sets
+    ("evaluate CIFAR meta without label_names", ["evaluate", "--dataset", "cifar10", "--data-dir",
+                                                 f"{I}cifar_meta", "--arch", "resnet20", "--checkpoint", "x.pt"],
+     "label_names"),
+    ("evaluate CIFAR batch without labels", ["evaluate", "--dataset", "cifar10", "--data-dir",
+                                             f"{I}cifar_labels", "--arch", "resnet20", "--checkpoint", "x.pt"],
+     "'labels'"),
+    ("evaluate image too large to decode", ["evaluate", "--dataset", "imagefolder", "--data-dir", f"{I}bomb",
+                                            "--model", f"{USER}:any_input"], "too large"),
+    ("evaluate imagefolder without --data-dir", ["evaluate", "--dataset", "imagefolder", "--arch", "tv:resnet18",
+                                                 "--checkpoint", "x.pt"], "needs --data-dir"),
+    # train
+    ("train --lr inf", [*TRAIN, "--lr", "inf", "--out", "runs/t"], "finite"),
+    ("train --lr nan", [*TRAIN, "--lr", "nan", "--out", "runs/t"], "finite"),
+    ("train --lr 0", [*TRAIN, "--lr", "0", "--out", "runs/t"], "lr"),
+    ("train --weight-decay inf", [*TRAIN, "--weight-decay", "inf", "--out", "runs/t"], "weight_decay"),
+    ("train --momentum -1", [*TRAIN, "--momentum=-1", "--out", "runs/t"], "momentum"),
+    ("train --epochs 0", [*TRAIN, "--epochs", "0", "--out", "runs/t"], "epochs"),
+    ("train --batch-size 1", [*TRAIN, "--batch-size", "1", "--out", "runs/t"], "batch_size"),
+    ("train --train-limit 5", [*TRAIN, "--train-limit", "5", "--out", "runs/t"], "train_limit"),
+    ("train --eps 1e999", [*TRAIN, "--eps", "1e999", "--out", "runs/t"], "finite"),
+    ("train --milestones a,b", [*TRAIN, "--milestones", "a,b", "--out", "runs/t"], "whole numbers"),
+    ("train --method unknown", [*TRAIN, "--method", "nosuch", "--out", "runs/t"], "nosuch"),
+    ("train --arch unknown (no folder left)", [*TRAIN, "--arch", "resnet-9000", "--out", "runs/t"],
+     "unknown architecture"),
+    ("train --arch tv:../../x (no folder outside)", [*TRAIN, "--arch", "tv:../../x"], "torchvision has no"),
+    ("train --dataset unknown", ["train", "--dataset", "cifar11", *TINY, "--out", "runs/t"], "unknown data set"),
+    ("train on an image folder without train/", ["train", "--dataset", "imagefolder", "--data-dir", f"{I}flat",
+                                                  "--arch", "tv:resnet18", *TINY, "--out", "runs/t"], "train/"),
+    ("train --out is a file", [*TRAIN, "--out", f"{I}afile"], "is a file"),
+    ("train --out under a file", [*TRAIN, "--out", f"{I}afile/run"], "cannot be created"),
+    ("train --resume with other settings", ["train", "--dataset", "digits", *TINY[2:], "--epochs", "2", "--resume",
+                                            "--out", GOOD_RUN], "different config"),
+    # study
+    ("study --preset unknown", ["study", "--dataset", "digits", "--preset", "huge"], "unknown preset"),
+    ("study --arch unknown into an existing run", [*STUDY, "--arch", "resnet-9000", "--out", GOOD_STUDY],
+     "unknown architecture"),
+    ("study --resume with other settings", [*STUDY, "--lr", "0.01", "--resume", "--out", GOOD_STUDY], r"run\.lr"),
+    ("study --out is a file", [*STUDY, "--out", f"{I}afile"], "is a file"),
+    ("study --eps 300", [*STUDY, "--eps", "300", "--out", "runs/s"], "pixel range"),
+    ("study --methods unknown", [*STUDY, "--methods", "standard,nosuch", "--out", "runs/s"], "nosuch"),
+    # sweep
+    ("sweep config missing", ["sweep", f"{I}nope.toml"], "does not exist"),
+    ("sweep config is a folder", ["sweep", I], "is a folder"),
+    ("sweep config not UTF-8", ["sweep", f"{I}latin1.toml"], "UTF-8"),
+    ("sweep config not TOML", ["sweep", f"{I}syntax.toml"], "not valid TOML"),
+    ("sweep config unknown key", ["sweep", f"{I}unknown_key.toml"], "unknown key 'run.learning_rate'"),
+    ("sweep grid with an unknown method (before any run)", ["sweep", f"{I}bad_method.toml"], "nosuch"),
+    ("sweep grid with an unknown arch", ["sweep", f"{I}bad_arch.toml"], "run 2 of 2.*resnet-9000"),
+    ("sweep grid with an unknown data set", ["sweep", f"{I}bad_dataset.toml"], "cifar11"),
+    ("sweep grid with a negative lr", ["sweep", f"{I}bad_value.toml"], "lr"),
+    ("sweep name ../../escaped", ["sweep", f"{I}traversal.toml"], "not a plain folder name"),
+    ("sweep absolute name", ["sweep", f"{I}absolute.toml"], "not a plain folder name"),
+    ("sweep --jobs 0", ["sweep", f"{I}bad_method.toml", "--jobs", "0"], "at least 1"),
+    ("sweep --out is a file", ["sweep", f"{I}unknown_key.toml", "--out", f"{I}afile"], "unknown key"),
+    # runs
+    ("runs on garbage study.db", ["runs", f"{I}garbage.db"], "not a SQLite database"),
+    ("runs on a truncated study.db", ["runs", f"{I}truncated.db"], "damaged or truncated"),
+    ("runs on a foreign SQLite file", ["runs", f"{I}foreign.db"], "not a classwise study"),
+    ("runs on a folder without study.db", ["runs", I], "no study database"),
+    ("runs --export --output DIR", ["runs", "runs/goodsweep", "--export", "csv", "--output", I], "is a folder"),
+    ("runs --export --output under a file", ["runs", "runs/goodsweep", "--export", "csv", "--output",
+                                             f"{I}afile/x.csv"], "is a file"),
+    ("runs --export unknown format", ["runs", "runs/goodsweep", "--export", "xlsx"], "invalid choice"),
+    # datasets, models, top level
+    ("datasets --download unknown", ["datasets", "--download", "cifar11"], "unknown data set"),
+    ("unknown command", ["trian"], "invalid choice"),
+]
+
+
+def _api_cases():
+    import numpy as np
+
+    import classwise as cw
+    from classwise.data import per_class_subset
+    from classwise.models import load_weights
+    from classwise.models.custom import build_custom_model, load_custom_weights, normalization
+    from classwise.study.grid import RunConfig, load_grid
+    from classwise.study.store import Store
+
+    inp = Path("inputs")  # relative: the cases run in the workspace
+    return [
+        ("TrainConfig(eps=inf)", lambda: cw.TrainConfig(eps=math.inf), "finite"),
+        ("TrainConfig(lr=nan)", lambda: cw.TrainConfig(lr=math.nan), "finite"),
+        ("TrainConfig(eps=2) linf", lambda: cw.TrainConfig(eps=2.0), "pixel range"),
+        ("TrainConfig(epochs=0)", lambda: cw.TrainConfig(epochs=0), "epochs"),
+        ("TrainConfig(colour=...)", lambda: cw.TrainConfig(colour="blue"), "unknown key 'colour'"),
+        ("RunConfig(threads=0)", lambda: RunConfig(threads=0), "threads"),
+        ("AttackSpec(eps=5)", lambda: cw.AttackSpec(eps=5), "pixel range"),
+        ("AttackSpec(eps=inf)", lambda: cw.AttackSpec(eps=math.inf, norm="l2"), "finite"),
+        ("AttackSpec(steps=0)", lambda: cw.AttackSpec(eps=0.1, steps=0), "steps"),
+        ("create_model(num_classes=0)", lambda: cw.create_model("mnist-cnn", num_classes=0), "num_classes"),
+        ("create_model(unknown)", lambda: cw.create_model("resnet-9000"), "unknown architecture"),
+        ("create_model(tv:unknown)", lambda: cw.create_model("tv:resnet-9000"), "torchvision has no"),
+        ("create_model(input_size too small)", lambda: cw.create_model("resnet18", 10, 3, 4), "at least"),
+        ("load_weights(NaN file)", lambda: load_weights(cw.create_model("mnist-cnn", 10, 1, 8), inp / "nan.pt"),
+         "NaN"),
+        ("load_weights(random bytes)", lambda: load_weights(cw.create_model("mnist-cnn", 10, 1, 8),
+                                                            inp / "random.pt"), "not a PyTorch weights file"),
+        ("load_dataset(unknown)", lambda: cw.load_dataset("cifar11"), "unknown data set"),
+        ("load_dataset(CIFAR batch without labels)", lambda: cw.load_dataset("cifar10", inp / "cifar_labels"),
+         "'labels'"),
+        ("image too large (API)", lambda: cw.load_dataset("imagefolder", inp / "bomb").test.images_at([0]),
+         "too large"),
+        ("per_class_subset(0)", lambda: per_class_subset(cw.load_dataset("digits").test, 0), "at least 1"),
+        ("build_custom_model(factory returns None)", lambda: build_custom_model(f"{inp}/code/usermodels.py:"
+                                                                                "returns_none"), "NoneType"),
+        ("normalization(bad numbers)", lambda: normalization("1,x,3", "1", 3), "numbers"),
+        ("load_grid(name ../../x)", lambda: load_grid(inp / "traversal.toml"), "not a plain folder name"),
+        ("Store(garbage, readonly)", lambda: Store(inp / "garbage.db", readonly=True), "not a SQLite database"),
+        ("load_custom_weights(HTML page)", lambda: load_custom_weights(torch.nn.Linear(2, 2), inp / "page.pt"),
+         "HTML"),
+        ("ClassData(labels of another length)", lambda: cw.ClassData(
+            torch.zeros(3, 1, 8, 8, dtype=torch.uint8), torch.zeros(2, dtype=torch.long), ["a"]), "one per image"),
+        ("AttackSpec(eps=nan, l2)", lambda: cw.AttackSpec(eps=float(np.nan), norm="l2"), "finite"),
+    ]
+
+
+def _snapshot(*roots: Path) -> dict:
+    """Every folder, and every file's bytes: small files hashed, large ones (checkpoints) by
+    size, modification time and inode (an atomic replace is a new inode)."""
+    out = {}
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            for d in dirnames:
+                out[os.path.join(dirpath, d)] = "dir"
+            for f in filenames:
+                p = os.path.join(dirpath, f)
+                st = os.stat(p)
+                out[p] = (st.st_size, st.st_mtime_ns, st.st_ino,
+                          hashlib.sha1(Path(p).read_bytes()).hexdigest() if st.st_size < 1 << 16 else None)
+    return out
+
+
+def _record(kind: str, message: str) -> None:
+    table = os.environ.get("CLASSWISE_BAD_INPUT_TABLE")
+    if table:
+        path = Path(table)
+        rows = json.loads(path.read_text()) if path.exists() else {}
+        rows[kind] = message
+        path.write_text(json.dumps(rows, indent=1))
+
+
+@pytest.fixture
+def inside(ws, monkeypatch):
+    """Run in the workspace, compare every file and folder (and HOME, and the folder above
+    the workspace, where an escaping name would land) before and after."""
+    home = ws.parent / "home"
+    monkeypatch.chdir(ws)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # importing a user's file writes no __pycache__
+    before = _snapshot(ws.parent)
+    yield
+    after = _snapshot(ws.parent)
+    assert {k for k in after if k not in before} == set(), "new files"
+    assert [k for k in before if after.get(k) != before[k]] == [], "changed or removed files"
+
+
+def _one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize("kind,argv,says", CLI_CASES, ids=[c[0] for c in CLI_CASES])
+def test_cli_bad_input(inside, capsys, kind, argv, says):
+    import re
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    line = _one_line(err)
+    assert code == 2, err
+    assert re.search(says, line), line
+    _record(kind, line)
+
+
+API_KINDS = [kind for kind, _, _ in _api_cases()]
+
+
+@pytest.mark.parametrize("kind", API_KINDS)
+def test_api_bad_input(ws, inside, kind):
+    import re
+
+    cases = {k: (fn, says) for k, fn, says in _api_cases()}
+    fn, says = cases[kind]
+    with pytest.raises(ClasswiseError) as info:
+        fn()
+    message = str(info.value)
+    assert "\n" not in message and message.strip(), message
+    assert re.search(says, message), message
+    _record(f"API: {kind}", message)
+
+
+def test_the_battery_covers_sixty_kinds():
+    assert len(CLI_CASES) + len(API_KINDS) >= 60
+
+
+def test_escaping_names_stay_inside(ws, inside):
+    """A default folder built from `--arch tv:../../x` is one folder name under runs/."""
+    from classwise.io import safe_name
+
+    assert safe_name("train-digits-tv:../../x-standard") == "train-digits-tv-x-standard"
+    assert "/" not in safe_name("/abs/../path") and not safe_name("..").startswith(".")
