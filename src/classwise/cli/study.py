@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from .common import common_options, overrides, train_options
+from .corruption_options import add_corruption_options, corruption_fields
 from .objective_options import active_verb, add_objective_options, objective_params
 
 ORDER = 10
@@ -46,6 +47,7 @@ def add_parser(sub) -> None:
                    help="train every arm once per seed (default: --seed); folders <arm>/seed<k>/")
     # deprecated alias of --methods standard,X
     p.add_argument("--adversarial-method", type=lambda s: _names(s)[0], help=argparse.SUPPRESS)
+    add_corruption_options(p)
     if active_verb() == "study":
         add_objective_options(p)
     p.set_defaults(func=run)
@@ -66,7 +68,8 @@ def run(args) -> int:
         methods = ["standard", args.adversarial_method]
     methods = methods or list(StudyConfig.model_fields["methods"].get_default(call_default_factory=True))
     cfg = preset_config(args.preset, methods=methods, method_params=objective_params(args, methods),
-                        seeds=args.seeds, reference=args.reference, **overrides(args))
+                        seeds=args.seeds, reference=args.reference, **overrides(args),
+                        **corruption_fields(args))
     out = args.out or Path("runs") / safe_name(f"study-{cfg.run.dataset}-{cfg.run.arch}-{args.preset}")
     run_study(cfg, out, data_dir=args.data_dir, device=args.device, resume=args.resume,
               download=args.download)

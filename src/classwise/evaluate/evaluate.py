@@ -14,6 +14,7 @@ from ..attacks import AttackSpec, attack, channels_last, eval_mode
 from ..attacks.autoattack import AutoAttackSpec, require_autoattack, run_autoattack
 from ..attacks.fold import folded
 from ..attacks.threats import IntoClassSpec, VictimSpec, check_class, merge_untargeted, run_threat, threat_rows
+from ..corruptions.spec import CorruptionSpec, corrupt_chunk
 from ..data import ClassData, to_float
 from ..distributed import gather, is_main, shard, world
 from ..errors import ClasswiseError
@@ -45,7 +46,7 @@ class EvalResult:
         return ["clean", *self.adv_pred]
 
     def kind(self, key: str) -> str:
-        """untargeted (PGD, FGSM, AutoAttack), victim, into or curve (one point of an eps curve)."""
+        """untargeted (PGD, FGSM, AutoAttack), victim, into, corruption or curve (one point of an eps curve)."""
         meta = self.attacks.get(key, {})
         return "curve" if "curve" in meta else meta.get("threat", "untargeted")
 
@@ -198,7 +199,7 @@ def _confirm(model, fast, out, batch_size) -> torch.Tensor:
     return pred
 
 
-Spec = AttackSpec | AutoAttackSpec | VictimSpec | IntoClassSpec
+Spec = AttackSpec | AutoAttackSpec | VictimSpec | IntoClassSpec | CorruptionSpec
 
 
 def _labelled(attacks) -> dict[str, Spec]:
@@ -208,8 +209,8 @@ def _labelled(attacks) -> dict[str, Spec]:
     out: dict[str, Spec] = {}
     for label, spec in items:
         if not isinstance(spec, Spec):
-            raise ClasswiseError(f"not an attack: {spec!r}; use AttackSpec, AutoAttackSpec, VictimSpec or "
-                                 "IntoClassSpec")
+            raise ClasswiseError(f"not an attack: {spec!r}; use AttackSpec, AutoAttackSpec, VictimSpec, "
+                                 "IntoClassSpec or CorruptionSpec")
         if label == "clean":
             raise ClasswiseError("'clean' names the clean predictions; give the attack another label")
         if label in out:
@@ -257,6 +258,12 @@ def evaluate(model: nn.Module, data, attacks=(), *, batch_size: int = 256, devic
             check_class(spec, len(data.classes))
         if isinstance(spec, AutoAttackSpec):
             require_autoattack()  # before the clean pass, not after it
+        if isinstance(spec, CorruptionSpec) and spec.source == "files":
+            if world()[1] > 1:
+                raise ClasswiseError("corrupted files are read by test-set index: run them without torchrun")
+            from ..data.corrupted import CorruptedFiles
+
+            CorruptedFiles(spec.files).check(data.labels.numpy(), tuple(data.shape))
     if world()[1] > 1:
         part = _evaluate(model, data.subset(shard(len(data))), attacks, batch_size=batch_size, device=device,
                          seed=seed, early_stop=early_stop, show_progress=show_progress and is_main(),
@@ -299,6 +306,10 @@ def _evaluate(model, data, attacks: dict, *, batch_size, device, seed, early_sto
                     sums["clean"].add(clean_logits, y, clean_feats)
                 result.clean_pred[idx] = clean.cpu().numpy()
                 for (label, spec), gen in zip(attacks.items(), generators, strict=True):
+                    if isinstance(spec, CorruptionSpec):  # every image, not only the correct ones
+                        result.adv_pred[label][idx] = _logits(model, corrupt_chunk(spec, x, idx, gen),
+                                                              batch_size).argmax(1).cpu().numpy()
+                        continue
                     adv = _attack_chunk(model, fast, spec, x, y, clean, gen, batch_size=batch_size, seed=seed,
                                         early_stop=early_stop, num_classes=len(data.classes), notes=result.notes,
                                         key=label, sums=sums.get(label), clean_logits=clean_logits, pen=pen,

@@ -116,6 +116,8 @@ def check_robust_le_clean(results: list[EvalResult]) -> Check:
     for res in results:
         n, clean = _counts(res), _correct(res, "clean")
         for key in res.adv_pred:
+            if res.kind(key) == "corruption":  # a corrupted image may well be right where the clean one is not
+                continue
             keys += 1
             adv = _correct(res, key)
             revived = int(((res.adv_pred[key] == res.labels) & (res.clean_pred != res.labels)).sum())

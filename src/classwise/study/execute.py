@@ -38,6 +38,26 @@ def resolve(cfg: RunConfig, splits: Splits | None = None) -> RunConfig:
     return cfg.resolved(grey=grey, hflip_ok=spec.hflip)
 
 
+def final_corruption_specs(cfg: RunConfig, data_dir=None, *, full_test: bool = True, run_dir=None) -> list:
+    """The run's corruptions at its severities, from the published files when they are found and
+    the whole test set is evaluated; a corruption that cannot run here (frost without its
+    photographs) is left out and its reason written to corruptions.json."""
+    if not cfg.corruptions:
+        return []
+    from ..corruptions import corruption_specs, unavailable
+    from ..data.corrupted import find_corrupted
+
+    skipped = {n: r for n in cfg.corruptions if (r := unavailable(n, cfg.frost_dir))}
+    files = find_corrupted(cfg.dataset, data_dir) if full_test else None
+    specs = corruption_specs([n for n in cfg.corruptions if n not in skipped], cfg.severities,
+                             frost_dir=cfg.frost_dir, files=files)
+    if run_dir is not None and is_main():
+        atomic_write_json(Path(run_dir) / "corruptions.json", {
+            "skipped": skipped, "files": str(files) if files else None,
+            "sources": {s.label: s.source for s in specs}})
+    return specs
+
+
 def execute_run(cfg: RunConfig, run_dir, *, device: str = "auto", data_dir=None, splits: Splits | None = None,
                 resume: bool = True, store=None, run_id: str | None = None, tag: str = "",
                 download: bool = False) -> RunOutcome:
@@ -62,7 +82,9 @@ def execute_run(cfg: RunConfig, run_dir, *, device: str = "auto", data_dir=None,
     spec = AttackSpec(name="pgd", eps=cfg.eps, steps=cfg.test_steps, norm=cfg.norm, restarts=cfg.test_restarts)
     t0 = time.perf_counter()
     autoattack = cfg.test_autoattack_spec()  # per class next to PGD when the run asks for it
-    res = evaluate(trained.model, test, [spec] + ([autoattack] if autoattack else []), device=dev, seed=cfg.seed)
+    corrupted = final_corruption_specs(cfg, data_dir, full_test=not cfg.test_limit, run_dir=run_dir)
+    res = evaluate(trained.model, test, [spec] + ([autoattack] if autoattack else []) + corrupted, device=dev,
+                   seed=cfg.seed)
     t_eval = time.perf_counter() - t0
     if is_main():
         atomic_write_json(run_dir / "eval.json", res.to_dict())

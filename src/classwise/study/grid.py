@@ -31,12 +31,35 @@ class RunConfig(TrainConfig):
     # reduced budget, e.g. {version = "custom", attacks = ["apgd-ce", "apgd-t"], iterations = 20}
     test_autoattack: bool | str | dict[str, Any] = Field(default=False, description="AutoAttack in the final "
                                                          "evaluation: true, a version, or AutoAttackSpec fields")
+    # natural corruptions per class in the final evaluation: names or ["all"], at these severities
+    corruptions: list[str] = Field(default_factory=list, description="corruptions in the final evaluation, or all")
+    severities: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5])
+    frost_dir: str | None = Field(default=None, description="the frost photographs; without them frost is skipped")
 
     @field_validator("test_autoattack")
     @classmethod
     def _autoattack(cls, value):
         autoattack_spec(value, eps=0.0, norm="linf")  # refuse a bad version or field before any run starts
         return value
+
+    @field_validator("corruptions")
+    @classmethod
+    def _corruptions(cls, value):
+        from ..corruptions import ORDER  # imports torch: only when a run asks for corruptions
+
+        if value:
+            value = list(ORDER) if value == ["all"] else value
+            unknown = [v for v in value if v not in ORDER]
+            if unknown:
+                raise ValueError(f"unknown corruption(s) {', '.join(unknown)}; choose all or from: {', '.join(ORDER)}")
+        return value
+
+    @field_validator("severities")
+    @classmethod
+    def _severities(cls, value):
+        if not value or any(s not in range(1, 6) for s in value):
+            raise ValueError(f"severities run from 1 to 5, got {value}")
+        return sorted(set(value))
 
     def test_autoattack_spec(self):
         """The final evaluation's AutoAttack (at the run's eps and norm), or None."""

@@ -1,0 +1,529 @@
+"""Corruptions: range and shape, monotone severities (each with its stated measure), seeds, and
+agreement with per-image NumPy/SciPy/Pillow statements of the published make_cifar_c.py formulas
+fed with the same random numbers (drawn from a torch generator in the order the corruption
+draws them). The published code runs on one HxWx3 image in [0, 255]; here in [0, 1]."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy import ndimage
+
+from classwise.corruptions import CORRUPTIONS, ORDER, CorruptionSpec, corrupt, unavailable
+from classwise.corruptions.opencv import chamfer_distance, equalize_hist
+from classwise.errors import ClasswiseError
+
+
+def image(c: int, s: int, n: int = 4) -> torch.Tensor:
+    """Smooth waves plus a flat block per channel, on the 8-bit grid: edges and gradients."""
+    g = torch.Generator().manual_seed(1)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, s), torch.linspace(0, 1, s), indexing="ij")
+    out = []
+    for _ in range(n):
+        chans = []
+        for _ in range(c):
+            f = torch.rand(4, generator=g) * 6 + 1
+            v = 0.5 + 0.25 * torch.sin(f[0] * 3 * xx + f[1]) * torch.cos(f[2] * 3 * yy + f[3])
+            r0, c0 = (torch.rand(2, generator=g) * s * 0.5).long()
+            v[r0:r0 + s // 3, c0:c0 + s // 3] = float(torch.rand(1, generator=g))
+            chans.append(v)
+        out.append(torch.stack(chans))
+    return (torch.stack(out).clamp(0, 1) * 255).round() / 255
+
+
+FROST = ["frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg"]
+
+
+@pytest.fixture(scope="module")
+def frost_dir(tmp_path_factory):
+    """Five textured stand-ins for the photographs (stored losslessly whatever the name)."""
+    d = tmp_path_factory.mktemp("frost")
+    rng = np.random.default_rng(0)
+    for name in FROST:
+        tex = ndimage.gaussian_filter(rng.random((200, 220, 3)), (3, 3, 0))
+        Image.fromarray(np.uint8((tex - tex.min()) / np.ptp(tex) * 255)).save(d / name, format="PNG")
+    return d
+
+
+@pytest.fixture(scope="module")
+def flat_frost_dir(tmp_path_factory):
+    """Uniform 'photographs': the crop then does not matter, the blend formula does."""
+    d = tmp_path_factory.mktemp("flatfrost")
+    for name in FROST:
+        Image.fromarray(np.full((200, 220, 3), (200, 220, 250), np.uint8)).save(d / name, format="PNG")
+    return d
+
+
+def run(name, x, severity, seed=0, **kw):
+    return corrupt(x, name, severity, torch.Generator().manual_seed(seed), **kw)
+
+
+def kw_for(name, frost_dir):
+    return {"frost_dir": frost_dir} if name == "frost" else {}
+
+
+# ---- range, shape, seeds ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ORDER)
+def test_range_shape_and_seed(name, frost_dir):
+    for c, s in ((1, 28), (3, 32)):
+        x = image(c, s, n=2)
+        for sev in (1, 5):
+            y = run(name, x, sev, **kw_for(name, frost_dir))
+            assert y.shape == x.shape and y.dtype == x.dtype
+            assert float(y.min()) >= 0 and float(y.max()) <= 1
+            assert torch.equal(y, run(name, x, sev, **kw_for(name, frost_dir)))  # same seed, same images
+    x = image(3, 32, n=2)
+    random = name not in {"defocus_blur", "zoom_blur", "gaussian_blur", "brightness", "contrast", "pixelate",
+                          "jpeg_compression", "saturate"}
+    differs = not torch.equal(run(name, x, 3, 0, **kw_for(name, frost_dir)), run(name, x, 3, 1, **kw_for(name, frost_dir)))
+    assert differs == random
+
+
+def test_frost_unavailable_without_textures(tmp_path):
+    assert "--frost-dir" in unavailable("frost")
+    assert "lacks" in unavailable("frost", tmp_path)
+    with pytest.raises(ClasswiseError, match="frost is unavailable"):
+        run("frost", image(3, 32, 1), 1)
+
+
+# ---- monotone severities ---------------------------------------------------------------------
+
+def mean_abs(x, y):
+    return float((y - x).abs().mean())
+
+
+def hf_energy(x, y):
+    """Energy of neighbour differences kept by the corruption (a blur loses it)."""
+    def e(t):
+        return float(((t[..., 1:, :] - t[..., :-1, :]) ** 2).mean() + ((t[..., :, 1:] - t[..., :, :-1]) ** 2).mean())
+    return -e(y) / e(x)  # rises as energy is lost
+
+
+def decorrelation(x, y):
+    a, b = x - x.mean(), y - y.mean()
+    return 1 - float((a * b).sum() / (a.norm() * b.norm()))
+
+
+# the measure per corruption and which severities must be ordered by it; the published table is
+# not monotone in every parameter (see the notes)
+MONOTONE = {
+    "gaussian_noise": (mean_abs, [1, 2, 3, 4, 5]),
+    "shot_noise": (mean_abs, [1, 2, 3, 4, 5]),
+    "impulse_noise": (mean_abs, [1, 2, 3, 4, 5]),
+    "speckle_noise": (mean_abs, [1, 2, 3, 4, 5]),
+    "defocus_blur": (hf_energy, [1, 2, 3, 4, 5]),
+    "gaussian_blur": (hf_energy, [1, 2, 3, 4, 5]),
+    "zoom_blur": (hf_energy, [1, 2, 3, 4, 5]),
+    # radius 6 and 8 at sigma 2 differ by taps of weight < 1e-9: severities 3 and 4 tie
+    "motion_blur": (hf_energy, [1, 2, 3, 5]),
+    "snow": (mean_abs, [1, 2, 3, 4, 5]),
+    # the image is dimmed less (a) as the frost weighs more (b): the share of frost, seen as the
+    # loss of correlation with the image, rises
+    "frost": (decorrelation, [1, 2, 3, 4, 5]),
+    "fog": (mean_abs, [1, 2, 3, 4, 5]),
+    "brightness": (mean_abs, [1, 2, 3, 4, 5]),
+    "contrast": (mean_abs, [1, 2, 3, 4, 5]),
+    "pixelate": (mean_abs, [1, 2, 3, 4, 5]),
+    "jpeg_compression": (mean_abs, [1, 2, 3, 4, 5]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MONOTONE))
+def test_severity_raises_distortion(name, frost_dir):
+    measure, order = MONOTONE[name]
+    for c, s in ((3, 32), (1, 28)):
+        x = image(c, s, n=8)
+        d = [measure(x, run(name, x, sev, **kw_for(name, frost_dir))) for sev in order]
+        assert all(b > a for a, b in zip(d, d[1:], strict=False)), (name, c, d)
+
+
+def test_severity_glass_blur():
+    """The table raises the shuffle passes (1, 1, 1, 2, 2) and, within equal passes, sigma: on
+    white noise the kept high-frequency energy falls with sigma within passes, and a coordinate
+    ramp moves further with the second pass."""
+    x = (torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 255).round() / 255
+    d = [hf_energy(x, run("glass_blur", x, sev)) for sev in range(1, 6)]
+    assert d[0] < d[1] < d[2] and d[3] < d[4], d
+    ramp = (torch.arange(32.0) / 31).view(1, 1, 32, 1).expand(4, 3, 32, 32)
+    moved = [mean_abs(ramp[..., 4:-4, 4:-4], run("glass_blur", ramp, sev)[..., 4:-4, 4:-4]) for sev in (3, 4)]
+    assert moved[1] > 1.5 * moved[0], moved
+
+
+def test_severity_elastic_non_affine_part():
+    """The table shrinks the random affine jitter and grows the elastic field: fed coordinate
+    images (bilinear reads of a ramp are exact), the RMS residual of the mapping after the best
+    affine fit rises with severity."""
+    h = w = 32
+    rows = torch.arange(h, dtype=torch.float64).view(h, 1).expand(h, w)
+    cols = torch.arange(w, dtype=torch.float64).view(1, w).expand(h, w)
+    coords = torch.stack([rows / (h - 1), cols / (w - 1), torch.zeros(h, w, dtype=torch.float64)])[None].repeat(6, 1,
+                                                                                                                1, 1)
+    inner = torch.zeros(h, w, dtype=torch.bool)
+    inner[4:-4, 4:-4] = True
+    a = torch.stack([rows[inner], cols[inner], torch.ones(int(inner.sum()), dtype=torch.float64)], 1)
+    res = []
+    for sev in range(1, 6):
+        y = run("elastic_transform", coords, sev)
+        src = torch.stack([y[:, 0][:, inner] * (h - 1), y[:, 1][:, inner] * (w - 1)], -1)
+        fit = torch.linalg.lstsq(a.expand(6, -1, -1), src).solution
+        res.append(float((a @ fit - src).pow(2).sum(-1).mean().sqrt()))
+    assert all(b > a for a, b in zip(res, res[1:], strict=False)), res
+
+
+def test_severity_spatter_and_saturate():
+    """Spatter is water at 1-3 and mud at 4-5, saturate desaturates at 1-2 and saturates at 3-5:
+    the distortion rises within each branch."""
+    x = image(3, 32, n=8)
+    sp = [mean_abs(x, run("spatter", x, sev)) for sev in range(1, 6)]
+    assert sp[0] < sp[1] < sp[2] and sp[3] < sp[4], sp
+    sa = [mean_abs(x, run("saturate", x, sev)) for sev in range(1, 6)]
+    assert sa[0] < sa[1] and sa[2] < sa[3] < sa[4], sa
+
+
+# ---- agreement with the published formulas, per image ------------------------------------------
+
+def hwc(t: torch.Tensor) -> np.ndarray:
+    return t[0].permute(1, 2, 0).double().numpy()
+
+
+@pytest.fixture(scope="module")
+def img():
+    return image(3, 32, n=1)
+
+
+def check(ours: torch.Tensor, ref: np.ndarray, tol: float, mean_tol: float | None = None):
+    diff = np.abs(hwc(ours) - ref)
+    assert diff.max() <= tol, diff.max()
+    if mean_tol is not None:
+        assert diff.mean() <= mean_tol, diff.mean()
+
+
+def test_reference_noises(img):
+    x = hwc(img)
+    for sev, c in enumerate([0.04, 0.06, 0.08, 0.09, 0.10], 1):
+        g = torch.Generator().manual_seed(5)
+        noise = hwc(torch.randn(img.shape, generator=g))
+        check(run("gaussian_noise", img, sev, 5), np.clip(x + noise * c, 0, 1), 1e-6)
+    for sev, c in enumerate([0.06, 0.1, 0.12, 0.16, 0.2], 1):
+        noise = hwc(torch.randn(img.shape, generator=torch.Generator().manual_seed(5)))
+        check(run("speckle_noise", img, sev, 5), np.clip(x + x * noise * c, 0, 1), 1e-6)
+    for sev, amount in enumerate([0.01, 0.02, 0.03, 0.05, 0.07], 1):
+        g = torch.Generator().manual_seed(5)
+        flipped, salted = hwc(torch.rand(img.shape, generator=g)) < amount, hwc(torch.rand(img.shape, generator=g)) < .5
+        ref = x.copy()
+        ref[flipped & salted], ref[flipped & ~salted] = 1, 0
+        check(run("impulse_noise", img, sev, 5), ref, 0)
+
+
+def test_reference_shot_noise_moments():
+    """Poisson(x c) / c: mean x and variance x / c (c = 50 at severity 5)."""
+    x = torch.full((1, 3, 256, 256), 0.4)
+    y = run("shot_noise", x, 5)
+    assert abs(float(y.mean()) - 0.4) < 0.003
+    assert abs(float(y.var()) - 0.4 / 50) < 0.0005
+
+
+def test_reference_blurs(img):
+    x = hwc(img)
+    for sev, s in enumerate([.4, .6, 0.7, .8, 1], 1):  # skimage gaussian = scipy's, nearest border
+        check(run("gaussian_blur", img, sev), ndimage.gaussian_filter(x, (s, s, 0), mode="nearest"), 1e-5)
+    for sev, (radius, alias) in enumerate([(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)], 1):
+        t = np.arange(-8, 9)
+        xx, yy = np.meshgrid(t, t)
+        disk = (xx**2 + yy**2 <= radius**2).astype(np.float64)
+        disk /= disk.sum()
+        g = np.exp(-np.array([1.0, 0, 1]) / (2 * alias**2))  # cv2.getGaussianKernel(3, alias)
+        disk = ndimage.correlate1d(ndimage.correlate1d(disk, g / g.sum(), 0, mode="mirror"), g / g.sum(), 1,
+                                   mode="mirror")
+        ref = np.stack([ndimage.correlate(x[..., d], disk, mode="mirror") for d in range(3)], -1)  # cv2.filter2D
+        check(run("defocus_blur", img, sev), np.clip(ref, 0, 1), 1e-5)
+    for sev, stop in enumerate([1.06, 1.11, 1.16, 1.21, 1.26], 1):
+        out = np.zeros_like(x)
+        for z in np.arange(1, stop, 0.01):
+            ch = int(np.ceil(32 / z))
+            top = (32 - ch) // 2
+            zoomed = ndimage.zoom(x[top:top + ch, top:top + ch], (z, z, 1), order=1)
+            trim = (zoomed.shape[0] - 32) // 2
+            out += zoomed[trim:trim + 32, trim:trim + 32]
+        check(run("zoom_blur", img, sev), np.clip((x + out) / (len(np.arange(1, stop, 0.01)) + 1), 0, 1), 1e-5)
+
+
+def imagemagick_motion(x: np.ndarray, radius: float, sigma: float, angle: float) -> np.ndarray:
+    """MotionBlurImage: a one-sided Gaussian over 2 ceil(radius) + 1 taps along `angle`, edge pixels repeated."""
+    width = int(2 * np.ceil(radius) + 1)
+    k = np.exp(-np.arange(width) ** 2 / (2 * sigma**2))
+    k /= k.sum()
+    px, py = width * np.sin(np.deg2rad(angle)), width * np.cos(np.deg2rad(angle))
+    h, w = x.shape[:2]
+    out = np.zeros_like(x)
+    for i in range(width):
+        ox, oy = int(np.ceil(i * py / np.hypot(px, py) - 0.5)), int(np.ceil(i * px / np.hypot(px, py) - 0.5))
+        rows, cols = np.clip(np.arange(h) + oy, 0, h - 1), np.clip(np.arange(w) + ox, 0, w - 1)
+        out += k[i] * x[rows][:, cols]
+    return out
+
+
+def test_reference_motion_and_glass(img):
+    x = hwc(img)
+    for sev, (radius, sigma) in enumerate([(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)], 1):
+        angle = float(torch.rand(1, generator=torch.Generator().manual_seed(5), dtype=torch.float64)) * 90 - 45
+        check(run("motion_blur", img, sev, 5), np.clip(imagemagick_motion(x, radius, sigma, angle), 0, 1), 1e-5)
+    for sev, (sigma, delta, passes) in enumerate([(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2),
+                                                  (0.4, 1, 2)], 1):
+        g = torch.Generator().manual_seed(5)
+        ref = np.uint8(ndimage.gaussian_filter(x, (sigma, sigma, 0), mode="nearest") * 255)
+        for _ in range(passes):  # the published loop as written, NumPy row views and all
+            d = torch.randint(-delta, delta, (1, (32 - 2 * delta) ** 2, 2), generator=g)[0].numpy()
+            k = 0
+            for h in range(32 - delta, delta, -1):
+                for w in range(32 - delta, delta, -1):
+                    dx, dy = d[k]
+                    k += 1
+                    hp, wp = h + dy, w + dx
+                    ref[h, w], ref[hp, wp] = ref[hp, wp], ref[h, w]
+        ref = np.clip(ndimage.gaussian_filter(ref / 255.0, (sigma, sigma, 0), mode="nearest"), 0, 1)
+        check(run("glass_blur", img, sev, 5), ref, 1.01 / 255, 2e-4)
+
+
+def plasma(size: int, decay: float, g: torch.Generator) -> np.ndarray:
+    a = np.zeros((size, size))
+    step, wibble = size, 100.0
+
+    def wibbled(arr):
+        return arr / 4 + wibble * (torch.rand((1, *arr.shape), generator=g)[0].double().numpy() * 2 - 1) * wibble
+
+    while step >= 2:
+        corner = a[0:size:step, 0:size:step]
+        sq = corner + np.roll(corner, -1, axis=0)
+        sq += np.roll(sq, -1, axis=1)
+        a[step // 2:size:step, step // 2:size:step] = wibbled(sq)
+        dr, ul = a[step // 2:size:step, step // 2:size:step], a[0:size:step, 0:size:step]
+        a[0:size:step, step // 2:size:step] = wibbled(dr + np.roll(dr, 1, axis=0) + ul + np.roll(ul, -1, axis=1))
+        a[step // 2:size:step, 0:size:step] = wibbled(dr + np.roll(dr, 1, axis=1) + ul + np.roll(ul, -1, axis=0))
+        step //= 2
+        wibble /= decay
+    a -= a.min()
+    return a / a.max()
+
+
+def test_reference_fog_snow_frost(img, flat_frost_dir):
+    x = hwc(img)
+    for sev, (a, decay) in enumerate([(.2, 3), (.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)], 1):
+        top = x.max()
+        ref = np.clip((x + a * plasma(32, decay, torch.Generator().manual_seed(5))[:32, :32, None]) * top / (top + a),
+                      0, 1)
+        check(run("fog", img, sev, 5), ref, 1e-5)
+    table = [(0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9), (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
+             (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85), (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)]
+    for sev, (loc, scale, zoom, thr, radius, sigma, keep) in enumerate(table, 1):
+        g = torch.Generator().manual_seed(5)
+        layer = torch.randn((1, 1, 32, 32), generator=g)[0, 0].double().numpy() * scale + loc
+        angle = float(torch.rand(1, generator=g, dtype=torch.float64)) * 90 - 135
+        ch = int(np.ceil(32 / zoom))
+        top = (32 - ch) // 2
+        zoomed = ndimage.zoom(layer[top:top + ch, top:top + ch], zoom, order=1)
+        trim = (zoomed.shape[0] - 32) // 2
+        layer = zoomed[trim:trim + 32, trim:trim + 32]
+        layer[layer < thr] = 0
+        layer = (np.clip(layer, 0, 1) * 255).astype(np.uint8) / 255.0
+        layer = np.round(imagemagick_motion(layer[..., None], radius, sigma, angle) * 255) / 255  # 8-bit PNG back
+        grey = (x * np.array([0.299, 0.587, 0.114])).sum(-1, keepdims=True)
+        blend = keep * x + (1 - keep) * np.maximum(x, grey * 1.5 + 0.5)
+        check(run("snow", img, sev, 5), np.clip(blend + layer + np.rot90(layer, k=2), 0, 1), 1.01 / 255, 1e-3)
+    colour = np.array([200, 220, 250]) / 255.0
+    for sev, (a, b) in enumerate([(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)], 1):
+        check(run("frost", img, sev, frost_dir=flat_frost_dir), np.clip(a * x + b * colour, 0, 1), 1e-6)
+
+
+def rgb2hsv(x):
+    """scikit-image's rgb2hsv."""
+    v = x.max(-1)
+    delta = x.max(-1) - x.min(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = np.where(delta == 0, 0, delta / v)
+        h = np.zeros_like(v)
+        for i, (a, b, off) in enumerate([(1, 2, 0), (2, 0, 2), (0, 1, 4)]):
+            idx = x[..., i] == v
+            h[idx] = off + (x[idx][:, a] - x[idx][:, b]) / delta[idx]
+    h = (h / 6) % 1
+    h[delta == 0] = 0
+    return np.stack([h, s, v], -1)
+
+
+def hsv2rgb(hsv):
+    """scikit-image's hsv2rgb."""
+    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    hi = np.floor(h * 6)
+    f = h * 6 - hi
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    hi = hi.astype(int) % 6
+    choices = [np.stack(c, -1) for c in ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))]
+    return np.choose(hi[..., None], choices)
+
+
+def test_reference_colour(img):
+    x = hwc(img)
+    grey = np.full((1, 3, 32, 32), 0.5, dtype=np.float32)
+    mixed = torch.cat([img, torch.from_numpy(grey)], 0)  # a grey image: hue 0 in scikit-image
+    for sev, c in enumerate([.05, .1, .15, .2, .3], 1):
+        hsv = rgb2hsv(x)
+        hsv[..., 2] = np.clip(hsv[..., 2] + c, 0, 1)
+        check(run("brightness", img, sev), np.clip(hsv2rgb(hsv), 0, 1), 1e-5)
+    for sev, (a, b) in enumerate([(0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)], 1):
+        out = run("saturate", mixed, sev)
+        for i in range(2):
+            hsv = rgb2hsv(hwc(mixed[i:i + 1]))
+            hsv[..., 1] = np.clip(hsv[..., 1] * a + b, 0, 1)
+            check(out[i:i + 1], np.clip(hsv2rgb(hsv), 0, 1), 1e-5)
+    for sev, c in enumerate([.75, .5, .4, .3, 0.15], 1):
+        means = x.mean(axis=(0, 1), keepdims=True)
+        check(run("contrast", img, sev), np.clip((x - means) * c + means, 0, 1), 1e-6)
+
+
+def test_reference_elastic(img):
+    x = hwc(img)
+    table = [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)]
+    for sev, params in enumerate(table, 1):
+        alpha, sigma, jitter = (v * 32 for v in params)
+        g = torch.Generator().manual_seed(5)
+        centre, sq = np.array([16.0, 16.0]), 32 // 3
+        pts1 = np.array([centre + sq, [centre[0] + sq, centre[1] - sq], centre - sq])
+        pts2 = pts1 + (torch.rand((1, 3, 2), generator=g)[0].double().numpy() * 2 - 1) * jitter
+        m = np.linalg.solve(np.c_[pts1, np.ones(3)], pts2).T  # cv2.getAffineTransform
+        inv = np.linalg.inv(m[:, :2])
+        rows, cols = np.mgrid[0:32, 0:32].astype(np.float64)
+        src = np.einsum("ij,jhw->ihw", inv, np.stack([cols, rows]) - m[:, 2:, None])
+        # cv2.warpAffine, bilinear, reflect-101 (scipy's mirror); OpenCV's 1/32-pixel fixed point is not modelled
+        warped = np.stack([ndimage.map_coordinates(x[..., d], [src[1], src[0]], order=1, mode="mirror")
+                           for d in range(3)], -1)
+        noise = torch.rand((1, 2, 32, 32), generator=g)[0].double().numpy() * 2 - 1
+        dx, dy = (ndimage.gaussian_filter(noise[i], sigma, mode="reflect", truncate=3) * alpha for i in range(2))
+        ref = np.stack([ndimage.map_coordinates(warped[..., d], [rows + dy, cols + dx], order=1, mode="reflect")
+                        for d in range(3)], -1)
+        check(run("elastic_transform", img, sev, 5), np.clip(ref, 0, 1), 1e-4)
+
+
+def test_reference_spatter_mud(img):
+    x = hwc(img)
+    for sev, (loc, scale, sigma, thr, intensity) in ((4, (0.65, 0.1, 0.7, 0.69, 0.6)), (5, (0.65, 0.1, 0.5, 0.68, 0.6))):
+        layer = torch.randn((1, 1, 32, 32), generator=torch.Generator().manual_seed(5))[0, 0].double().numpy()
+        layer = ndimage.gaussian_filter(layer * scale + loc, sigma, mode="nearest")
+        layer[layer < thr] = 0
+        m = ndimage.gaussian_filter(np.where(layer > thr, 1.0, 0.0), intensity, mode="nearest")
+        m[m < 0.8] = 0
+        ref = np.clip(x * (1 - m[..., None]) + np.array([63, 42, 20]) / 255.0 * m[..., None], 0, 1)
+        check(run("spatter", img, sev, 5), ref, 1e-5)
+
+
+def test_reference_opencv_steps():
+    """The 5x5 chamfer distance (steps 1, 1.4, 2.1969) from one zero pixel, and equalizeHist's
+    lookup table (cumulative counts past the first level, scaled to 255)."""
+    nz = torch.ones(1, 9, 9, dtype=torch.bool)
+    nz[0, 4, 4] = False
+    d = chamfer_distance(nz, 20)[0]
+    assert float(d[4, 5]) == 1 and abs(float(d[5, 5]) - 1.4) < 1e-6 and abs(float(d[5, 6]) - 2.1969) < 1e-5
+    assert abs(float(d[4, 8]) - 4) < 1e-6 and abs(float(d[6, 6]) - 2.8) < 1e-5
+    levels = torch.tensor([[3, 3, 7, 7, 7, 9, 200, 200]], dtype=torch.float64).view(1, 2, 4)
+    hist = {3: 2, 7: 3, 9: 1, 200: 2}
+    scale = 255 / (8 - hist[3])
+    lut = {3: 0, 7: round(3 * scale), 9: round(4 * scale), 200: round(6 * scale)}
+    assert equalize_hist(levels).flatten().tolist() == [lut[int(v)] for v in levels.flatten()]
+
+
+def pil_roundtrip(x: np.ndarray, fn) -> np.ndarray:
+    return np.asarray(fn(Image.fromarray(np.uint8(np.round(x * 255)))), dtype=np.float64) / 255
+
+
+def test_reference_pixelate_and_jpeg(img):
+    x = hwc(img)
+    for sev, c in enumerate([0.95, 0.9, 0.85, 0.75, 0.65], 1):
+        def pix(im, c=c):
+            return im.resize((int(32 * c), int(32 * c)), Image.BOX).resize((32, 32), Image.BOX)
+        check(run("pixelate", img, sev), pil_roundtrip(x, pix), 1.01 / 255)
+    for sev, q in enumerate([80, 65, 58, 50, 40], 1):
+        def jpeg(im, q=q):
+            buf = io.BytesIO()
+            im.save(buf, "JPEG", quality=q)
+            return Image.open(buf)
+        check(run("jpeg_compression", img, sev), pil_roundtrip(x, jpeg), 3.01 / 255, 0.3 / 255)
+
+
+def test_spec_label_and_names():
+    spec = CorruptionSpec(name="fog", severity=3)
+    assert spec.label == "fog@3" and spec.model_dump()["threat"] == "corruption"
+    with pytest.raises(ValueError):
+        CorruptionSpec(name="fogg", severity=3)
+    with pytest.raises(ValueError):
+        CorruptionSpec(name="fog", severity=6)
+    assert len(CORRUPTIONS) == 19 and sum(c.extra for c in CORRUPTIONS.values()) == 4
+
+
+# ---- the published files and the evaluation ------------------------------------------------------
+
+def write_c_files(root, images: np.ndarray, labels: np.ndarray, names=("fog",)) -> None:
+    """The official layout: <name>.npy with the test set at severities 1..5 stacked, labels.npy."""
+    root.mkdir(parents=True)
+    for name in names:
+        np.save(root / f"{name}.npy", np.concatenate([images + 10 * s for s in range(5)]).astype(np.uint8))
+    np.save(root / "labels.npy", np.tile(labels, 5).astype(np.uint8))
+
+
+def test_npy_loader_reads_the_official_layout(tmp_path, monkeypatch):
+    from classwise.data.corrupted import CorruptedFiles, find_corrupted
+
+    n = 6
+    images = np.arange(n, dtype=np.uint8)[:, None, None, None] * np.ones((1, 32, 32, 3), np.uint8)
+    write_c_files(tmp_path / "CIFAR-10-C", images, np.arange(n) % 3, names=("fog", "contrast"))
+    monkeypatch.setenv("CLASSWISE_DATA", str(tmp_path))
+    assert find_corrupted("cifar10") == tmp_path / "CIFAR-10-C" and find_corrupted("cifar100") is None
+    files = CorruptedFiles(find_corrupted("cifar10"))
+    assert files.names() == ["contrast", "fog"] and files.per_severity == n
+    got = files.images("fog", 3, [1, 4])
+    assert got.shape == (2, 32, 32, 3) and got[0, 0, 0, 0] == 1 + 20 and got[1, 5, 5, 2] == 4 + 20
+    assert files.labels(5).tolist() == [0, 1, 2, 0, 1, 2]
+    with pytest.raises(ClasswiseError, match="in its order"):
+        files.check(np.array([0, 1, 2, 0, 1, 0]), (3, 32, 32))
+
+
+def tiny_model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 3)).eval()
+
+
+def test_evaluation_with_corruption_specs(tmp_path):
+    from classwise.corruptions.ops import quantize
+    from classwise.data import ClassData
+    from classwise.evaluate import evaluate
+
+    x = image(3, 32, n=12)
+    labels = torch.arange(12) % 3
+    data = ClassData((x * 255).round().to(torch.uint8), labels, ["a", "b", "c"], name="t")
+    model = tiny_model()
+    specs = [CorruptionSpec(name="gaussian_noise", severity=5), CorruptionSpec(name="contrast", severity=5)]
+    res = evaluate(model, data, specs, batch_size=4, seed=7, show_progress=False)
+    assert res.kind("gaussian_noise@5") == "corruption" and res.robust_keys == []
+    with torch.no_grad():
+        noisy = quantize(run("gaussian_noise", x, 5, seed=7))  # one chunk: the seeded generator's first draw
+        expect = model(noisy).argmax(1).numpy()
+    assert np.array_equal(res.adv_pred["gaussian_noise@5"], expect)
+    table = res.per_class("gaussian_noise@5")
+    for c in range(3):
+        mine = labels.numpy() == c
+        assert table.loc[c, "accuracy"] == pytest.approx((expect[mine] == c).mean())
+    # from the files: the published images are read by index instead of being made
+    n = 12
+    images = np.zeros((n, 32, 32, 3), np.uint8)
+    images[labels.numpy() == 1] = 200
+    write_c_files(tmp_path / "CIFAR-10-C", images, labels.numpy())
+    spec = CorruptionSpec(name="fog", severity=2, source="files", files=str(tmp_path / "CIFAR-10-C"))
+    res = evaluate(model, data, [spec], batch_size=4, show_progress=False)
+    with torch.no_grad():
+        read = torch.from_numpy(images + 10).permute(0, 3, 1, 2).float() / 255
+        assert np.array_equal(res.adv_pred["fog@2"], model(read).argmax(1).numpy())
+    with pytest.raises(ClasswiseError, match="in its order"):
+        evaluate(model, data.subset(range(6)), [spec], show_progress=False)
