@@ -80,7 +80,8 @@ def test_range_shape_and_seed(name, frost_dir):
     x = image(3, 32, n=2)
     random = name not in {"defocus_blur", "zoom_blur", "gaussian_blur", "brightness", "contrast", "pixelate",
                           "jpeg_compression", "saturate"}
-    differs = not torch.equal(run(name, x, 3, 0, **kw_for(name, frost_dir)), run(name, x, 3, 1, **kw_for(name, frost_dir)))
+    kw = kw_for(name, frost_dir)
+    differs = not torch.equal(run(name, x, 3, 0, **kw), run(name, x, 3, 1, **kw))
     assert differs == random
 
 
@@ -410,7 +411,8 @@ def test_reference_elastic(img):
 
 def test_reference_spatter_mud(img):
     x = hwc(img)
-    for sev, (loc, scale, sigma, thr, intensity) in ((4, (0.65, 0.1, 0.7, 0.69, 0.6)), (5, (0.65, 0.1, 0.5, 0.68, 0.6))):
+    mud = {4: (0.65, 0.1, 0.7, 0.69, 0.6), 5: (0.65, 0.1, 0.5, 0.68, 0.6)}
+    for sev, (loc, scale, sigma, thr, intensity) in mud.items():
         layer = torch.randn((1, 1, 32, 32), generator=torch.Generator().manual_seed(5))[0, 0].double().numpy()
         layer = ndimage.gaussian_filter(layer * scale + loc, sigma, mode="nearest")
         layer[layer < thr] = 0
@@ -527,3 +529,49 @@ def test_evaluation_with_corruption_specs(tmp_path):
         assert np.array_equal(res.adv_pred["fog@2"], model(read).argmax(1).numpy())
     with pytest.raises(ClasswiseError, match="in its order"):
         evaluate(model, data.subset(range(6)), [spec], show_progress=False)
+
+
+def _result(acc: dict[str, list[float]], n: int = 10):
+    """An EvalResult whose key k gets per-class accuracies acc[k] (first round(a n) images right)."""
+    from classwise.evaluate import EvalResult
+
+    k = len(next(iter(acc.values())))
+    labels = np.repeat(np.arange(k), n)
+
+    def preds(accs):
+        p = labels.copy()
+        for c, a in enumerate(accs):
+            wrong = np.flatnonzero(labels == c)[round(a * n):]
+            p[wrong] = (c + 1) % k
+        return p
+
+    attacks = {key: ({"name": "pgd", "eps": 0.1} if key == "pgd20" else
+                     {"threat": "corruption", "name": key.split("@")[0], "severity": int(key.split("@")[1])})
+               for key in acc if key != "clean"}
+    return EvalResult([f"c{i}" for i in range(k)], labels, preds(acc["clean"]),
+                      {key: preds(v) for key, v in acc.items() if key != "clean"}, attacks)
+
+
+def test_corruption_summary_and_answers(tmp_path):
+    from scipy.stats import spearmanr
+
+    from classwise.analysis.corruption import answers, class_table, corruption_section, summary
+
+    std = _result({"clean": [1, 1, .8, 1], "pgd20": [.1, .4, .2, .3], "fog@1": [.5, .6, .7, .8],
+                   "fog@2": [.3, .4, .5, .6], "contrast@1": [.9, .9, .9, .9], "contrast@2": [.7, .7, .7, .7]})
+    table = class_table(std)
+    assert list(table.columns) == ["clean", "fog", "contrast", "mean"]
+    assert table.loc["c0", "fog"] == pytest.approx(0.4) and table.loc["c0", "mean"] == pytest.approx(0.6)
+    s = summary(std, "pgd20")
+    mean = np.array([(0.4 + 0.8) / 2, (0.5 + 0.8) / 2, (0.6 + 0.8) / 2, (0.7 + 0.8) / 2])
+    rho, p = spearmanr(1 - mean, 1 - np.array([.1, .4, .2, .3]))
+    assert s["spearman"] == pytest.approx(rho) and s["p_value"] == pytest.approx(p)
+    assert s["worst_class"] == "c0" and s["relative"]["c2"] == pytest.approx(0.7 / 0.8)
+    assert s["overall"] == pytest.approx(np.mean([0.65, 0.45, 0.9, 0.7]))
+    adv = _result({"clean": [.8, .8, .8, .8], "pgd20": [.5, .5, .4, .6], "fog@1": [.7, .7, .3, .7],
+                   "fog@2": [.7, .7, .3, .7], "contrast@1": [.8, .8, .8, .8], "contrast@2": [.8, .8, .8, .8]})
+    lines = answers({"standard": s, "fgsm-rs": summary(adv, "pgd20")})
+    assert "Spearman rho" in lines[0] and "'c0' -> 'c2': adversarial training MOVES" in lines[2]
+    lines, figs, _ = corruption_section(tmp_path, {"standard": std, "fgsm-rs": std}, "pgd20")
+    assert "does not move" in lines[2] and figs["corruption_standard"].is_file()
+    assert (tmp_path / "corruption_per_class.csv").is_file()

@@ -4,6 +4,7 @@ up) and JPEG."""
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -115,9 +116,11 @@ def pixelate(x, severity, generator=None):
 def jpeg_compression(x, severity, generator=None):
     """libjpeg at this quality (4:2:0 chroma for colour), through torchvision's batched encoder
     and decoder: the same library Pillow's `save(..., 'JPEG', quality=q)` calls."""
-    from torchvision.io import decode_jpeg, encode_jpeg
+    with warnings.catch_warnings():  # torchvision 0.29 points to TorchCodec; these calls still work
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torchvision.io import decode_jpeg, encode_jpeg
 
-    q = param("jpeg_compression", severity)
-    levels = list(torch.floor(x.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().unbind(0))
-    out = decode_jpeg(encode_jpeg(levels, quality=q))
+        q = param("jpeg_compression", severity)
+        levels = list(torch.floor(x.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().unbind(0))
+        out = decode_jpeg(encode_jpeg(levels, quality=q))
     return torch.stack(out).to(x.device, x.dtype) / 255

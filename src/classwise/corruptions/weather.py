@@ -111,7 +111,7 @@ def spatter(x, severity, generator=None):
         dist = opencv.equalize_hist(dist)
         dist = opencv.filter8(dist, [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
         dist = torch.floor(opencv.box3(dist) + 0.5)
-        m = (level * dist)[:, None]
+        m = (level * dist)[:, None].to(x.dtype)
         m = m / m.amax((2, 3), keepdim=True).clamp(min=1e-12) * intensity
         colour = x.new_tensor([175, 238, 238]).view(1, 3, 1, 1) / 255
         return (x + m * colour).clamp(0, 1)

@@ -1,0 +1,121 @@
+"""Per-class accuracy under natural corruptions, from stored evaluations: class x corruption
+tables (mean over severities), the mean corruption accuracy per class and relative to clean,
+and the answers: does the rank of classes under corruption follow their rank under attack
+(Spearman across classes, per model), and does adversarial training move the weakest class
+under corruption?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+
+def corruption_keys(res) -> list[str]:
+    return [k for k in res.adv_pred if res.kind(k) == "corruption"]
+
+
+def long_table(res) -> pd.DataFrame:
+    """class, corruption, severity, n, correct, accuracy: one row per class and key."""
+    frames = []
+    for key in corruption_keys(res):
+        t = res.per_class(key)[["class", "n", "correct", "accuracy"]].copy()
+        meta = res.attacks[key]
+        t.insert(1, "corruption", meta["name"])
+        t.insert(2, "severity", meta["severity"])
+        t["source"] = meta.get("source", "tensor")
+        frames.append(t)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def class_table(res) -> pd.DataFrame:
+    """Rows: classes; columns: clean, each corruption (mean accuracy over its severities), mean."""
+    long = long_table(res)
+    wide = long.pivot_table(index="class", columns="corruption", values="accuracy", aggfunc="mean", sort=False)
+    order = list(dict.fromkeys(long["corruption"]))
+    wide = wide.reindex(index=res.classes, columns=order)
+    clean = res.per_class("clean").set_index("class")["accuracy"]
+    return pd.concat([clean.rename("clean"), wide, wide.mean(axis=1).rename("mean")], axis=1)
+
+
+def summary(res, attack: str | None = None) -> dict:
+    """Mean corruption accuracy per class (over every corruption and severity), relative to
+    clean, the worst class under corruption, and with `attack` the Spearman correlation across
+    classes between corruption error and adversarial error."""
+    table = class_table(res)
+    mean = table["mean"]
+    rel = mean / table["clean"].replace(0, np.nan)
+    keys = corruption_keys(res)
+    out = {
+        "corruptions": list(table.columns[1:-1]), "severities": sorted({res.attacks[k]["severity"] for k in keys}),
+        "sources": sorted({res.attacks[k].get("source", "tensor") for k in keys}),
+        "overall": float(np.mean([res.accuracy(k) for k in keys])), "clean": res.accuracy("clean"),
+        "per_class": mean.to_dict(), "relative": rel.to_dict(),
+        "per_corruption": {c: float(np.mean([res.accuracy(k) for k in keys if res.attacks[k]["name"] == c]))
+                           for c in table.columns[1:-1]},
+        "worst_class": str(mean.idxmin()), "worst": float(mean.min()),
+        "worst_relative_class": str(rel.idxmin()), "worst_relative": float(rel.min()),
+    }
+    if attack is not None:
+        adv_err = 1 - res.per_class(attack).set_index("class")["accuracy"].reindex(table.index)
+        rho, p = spearmanr(1 - mean, adv_err)
+        out.update(attack=attack, spearman=None if np.isnan(rho) else float(rho), p_value=None if np.isnan(p) else
+                   float(p), adversarial_worst_class=str(adv_err.idxmax()))
+    return out
+
+
+def answers(summaries: dict[str, dict], reference: str = "standard") -> list[str]:
+    """One line per model (the rank correlation), one per adversarially trained model against
+    `reference` (does the weakest class under corruption move?)."""
+    lines = []
+    for arm, s in summaries.items():
+        rho = "undefined (a constant error)" if s.get("spearman") is None else \
+            f"rho = {s['spearman']:+.2f} (p = {s['p_value']:.3g})"
+        lines.append(f"Corruption vs adversarial error across classes, {arm} model: Spearman {rho} over "
+                     f"{len(s['per_class'])} classes ({s['attack']}; {len(s['corruptions'])} corruptions x severities "
+                     f"{','.join(map(str, s['severities']))}); weakest under corruption '{s['worst_class']}' "
+                     f"({s['worst'] * 100:.1f}%, {s['relative'][s['worst_class']] * 100:.0f}% of its clean accuracy), "
+                     f"mean corruption accuracy {s['overall'] * 100:.1f}% vs {s['clean'] * 100:.1f}% clean.")
+    if reference in summaries:
+        base = summaries[reference]["worst_class"]
+        for arm, s in summaries.items():
+            if arm == reference:
+                continue
+            moved = s["worst_class"] != base
+            lines.append(f"Weakest class under corruption, {reference} -> {arm}: '{base}' -> '{s['worst_class']}': "
+                         f"adversarial training {'MOVES' if moved else 'does not move'} the weakest class "
+                         f"(relative to clean: '{summaries[reference]['worst_relative_class']}' -> "
+                         f"'{s['worst_relative_class']}').")
+    return lines
+
+
+def corruption_section(results_dir, evals_by_arm: dict, attack: str | None = None, reference: str = "standard"):
+    """For a study: (answer lines, {name: heatmap path}, {arm: summary}) from each arm's
+    evaluation (an EvalResult or a path to its eval.json); arms without corruption results are
+    skipped. `attack` defaults to each evaluation's first robust key."""
+    from ..evaluate import EvalResult
+    from ..io import atomic_write_text
+    from ..report.corruption_figures import corruption_heatmap
+
+    results_dir = Path(results_dir)
+    summaries, figures, tables = {}, {}, []
+    for arm, res in evals_by_arm.items():
+        if not isinstance(res, EvalResult):
+            import json
+
+            res = EvalResult.from_dict(json.loads(Path(res).read_text()))
+        if not corruption_keys(res):
+            continue
+        key = attack or next(iter(res.robust_keys), None)
+        summaries[arm] = summary(res, key)
+        table = class_table(res)
+        figures[f"corruption_{arm}"] = corruption_heatmap(
+            table, f"Per-class accuracy (%) under corruption, {arm} model (mean over severities)",
+            results_dir / "figures" / f"corruption_{arm}.png")
+        tables.append(long_table(res).assign(arm=arm))
+    if tables:
+        atomic_write_text(results_dir / "corruption_per_class.csv", pd.concat(tables).to_csv(index=False))
+    lines = answers(summaries, reference) if summaries else []
+    return lines, figures, summaries
