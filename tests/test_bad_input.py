@@ -125,6 +125,7 @@ def _inputs(ws: Path) -> None:
     # study configs
     (inp / "latin1.toml").write_bytes('name = "caf\xe9"\n'.encode("latin-1"))
     (inp / "syntax.toml").write_text('name = "x\n')
+    (inp / "ok.toml").write_text(GRID.format(name="ok", extra=""))
     (inp / "unknown_key.toml").write_text(GRID.format(name="u", extra="learning_rate = 0.1"))
     (inp / "bad_method.toml").write_text(GRID.format(name="m", extra='[grid]\nmethod = ["standard", "nosuch"]'))
     (inp / "bad_arch.toml").write_text(GRID.format(name="a", extra='[grid]\narch = ["mnist-cnn", "resnet-9000"]'))
@@ -280,7 +281,8 @@ CLI_CASES = [
     ("sweep name ../../escaped", ["sweep", f"{I}traversal.toml"], "not a plain folder name"),
     ("sweep absolute name", ["sweep", f"{I}absolute.toml"], "not a plain folder name"),
     ("sweep --jobs 0", ["sweep", f"{I}bad_method.toml", "--jobs", "0"], "at least 1"),
-    ("sweep --out is a file", ["sweep", f"{I}unknown_key.toml", "--out", f"{I}afile"], "unknown key"),
+    ("sweep --out is a file", ["sweep", f"{I}ok.toml", "--out", f"{I}afile"], "is a file"),
+    ("sweep --out under a file", ["sweep", f"{I}ok.toml", "--out", f"{I}afile/study"], "cannot be created"),
     # runs
     ("runs on garbage study.db", ["runs", f"{I}garbage.db"], "not a SQLite database"),
     ("runs on a truncated study.db", ["runs", f"{I}truncated.db"], "damaged or truncated"),
@@ -433,3 +435,83 @@ def test_escaping_names_stay_inside(ws, inside):
 
     assert safe_name("train-digits-tv:../../x-standard") == "train-digits-tv-x-standard"
     assert "/" not in safe_name("/abs/../path") and not safe_name("..").startswith(".")
+
+
+def test_failed_download_is_named_and_leaves_nothing(ws, inside, capsys, monkeypatch):
+    import torchvision.datasets.utils as tvu
+
+    def offline(url, *args, **kwargs):
+        raise OSError(f"<urlopen error [Errno -3] Temporary failure in name resolution> ({url})")
+    monkeypatch.setattr(tvu, "download_url", offline)
+    code = main(["datasets", "--download", "mnist", "--data-dir", "inputs/mnist-here"])
+    line = _one_line(capsys.readouterr().err)
+    assert code == 2 and "downloading mnist" in line and "failed" in line and "not found" not in line, line
+    _record("datasets --download with no network", line)
+
+
+def test_runs_reads_a_study_without_writing_to_it(ws, inside, capsys):
+    assert main(["runs", "runs/goodsweep"]) == 0
+    assert "1 finished" in capsys.readouterr().out
+
+
+def test_tiny_imagenet_cache_truncated_or_planted_is_rebuilt(tmp_path, monkeypatch):
+    from datafiles import write_tiny_imagenet
+
+    import classwise as cw
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    write_tiny_imagenet(tmp_path / "data")
+    first = cw.load_dataset("tiny-imagenet", tmp_path / "data")
+    (cache,) = (tmp_path / "home" / ".cache" / "classwise").glob("tiny-imagenet-*.pt")
+    for bad in (cache.read_bytes()[:100], pickle.dumps(_Evil()), b"\0" * 64):
+        cache.write_bytes(bad)
+        again = cw.load_dataset("tiny-imagenet", tmp_path / "data")
+        assert torch.equal(again.test.images, first.test.images) and torch.equal(again.test.labels, first.test.labels)
+        assert torch.load(cache, weights_only=True)["val"][0].shape == first.test.images.shape  # rebuilt
+
+
+def test_train_and_evaluate_stay_callable_after_their_subpackages_are_imported(tmp_path, synth):
+    import classwise as cw
+    import classwise.evaluate
+    import classwise.train  # noqa: F401 - binds the subpackage to `classwise.train`, the API function's name
+
+    cfg = cw.TrainConfig(dataset="synthetic", epochs=1, eval_subset=20, eval_steps=1, train_limit=100).resolved(
+        grey=True)
+    first = cw.train(cfg, synth, tmp_path / "a")
+    second = cw.train(cfg, synth, tmp_path / "b")  # the README's example, twice
+    res = cw.evaluate(second.model, synth.test, [cw.AttackSpec(eps=0.1, steps=1)])
+    assert len(first.history) == 1 and len(res.labels) == len(synth.test)
+    assert cw.train.trainer.CHECKPOINT == "checkpoint.pt"  # still the package too
+
+
+def test_each_data_set_has_a_default_architecture_that_fits_it():
+    from argparse import Namespace
+
+    from classwise.cli.common import overrides
+    from classwise.data import DATASETS
+    from classwise.models import check_arch
+
+    for spec in DATASETS.values():
+        check_arch(spec.default_arch)
+    assert overrides(Namespace(dataset="cifar10"))["arch"] == "resnet20"
+    assert overrides(Namespace(dataset="fashion-mnist"))["arch"] == "mnist-cnn"
+    assert overrides(Namespace(dataset="cifar10", arch="vgg16"))["arch"] == "vgg16"
+
+
+def test_prepare_run_dir_refuses_a_changed_resume_and_writes_only_what_changed(tmp_path):
+    from classwise.study.outdir import prepare_run_dir
+
+    cfg = {"run": {"epochs": 3, "lr": 0.1}, "methods": ["standard"], "device": "cpu"}
+    prepare_run_dir(tmp_path / "r", cfg, resume=False)
+    config = tmp_path / "r" / "config.json"
+    (tmp_path / "r" / ".checkpoint.pt.abc123.tmp").write_bytes(b"half a checkpoint")
+    prepare_run_dir(tmp_path / "r", {**cfg, "device": "cuda"}, resume=True)  # the device is no setting
+    assert json.loads(config.read_text())["device"] == "cuda"
+    assert not list((tmp_path / "r").glob(".*.tmp"))
+    before = config.read_bytes()
+    with pytest.raises(ClasswiseError, match=r"run\.epochs \(3 -> 5\).*methods"):
+        prepare_run_dir(tmp_path / "r", {**cfg, "run": {"epochs": 5, "lr": 0.1}, "methods": ["pgd"]}, resume=True)
+    assert config.read_bytes() == before
+    same = config.stat().st_ino
+    prepare_run_dir(tmp_path / "r", json.loads(before), resume=True)
+    assert config.stat().st_ino == same  # identical settings: the file is not rewritten

@@ -86,12 +86,16 @@ def load_raw(name: str, data_dir=None, download: bool = False):
     found = spec.locate(roots)
     if found is None and download and spec.download is not None:
         target = roots[0] / spec.subdirs[0]
-        fresh = not target.exists()
+        created = None  # the topmost folder the download will create
+        if not target.exists():
+            created = target
+            while not created.parent.exists():
+                created = created.parent
         try:
             spec.download(target)
         except Exception as exc:  # noqa: BLE001 - network, disk, checksum: the user needs one line
-            if fresh:  # what a failed download leaves is partial: do not leave it behind
-                shutil.rmtree(target, ignore_errors=True)
+            if created is not None:  # what a failed download leaves is partial: do not leave it behind
+                shutil.rmtree(created, ignore_errors=True)
             text = str(exc).strip().splitlines()
             raise ClasswiseError(f"downloading {name} into {target} failed ({type(exc).__name__}"
                                  f"{': ' + text[0] if text else ''}); check the network and retry, "
