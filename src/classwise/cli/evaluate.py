@@ -119,8 +119,8 @@ def _eps_for(value: float, norm: str) -> float:
 
 
 def _eps_grid(text: str, eps: float, norm: str) -> list[float]:
-    if text == "auto":
-        return [eps * f for f in (0.25, 0.5, 1, 2, 4)]
+    if text == "auto":  # an linf radius beyond the whole pixel range means nothing: left out
+        return [eps * f for f in (0.25, 0.5, 1, 2, 4) if norm != "linf" or eps * f <= 1]
     try:
         return [_eps_for(_eps_number(v.strip()), norm) for v in text.split(",") if v.strip()]
     except argparse.ArgumentTypeError as exc:
