@@ -54,3 +54,43 @@ def corruption_fields(args) -> dict:
 
         raise ClasswiseError(f"--corruptions: {exc}") from exc
     return {"corruptions": names, "severities": args.severities, "frost_dir": args.frost_dir}
+
+
+def evaluation_corruptions(args, *, full_test: bool):
+    """(CorruptionSpecs, {name: why it is skipped}) for `classwise evaluate`: the published files
+    of the data set when found and the whole test set is evaluated, else corrupted in memory."""
+    fields = corruption_fields(args)
+    if not fields:
+        return [], {}
+    from ..corruptions import corruption_specs, unavailable
+    from ..data.corrupted import find_corrupted
+
+    skipped = {n: r for n in fields["corruptions"] if (r := unavailable(n, fields["frost_dir"]))}
+    files = find_corrupted(args.dataset, args.data_dir) if full_test else None
+    specs = corruption_specs([n for n in fields["corruptions"] if n not in skipped], fields["severities"],
+                             frost_dir=fields["frost_dir"], files=files)
+    return specs, skipped
+
+
+def report_corruptions(res, attack: str | None, skipped: dict) -> dict | None:
+    """Print the class x corruption table and the rank-correlation line; the summary for results.json."""
+    from ..analysis.corruption import answers, class_table, corruption_keys, summary
+    from ..report import print_lines, print_per_class
+
+    lines = [f"skipped {n}: {why}" for n, why in skipped.items()]
+    if not corruption_keys(res):
+        print_lines(lines)
+        return {"skipped": skipped} if skipped else None
+    s = summary(res, attack)
+    table = class_table(res)
+    if len(table) <= 30:
+        print_per_class(table.reset_index(names="class"), "per-class accuracy (%) under corruption, mean over "
+                        f"severities {','.join(map(str, s['severities']))} ({', '.join(s['sources'])})",
+                        {s["worst_class"]})
+    if attack is not None:
+        lines = answers({"this": s}, reference="")[:1] + lines
+    lines.append(f"mean corruption accuracy {s['overall'] * 100:.2f}% (clean {s['clean'] * 100:.2f}%), worst class "
+                 f"'{s['worst_class']}' {s['worst'] * 100:.1f}%, lowest relative to clean "
+                 f"'{s['worst_relative_class']}' {s['worst_relative'] * 100:.0f}%")
+    print_lines(lines)
+    return {**s, "skipped": skipped}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import ClasswiseError
 from .common import check_out_dir, check_out_file, common_options, parse_eps, positive_int
+from .corruption_options import add_corruption_options, evaluation_corruptions, report_corruptions
 
 ORDER = 30
 
@@ -53,6 +54,7 @@ def add_parser(sub) -> None:
                    "table to this file")
     p.add_argument("--out", type=Path, help="write eval.json, results.json, per_class.csv, robustbench.json "
                    "(and eps_curve.*) here")
+    add_corruption_options(p)
     p.set_defaults(func=run)
 
 
@@ -204,7 +206,9 @@ def run(args) -> int:
     c = test.shape[0]
     eps = _eps_for(args.eps, args.norm) if args.eps is not None else (0.1 if c == 1 else 8 / 255)
     attacks, threats, base = _evaluation_specs(args, eps, list(test.classes))
-    res = evaluate(model, test, [*attacks, *threats], batch_size=args.batch_size, device=device, seed=args.seed)
+    corrupted, skipped = evaluation_corruptions(args, full_test=not (args.per_class or args.limit))
+    res = evaluate(model, test, [*attacks, *threats, *corrupted], batch_size=args.batch_size, device=device,
+                   seed=args.seed)
     curve = None
     if args.eps_curve:
         curve = eps_curve(model, test, base, _eps_grid(args.eps_curve, eps, args.norm), batch_size=args.batch_size,
@@ -240,6 +244,7 @@ def run(args) -> int:
             for _, r in half.iterrows())])
     if sanity is not None:
         print_lines(sanity.lines())
+    corr = report_corruptions(res, keys[0] if keys else None, skipped) if corrupted or skipped else None
     rb = None
     if args.out or args.robustbench_json:
         rb = robustbench_json(res, dataset=args.dataset, name=name, architecture=name,
@@ -257,7 +262,7 @@ def run(args) -> int:
             "attacks": {k: {"spec": res.attacks[k], "summary": summaries[k], "notes": res.notes.get(k, [])}
                         for k in keys},
             "threats": {t.label: t.model_dump() for t in threats},
-            "sanity": sanity.to_dict() if sanity is not None else None})
+            "sanity": sanity.to_dict() if sanity is not None else None, "corruptions": corr})
         atomic_write_text(args.out / "per_class.csv", table.to_csv(index=False))
         atomic_write_json(args.out / "robustbench.json", rb)
         if curve is not None:
