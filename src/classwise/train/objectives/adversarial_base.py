@@ -62,6 +62,9 @@ def base_loss(s: Step, cfg, p: AdversarialParams, *, weights: torch.Tensor | Non
 def effective_counts(counts: torch.Tensor, robust_accuracy: torch.Tensor, floor: float) -> torch.Tensor:
     """Class difficulty as a count, for the long-tail formulas on balanced data: the number of
     training images of class k the model gets right under attack, estimated as n_k * a_k with
-    a_k its validation robust accuracy (floored, so that a class the model never gets right
-    still counts as rare rather than absent)."""
+    a_k its validation robust accuracy, floored: a class the model never gets right counts as
+    rare rather than absent, and the imbalance the counts express is at most 1/floor. The
+    objectives' default floor 0.1 caps it at 10 (CIFAR-10-LT's milder ratio): at 0.01 a class at
+    0% against classes at 50% got 40-50x their weight from class-balanced and, at train_limit
+    2000 on Fashion-MNIST, FGSM-RS training collapsed the next epoch."""
     return counts.double() * robust_accuracy.double().clamp_min(floor)

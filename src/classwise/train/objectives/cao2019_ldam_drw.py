@@ -33,7 +33,8 @@ class LDAMParams(AdversarialParams):
     drw_at: float = Field(default=0.8, ge=0, le=1, description="deferred re-weighting from this fraction "
                                                                 "of the epochs on (160/200)")
     drw_beta: float = Field(default=0.9999, ge=0, lt=1, description="class-balanced beta after the switch")
-    floor: float = Field(default=0.01, gt=0, le=1, description="robust accuracy floor of the effective count")
+    floor: float = Field(default=0.1, gt=0, le=1, description="robust accuracy floor of the effective count "
+                                                              "(the largest imbalance it expresses is 1/floor)")
 
 
 def ldam_margins(counts: torch.Tensor, max_margin: float) -> torch.Tensor:

@@ -25,7 +25,8 @@ from .base import Objective, Step, register_objective, robust_per_class
 
 class ClassBalancedParams(AdversarialParams):
     beta: float = Field(default=0.999, ge=0, lt=1, description="effective-number beta")
-    floor: float = Field(default=0.01, gt=0, le=1, description="robust accuracy floor of the effective count")
+    floor: float = Field(default=0.1, gt=0, le=1, description="robust accuracy floor of the effective count "
+                                                              "(the largest imbalance it expresses is 1/floor)")
 
 
 def class_balanced_weights(counts: torch.Tensor, beta: float) -> torch.Tensor:
