@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
                    help="robust (D_R, from an adversarially trained model), non-robust (D_NR, from a standard one), "
                         "det / rand (targeted L2 PGD, relabelled)")
     b.add_argument("--from", dest="checkpoint", required=True, type=Path,
-                   help="a classwise model.pt (it says its architecture and data set)")
+                   help="a classwise model.pt or training checkpoint.pt (they say their architecture and data set)")
     b.add_argument("--out", required=True, type=Path, help="folder of the data set (read as features:DIR)")
     b.add_argument("--dataset", help="source data set (default: the checkpoint's)")
     b.add_argument("--data-dir", help="folder to look in first for the source data set")
@@ -40,9 +40,11 @@ def _model(checkpoint: Path, train):
     from ..models import create_model, load_weights, read_weights_file
 
     raw = read_weights_file(checkpoint)
-    arch = raw.get("arch") if isinstance(raw, dict) else None
+    # a model.pt names its architecture; a training checkpoint.pt only inside its config
+    arch = (raw.get("arch") or (raw.get("config") or {}).get("arch")) if isinstance(raw, dict) else None
     if arch is None:
-        raise ClasswiseError(f"{checkpoint} does not say which architecture it holds; give a classwise model.pt")
+        raise ClasswiseError(f"{checkpoint} does not say which architecture it holds; give a classwise model.pt "
+                             "or checkpoint.pt")
     c, h, _ = train.shape
     mean, std = train.channel_stats()
     model = create_model(arch, train.num_classes, c, h, mean=mean, std=std)
@@ -61,7 +63,8 @@ def run(args) -> int:
     from ..report import print_lines
 
     raw = read_weights_file(args.checkpoint)
-    dataset = args.dataset or (raw.get("dataset") if isinstance(raw, dict) else None)
+    dataset = args.dataset or ((raw.get("dataset") or (raw.get("config") or {}).get("dataset"))
+                               if isinstance(raw, dict) else None)
     if not dataset:
         raise ClasswiseError("--dataset is needed: the checkpoint does not say which data set it was trained on")
     train, _ = load_raw(dataset, args.data_dir)
