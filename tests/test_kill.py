@@ -118,60 +118,57 @@ def _counts(study: Path, sql: str) -> dict:
         return dict(db.execute(sql).fetchall())
 
 
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
-def test_sigkill_of_a_jobs2_sweep_leaves_no_worker_and_resumes_bit_identical(uninterrupted, tmp_path):
-    config, out = uninterrupted / "grid.toml", tmp_path / "killed"
-    proc = _spawn(["sweep", str(config), "--out", str(out), "--jobs", "2", "--quiet"])
-
-    def both_running():
-        try:
-            epochs = _counts(out, "SELECT run_id, COUNT(*) FROM epochs GROUP BY run_id")
-        except sqlite3.Error:
-            return False
-        return len(epochs) >= 2
-    _wait(both_running, proc, what="two runs past their first epoch")
-    os.kill(proc.pid, signal.SIGKILL)  # the parent only: its workers must notice
-    proc.wait()
+def _gone(proc) -> list[int]:
     deadline = time.time() + 10
     while _group_members(proc.pid) and time.time() < deadline:
         time.sleep(0.1)
-    assert _group_members(proc.pid) == [], "a worker outlived its sweep"
-    before = _counts(out, "SELECT id, status FROM runs")
+    return _group_members(proc.pid)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_ctrl_c_then_sigkill_of_a_jobs2_sweep_then_resume_is_bit_identical(uninterrupted, tmp_path):
+    """One study folder through a Ctrl-C, a SIGKILL of the sweep (its workers must notice) and a
+    rerun to the end; compared with the grid swept uninterrupted by --jobs 1."""
+    config, out = uninterrupted / "grid.toml", tmp_path / "killed"
+    sweep = ["sweep", str(config), "--out", str(out), "--jobs", "2", "--quiet"]
+
+    def attempts():
+        try:
+            return _counts(out, "SELECT id, attempts FROM runs")
+        except sqlite3.Error:
+            return {}
+
+    # Ctrl-C while the first two runs train: the third must not start
+    proc = _spawn(sweep)
+    _wait(lambda: sum(a > 0 for a in attempts().values()) >= 2, proc, what="two runs started")
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "rerun the same command" in err and "--resume" not in err
+    assert _gone(proc) == [], "a worker outlived its sweep"
+    assert sorted(attempts().values()) == [0, 1, 1], "a queued run was started after Ctrl-C"
+
+    # SIGKILL of the sweep alone, mid-run
+    proc = _spawn(sweep)
+    _wait(lambda: sum(a >= 2 for a in attempts().values()) >= 2, proc, what="two runs resumed")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert _gone(proc) == [], "a worker outlived its sweep"
+    before, at_kill = _counts(out, "SELECT id, status FROM runs"), attempts()
     assert list(before.values()).count("finished") < 3
 
-    again = _spawn(["sweep", str(config), "--out", str(out), "--jobs", "2", "--quiet"])
-    _, err = again.communicate(timeout=600)
-    assert again.returncode == 0, err
+    # rerun to the end
+    proc = _spawn(sweep)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
     status = _counts(out, "SELECT id, status FROM runs")
     assert set(status.values()) == {"finished"} and len(status) == 3
-    attempts = _counts(out, "SELECT id, attempts FROM runs")
-    assert all(attempts[rid] == 1 for rid, s in before.items() if s == "finished"), "a finished run ran again"
+    after = attempts()  # a run finished before the rerun is not run again: every run finished exactly once
+    assert all(after[rid] == at_kill[rid] for rid, s in before.items() if s == "finished")
+    assert all(after[rid] == at_kill[rid] + 1 for rid, s in before.items() if s != "finished")
     assert _temps(out) == []
     # each run's final evaluation is there once (one row per class and attack), and matches
     finals = _counts(out, "SELECT run_id, COUNT(*) FROM per_class WHERE epoch = -1 GROUP BY run_id")
     assert set(finals.values()) == {2 * 10}
     ref, got = _table(uninterrupted / "ref"), _table(out)
     assert ref.equals(got), "per-class results differ from the uninterrupted --jobs 1 sweep"
-
-
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
-def test_ctrl_c_stops_a_jobs2_sweep_without_starting_queued_runs(uninterrupted, tmp_path):
-    config, out = uninterrupted / "grid.toml", tmp_path / "interrupted"
-    proc = _spawn(["sweep", str(config), "--out", str(out), "--jobs", "2", "--quiet"])
-
-    def started():
-        try:
-            return len(_counts(out, "SELECT id, attempts FROM runs WHERE attempts > 0")) >= 2
-        except sqlite3.Error:
-            return False
-    _wait(started, proc, what="two runs started")
-    os.kill(proc.pid, signal.SIGINT)  # Ctrl-C, delivered to the sweep
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "rerun the same command" in err and "--resume" not in err
-    deadline = time.time() + 10
-    while _group_members(proc.pid) and time.time() < deadline:
-        time.sleep(0.1)
-    assert _group_members(proc.pid) == []
-    attempts = _counts(out, "SELECT id, attempts FROM runs")
-    assert sorted(attempts.values()) == [0, 1, 1], "a queued run was started after Ctrl-C"

@@ -63,6 +63,7 @@ def settings_message(exc, where: str = "invalid settings") -> str:
             continue
         msg = e["msg"].removeprefix("Value error, ")
         given = e.get("input")
-        shown = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
+        # a validator's own message (value_error) already says what it got
+        shown = "" if isinstance(given, dict) or given is None or e["type"] == "value_error" else f" (got {given!r})"
         parts.append(f"{loc}: {msg}{shown}" if loc else msg)
     return f"{where}: " + "; ".join(parts)

@@ -160,7 +160,7 @@ def load_weights(model: nn.Module, path, obj=None) -> str:
     RobustBench, classwise) sets the model's."""
     fmt, state, norm = parse_checkpoint(read_weights_file(path) if obj is None else obj, path)
     net = model.net if hasattr(model, "net") else model
-    load_state(net, state, path, what=f"the architecture ({fmt} format)")
+    load_state(net, state, f"{path} ({fmt} format)", what="the architecture")
     if norm is not None and hasattr(model, "mean"):
         model.mean.copy_(torch.tensor(norm[0]).view_as(model.mean))
         model.std.copy_(torch.tensor(norm[1]).view_as(model.std))
