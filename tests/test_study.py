@@ -78,3 +78,85 @@ def test_resume_of_a_finished_study_retrains_nothing(digits_run, tmp_path):
     for name in ("standard", "fgsm-rs"):
         assert after["models"][name]["clean"] == before["models"][name]["clean"]
         assert after["models"][name]["robust"] == before["models"][name]["robust"]
+
+
+ARMS = ["standard", "fgsm-rs", "trades"]
+
+
+@pytest.fixture(scope="module")
+def seeds_run(tmp_path_factory):
+    """Three arms x two seeds on digits at a smoke-sized budget, through the Python API."""
+    from classwise.study import preset_config, run_study
+
+    out = tmp_path_factory.mktemp("study") / "seeds"
+    cfg = preset_config("smoke", dataset="digits", methods=ARMS, seeds=[0, 1], epochs=2, train_limit=400,
+                        eval_subset=50, eval_steps=2, test_steps=3, test_limit=None)
+    cfg = cfg.model_copy(update={"sanity": False, "resamples": 300})
+    return out, run_study(cfg, out, device="cpu")
+
+
+def _per_class_from_eval(path, key):
+    ev = json.loads(path.read_text())
+    labels, pred = np.array(ev["labels"]), np.array(ev["clean_pred"] if key == "clean" else ev["adv_pred"][key])
+    return np.array([(pred[labels == c] == c).mean() for c in range(len(ev["classes"]))]), labels, pred
+
+
+def test_two_seeds_store_both_runs_and_mean_std_matches_them(seeds_run):
+    from classwise.analysis.seeds import by_config
+    from classwise.study.store import Store
+
+    out, results = seeds_run
+    assert results["seeds"] == [0, 1] and results["arms"] == ARMS
+    attack = results["attack"]
+    for arm in ARMS:
+        for metric, key in (("clean", "clean"), ("robust", attack)):
+            runs = [_per_class_from_eval(out / arm / f"seed{s}" / "eval.json", key)[0] for s in (0, 1)]
+            s = results["models"][arm][metric]
+            mean = [s["per_class"][c] for c in results["classes"]]
+            std = [s["per_class_std"][c] for c in results["classes"]]
+            np.testing.assert_allclose(mean, np.mean(runs, 0))
+            np.testing.assert_allclose(std, np.std(runs, 0, ddof=1))
+            assert s["worst"] == pytest.approx(np.mean(runs, 0).min())
+            assert s["mean_ci"][0] <= s["mean"] <= s["mean_ci"][1]
+            assert sum(s["weakest_probability"].values()) == pytest.approx(1)
+        for seed in (0, 1):
+            assert (out / arm / f"seed{seed}" / "model.pt").is_file()
+    store = Store(out / "study.db")
+    table = store.runs_table()
+    assert len(table) == 6 and set(table["status"]) == {"finished"}
+    groups = by_config({i: store.config(i) for i in table["id"]}, dict(zip(table["id"], table["status"], strict=True)),
+                       store.tidy())
+    assert sorted(groups["method"]) == sorted(ARMS) and set(groups["seeds"]) == {"0,1"}
+    fg = groups.set_index("method").loc["fgsm-rs", "clean"]
+    means = [_per_class_from_eval(out / "fgsm-rs" / f"seed{s}" / "eval.json", "clean")[0].mean() for s in (0, 1)]
+    assert fg == f"{np.mean(means) * 100:.1f} ± {np.std(means, ddof=1) * 100:.1f}"
+
+
+def test_three_arm_study_writes_every_arm_everywhere(seeds_run):
+    out, results = seeds_run
+    csv = pd.read_csv(out / "per_class.csv", keep_default_na=False, dtype={"class": str})
+    last = csv[csv.checkpoint == "last"]
+    assert sorted(set(zip(last.model, last.seed, strict=True))) == sorted((a, s) for a in ARMS for s in (0, 1))
+    assert len(last) == 3 * 2 * 2 * 10
+    html = (out / "report.html").read_text()
+    for i, arm in enumerate(ARMS, start=1):
+        assert f"Figure {i}: {arm} arm" in html and f"Weakest class of the {arm} arm" in html
+        assert (out / "figures" / f"figure{i}_{arm}.png").is_file()
+    assert html.count("data:image/png;base64,") == 3 * 3 + 1
+    pairs = {(c["arm_a"], c["arm_b"]) for c in results["comparisons"]}
+    assert pairs == {("standard", "fgsm-rs"), ("standard", "trades"), ("fgsm-rs", "trades")}
+    for c in results["comparisons"]:
+        assert c["difference"] == pytest.approx(c["b"] - c["a"])
+        assert c["verdict"] == ("up" if c["low"] > 0 else "down" if c["high"] < 0 else "no clear difference")
+    assert any(line.startswith("Robust accuracy across classes (standard → trades): ") for line in results["answers"])
+    assert any(line.startswith("trades against fgsm-rs under ") for line in results["answers"])
+    # McNemar's discordant pairs as counted from the two runs' per-sample records
+    mc = pd.read_csv(out / "mcnemar.csv", dtype={"class": str})
+    row = mc[(mc.a == "standard") & (mc.b == "trades") & (mc.metric == "clean") & (mc.seed == 1) & (mc["class"] == "3")]
+    _, labels, pa = _per_class_from_eval(out / "standard" / "seed1" / "eval.json", "clean")
+    _, _, pb = _per_class_from_eval(out / "trades" / "seed1" / "eval.json", "clean")
+    sel = labels == 3
+    assert row["only_a"].item() == int(((pa == labels) & (pb != labels))[sel].sum())
+    assert row["only_b"].item() == int(((pa != labels) & (pb == labels))[sel].sum())
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {(r["model"], r["seed"]) for r in lines} == {(a, s) for a in ARMS for s in (0, 1)}

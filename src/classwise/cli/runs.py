@@ -14,6 +14,8 @@ def add_parser(sub) -> None:
     p.add_argument("study", type=Path, help="study folder, its study.db, or its TOML config")
     p.add_argument("--export", choices=["csv", "parquet"], help="write the tidy per-class table")
     p.add_argument("--output", type=Path, help="export file (default next to study.db)")
+    p.add_argument("--by-config", action="store_true",
+                   help="group runs that differ only in seed: their seeds and mean ± std of the final accuracy")
     p.set_defaults(func=run)
 
 
@@ -58,13 +60,19 @@ def run(args) -> int:
     from rich.table import Table
 
     runs = store.runs_table()
+    if args.by_config:
+        from ..analysis.seeds import by_config
+
+        runs = by_config({i: store.config(i) for i in runs["id"]}, dict(zip(runs["id"], runs["status"], strict=True)),
+                         store.tidy())
     table = Table(title=f"{db}", title_justify="left")
     for col in runs.columns:
         table.add_column(str(col))
     for _, row in runs.iterrows():
-        style = {"finished": "green", "failed": "red", "running": "yellow"}.get(row["status"])
+        style = {"finished": "green", "failed": "red", "running": "yellow"}.get(row.get("status"))
         table.add_row(*["" if v is None else str(v) for v in row], style=style)
     console.print(table)
-    counts = runs["status"].value_counts().to_dict()
-    console.print(", ".join(f"{v} {k}" for k, v in counts.items()))
+    if not args.by_config:
+        counts = runs["status"].value_counts().to_dict()
+        console.print(", ".join(f"{v} {k}" for k, v in counts.items()))
     return 0

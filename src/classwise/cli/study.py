@@ -45,6 +45,7 @@ def add_parser(sub) -> None:
                                        "(default fgsm-rs or pgd when in the study)")
     p.add_argument("--seeds", type=_seeds, metavar="S1,S2,...",
                    help="train every arm once per seed (default: --seed); folders <arm>/seed<k>/")
+    p.add_argument("--no-sanity", action="store_true", help="skip the sanity checks of the robust evaluations")
     # deprecated alias of --methods standard,X
     p.add_argument("--adversarial-method", type=lambda s: _names(s)[0], help=argparse.SUPPRESS)
     add_corruption_options(p)
@@ -70,6 +71,8 @@ def run(args) -> int:
     cfg = preset_config(args.preset, methods=methods, method_params=objective_params(args, methods),
                         seeds=args.seeds, reference=args.reference, **overrides(args),
                         **corruption_fields(args))
+    if args.no_sanity:
+        cfg = cfg.model_copy(update={"sanity": False})
     out = args.out or Path("runs") / safe_name(f"study-{cfg.run.dataset}-{cfg.run.arch}-{args.preset}")
     run_study(cfg, out, data_dir=args.data_dir, device=args.device, resume=args.resume,
               download=args.download)

@@ -32,6 +32,9 @@ class StudyConfig(BaseModel):
     reference: str | None = Field(default=None, description="the plain adversarial arm others are compared "
                                                             "against; default fgsm-rs or pgd when present")
     seeds: list[int] | None = Field(default=None, min_length=1, description="default: [run.seed]")
+    resamples: int = Field(default=1000, ge=100, description="bootstrap resamples behind every interval")
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    sanity: bool = Field(default=True, description="run the sanity checks of every robust evaluation")
     preset: str = "custom"
 
     @model_validator(mode="after")

@@ -1,6 +1,6 @@
 """`classwise study`: train one arm per training method (and per seed) with the same
-architecture and budget, evaluate every arm per class on the same test images, and write
-one run directory."""
+architecture and budget, evaluate every arm per class on the same test images, state every
+summary and comparison with its uncertainty (study/compare.py), and write one run directory."""
 
 from __future__ import annotations
 
@@ -11,25 +11,41 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
+from ..attacks import AttackSpec
 from ..data import Splits, load_dataset, stratified_subset
 from ..device import resolve_device
 from ..errors import ClasswiseError
-from ..evaluate import EvalResult, SanityReport, sanity_checks
+from ..evaluate import EvalResult, SanityReport, evaluate, sanity_checks
 from ..io import atomic_write_json, atomic_write_text
 from ..metrics import disparity
-from ..models import load_weights
+from ..models import load_weights, read_weights_file
+from ..progress import console
 from ..report import class_figure, confusion_figure, print_lines, print_per_class, trend_figure, write_report
 from ..report.arms import tradeoff_figure
-from ..train import FINAL, METRICS, build_model
+from ..train import CHECKPOINT, FINAL, METRICS, build_model
+from .compare import (
+    BEST,
+    LAST,
+    METRIC_KEYS,
+    STANDARD,
+    add_statistics,
+    answers,
+    interval_text,
+    mcnemar_table,
+    reference_table,
+    study_bootstrap,
+    summary_table,
+)
 from .config import StudyConfig
 from .execute import RunOutcome, execute_run, resolve
 from .grid import RunConfig, run_id
 from .outdir import check_trainable, prepare_run_dir
 from .store import Store
 
-STANDARD = "standard"
-METRIC_KEYS = ("clean", "robust")
+BEST_WORST_FILE = "best_worst.pt"  # written by the trainer next to model.pt, same format
+__all__ = ["STANDARD", "arm_dir", "run_study"]
 
 
 @dataclass
@@ -40,6 +56,9 @@ class ArmRun:
     seed: int
     run_dir: Path
     outcome: RunOutcome
+    best: EvalResult | None = None  # the best worst-class checkpoint's evaluation
+    best_epoch: int | None = None
+    best_differs: bool = False  # its weights are not the last ones
 
 
 def arm_dir(out_dir: Path, arm: str, seed: int, several_seeds: bool) -> Path:
@@ -76,43 +95,11 @@ def _summary(res: EvalResult, key: str) -> dict:
 
 
 def _seed_summary(per_seed: list[dict], classes: list[str]) -> dict:
-    """Disparity of the per-class accuracy averaged over seeds, with its std across seeds
-    (sample std, ddof=1, as fair-AT papers report mean ± std over seeds)."""
-    acc = np.array([[s["per_class"][c] for c in classes] for s in per_seed])
-    mean = acc.mean(0)
-    std = acc.std(0, ddof=1) if len(acc) > 1 else np.zeros_like(mean)
+    """Disparity of the per-class accuracy averaged over seeds (its std across seeds comes with
+    the bootstrap, see compare.add_statistics)."""
+    mean = np.array([[s["per_class"][c] for c in classes] for s in per_seed]).mean(0)
     return {"overall": float(np.mean([s["overall"] for s in per_seed])), **disparity(mean, classes),
-            "per_class": dict(zip(classes, mean.tolist(), strict=True)),
-            "per_class_std": dict(zip(classes, std.tolist(), strict=True))}
-
-
-def _worst(summary: dict) -> str:
-    others = [c for c in summary["worst_tied"] if c != summary["worst_class"]]
-    tie = f" (tied with {', '.join(repr(c) for c in others)})" if others else ""
-    return f"'{summary['worst_class']}'{tie}"
-
-
-def weakest_lines(results: dict) -> list[str]:
-    m = results["models"]
-    return [f"Weakest class of the {arm} arm: {_worst(m[arm]['clean'])} clean ({m[arm]['clean']['worst'] * 100:.1f}%), "
-            f"{_worst(m[arm]['robust'])} under {results['attack']} ({m[arm]['robust']['worst'] * 100:.1f}%)."
-            for arm in results["arms"]]
-
-
-def answers(results: dict) -> list[str]:
-    """The study's questions, answered from results.json values: the weakest class of every
-    arm, and for every adversarial arm how the spread across classes moves from the standard arm."""
-    m = results["models"]
-    lines = weakest_lines(results)
-    if STANDARD not in m:
-        return lines
-    for arm in (a for a in results["arms"] if a != STANDARD):
-        for metric in METRIC_KEYS:
-            s, a = m[STANDARD][metric], m[arm][metric]
-            lines.append(
-                f"{metric.capitalize()} accuracy across classes ({STANDARD} -> {arm}): std {s['std'] * 100:.1f} -> "
-                f"{a['std'] * 100:.1f} points, max-min gap {s['gap'] * 100:.1f} -> {a['gap'] * 100:.1f} points.")
-    return lines
+            "per_class": dict(zip(classes, mean.tolist(), strict=True))}
 
 
 def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto", resume: bool = False,
@@ -121,9 +108,10 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
     out_dir = Path(out_dir)
     rc = cfg.run
     seeds = cfg.seed_list
-    # one data split for every arm and seed: arms and seeds are evaluated on the same test images
+    # one data split for every arm and seed, from the base seed (`run.seed`): arms and seeds are
+    # evaluated on the same test images, and a study of seeds [1] trains seed 1 of the study of [0, 1, 2]
     if splits is None:
-        splits = load_dataset(rc.dataset, data_dir, val_size=rc.val_size, seed=seeds[0], download=download)
+        splits = load_dataset(rc.dataset, data_dir, val_size=rc.val_size, seed=rc.seed, download=download)
     rc = resolve(rc, splits)
     cfg = cfg.model_copy(update={"run": rc})
     check_trainable(rc, splits)  # nothing in out_dir may change before the settings are known valid
@@ -133,10 +121,11 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
 
     results = {"dataset": rc.dataset, "arch": rc.arch, "eps": rc.eps, "norm": rc.norm, "preset": cfg.preset,
                "classes": list(splits.classes), "arms": cfg.arms, "seeds": seeds, "reference": cfg.reference_arm,
-               "models": {}}
+               "resamples": cfg.resamples, "confidence": cfg.confidence, "models": {}}
     runs: list[ArmRun] = []
-    for arm in cfg.arms:
-        for seed in seeds:
+    # seed by seed, so that an interrupted study already holds whole comparisons
+    for seed in seeds:
+        for arm in cfg.arms:
             arm_cfg = _arm_config(cfg, rc, arm, seed)
             rid = run_id(arm_cfg)
             store.register({rid: arm_cfg.model_dump()})
@@ -144,12 +133,18 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
             run_dir = arm_dir(out_dir, arm, seed, several)
             tag = f"{arm} seed {seed}: " if several else f"{arm}: "
             try:
-                outcome = execute_run(arm_cfg, run_dir, device=device, splits=splits, resume=resume, tag=tag,
-                                      store=store, run_id=rid)
+                outcome = _finished(arm_cfg, run_dir, splits, tag) if resume else None
+                if outcome is not None:
+                    _record(store, rid, outcome, splits.classes)
+                else:
+                    outcome = execute_run(arm_cfg, run_dir, device=device, splits=splits, resume=resume, tag=tag,
+                                          store=store, run_id=rid)
             except BaseException as exc:
                 store.fail(rid, f"{type(exc).__name__}: {exc}")
                 raise
-            runs.append(ArmRun(arm, seed, run_dir, outcome))
+            run = ArmRun(arm, seed, run_dir, outcome)
+            run.best, run.best_epoch, run.best_differs = _best_worst(run, splits, device, tag)
+            runs.append(run)
 
     rows = []
     for r in runs:
@@ -163,27 +158,101 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
             "train_seconds": r.outcome.train_seconds, "eval_seconds": r.outcome.eval_seconds,
             "clean": _summary(res, "clean"), "robust": _summary(res, label),
         }
-        if (r.run_dir / FINAL).exists():
+        if cfg.sanity and (r.run_dir / FINAL).exists():
             seed_entry["sanity"] = _sanity(r.run_dir, r.outcome.config, splits, res, r.outcome.attack, device)
+        rows.append(_per_class_rows(r.arm, r.seed, LAST, res, label))
+        if r.best is not None:
+            seed_entry[BEST] = {"epoch": r.best_epoch, "differs": r.best_differs,
+                                "clean": _summary(r.best, "clean"), "robust": _summary(r.best, label)}
+            rows.append(_per_class_rows(r.arm, r.seed, BEST, r.best, label))
         entry["runs"][str(r.seed)] = seed_entry
-        rows.append(_per_class_rows(r.arm, r.seed, "last", res, label))
+    results["models"] = {a: results["models"][a] for a in cfg.arms}  # in the order of the arms
     for entry in results["models"].values():
+        entry["runs"] = {str(s): entry["runs"][str(s)] for s in seeds}
         first = entry["runs"][str(seeds[0])]
         entry.update(epochs_run=first["epochs_run"], stopped=first["stopped"])
         for metric in METRIC_KEYS:
             entry[metric] = (first[metric] if not several else
                              _seed_summary([entry["runs"][str(s)][metric] for s in seeds], results["classes"]))
+    t_boot = time.perf_counter()
+    boot = study_bootstrap(runs, results["attack"], results["classes"], resamples=cfg.resamples, seed=seeds[0],
+                           confidence=cfg.confidence)
+    add_statistics(results, boot)
+    for arm, entry in results["models"].items():
+        if BEST in entry:
+            entry[BEST]["differs"] = any(r.best_differs for r in runs if r.arm == arm)
+            entry[BEST]["epochs"] = {str(r.seed): r.best_epoch for r in runs if r.arm == arm and r.best is not None}
+    mcnemar = mcnemar_table(runs, results["attack"], results["classes"], cfg.arms, cfg.reference_arm)
+    results["mcnemar"] = mcnemar.to_dict(orient="records")
+    results["statistics_seconds"] = time.perf_counter() - t_boot
     results["seconds"] = time.perf_counter() - t_start
     results["answers"] = answers(results)
     atomic_write_json(out_dir / "results.json", results)
     per_class = pd.concat(rows, ignore_index=True)
     atomic_write_text(out_dir / "per_class.csv", per_class.to_csv(index=False))
+    atomic_write_text(out_dir / "mcnemar.csv", mcnemar.to_csv(index=False))
     atomic_write_text(out_dir / METRICS, _metrics_lines(runs))
 
     figures = _figures(out_dir, results, runs, per_class)
-    _html(out_dir, results, per_class, figures)
+    _html(out_dir, results, per_class, mcnemar, figures)
     _terminal(results, per_class, out_dir)
     return results
+
+
+def _finished(arm_cfg: RunConfig, run_dir: Path, splits: Splits, tag: str) -> RunOutcome | None:
+    """The outcome of a run this folder already finished with these settings, read back from its
+    checkpoint and eval.json (a resumed study re-reports without re-evaluating), else None."""
+    ckpt, ev, final = run_dir / CHECKPOINT, run_dir / "eval.json", run_dir / FINAL
+    if not (ckpt.is_file() and ev.is_file() and final.is_file()) or ev.stat().st_mtime < final.stat().st_mtime:
+        return None
+    cfg = resolve(arm_cfg, splits)
+    state = read_weights_file(ckpt)
+    if not isinstance(state, dict) or state.get("config") != cfg.model_dump():
+        return None
+    history = state["history"]
+    if state["epoch"] < cfg.epochs and not (history and history[-1].get("stopped")):
+        return None
+    spec = AttackSpec(name="pgd", eps=cfg.eps, steps=cfg.test_steps, norm=cfg.norm, restarts=cfg.test_restarts)
+    res = EvalResult.from_dict(json.loads(ev.read_text()))
+    if spec.label not in res.adv_pred or len(res.classes) != len(splits.classes):
+        return None
+    console.print(f"{tag}resuming from epoch {state['epoch']} ({ckpt}): finished, its test evaluation is reused")
+    return RunOutcome(cfg, history, res, spec, float(sum(h.get("seconds", 0) for h in history)), 0.0)
+
+
+def _record(store: Store, rid: str, outcome: RunOutcome, classes) -> None:
+    for rec in outcome.history:
+        store.record_epoch(rid, rec, classes, rec["val_n_per_class"])
+    store.finish(rid, outcome.evaluation)
+
+
+def _best_worst(run: ArmRun, splits: Splits, device, tag: str):
+    """The run's best worst-class checkpoint evaluated like its last weights: (evaluation,
+    epoch, whether its weights differ from the last ones), or (None, None, False) if the run
+    kept none. Identical weights reuse the last evaluation; a new evaluation is cached in
+    eval_best_worst.json."""
+    path = run.run_dir / BEST_WORST_FILE
+    if not path.exists():
+        return None, None, False
+    best, last = read_weights_file(path), read_weights_file(run.run_dir / FINAL)
+    epoch = best.get("epoch") if isinstance(best, dict) else None
+    if _same_weights(best.get("state_dict", {}), last.get("state_dict", {})):
+        return run.outcome.evaluation, epoch, False
+    cache = run.run_dir / "eval_best_worst.json"
+    if cache.exists() and cache.stat().st_mtime >= path.stat().st_mtime:
+        return EvalResult.from_dict(json.loads(cache.read_text())), epoch, True
+    rc, dev = run.outcome.config, resolve_device(device)
+    model = build_model(rc, splits.train)
+    load_weights(model, path, best)
+    test = stratified_subset(splits.test, rc.test_limit, seed=rc.seed) if rc.test_limit else splits.test
+    console.print(f"{tag}evaluating the best worst-class checkpoint (epoch {epoch})")
+    res = evaluate(model.to(dev), test, [run.outcome.attack], device=dev, seed=rc.seed)
+    atomic_write_json(cache, res.to_dict())
+    return res, epoch, True
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def _metrics_lines(runs: list[ArmRun]) -> str:
@@ -206,15 +275,17 @@ def _sanity(run_dir: Path, rc, splits: Splits, res: EvalResult, spec, device) ->
     return sanity_checks(res, model.to(resolve_device(device)), test, spec=spec, seed=rc.seed).to_dict()
 
 
-def _arm_tables(per_class: pd.DataFrame, arm: str, metric: str) -> pd.DataFrame:
-    """The arm's per-class table for the figures: one seed as it is; several seeds as the mean
-    accuracy with the range of the seeds as its bar."""
-    sel = per_class[(per_class.model == arm) & (per_class.metric == metric) & (per_class.checkpoint == "last")]
-    if sel["seed"].nunique() == 1:
+def _arm_tables(results: dict, per_class: pd.DataFrame, arm: str, metric: str) -> pd.DataFrame:
+    """The arm's per-class table for the figures: one seed as it is (Wilson intervals); several
+    seeds as the mean accuracy with its bootstrap interval over seeds and images."""
+    sel = per_class[(per_class.model == arm) & (per_class.metric == metric) & (per_class.checkpoint == LAST)]
+    if len(results["seeds"]) == 1:
         return sel.reset_index(drop=True)
-    g = sel.groupby("class", sort=False)["accuracy"]
-    return pd.DataFrame({"class": list(g.groups), "accuracy": g.mean().to_numpy(),
-                         "ci_low": g.min().to_numpy(), "ci_high": g.max().to_numpy()})
+    s = results["models"][arm][metric]
+    classes = results["classes"]
+    return pd.DataFrame({"class": classes, "accuracy": [s["per_class"][c] for c in classes],
+                         "ci_low": [s["per_class_ci"][c][0] for c in classes],
+                         "ci_high": [s["per_class_ci"][c][1] for c in classes]})
 
 
 def _figures(out_dir: Path, results: dict, runs: list[ArmRun], per_class: pd.DataFrame) -> dict:
@@ -225,9 +296,9 @@ def _figures(out_dir: Path, results: dict, runs: list[ArmRun], per_class: pd.Dat
     figs = {}
     for i, arm in enumerate(results["arms"], start=1):
         figs[f"figure{i}_{arm}"] = class_figure(
-            _arm_tables(per_class, arm, "clean"), _arm_tables(per_class, arm, "robust"),
+            _arm_tables(results, per_class, arm, "clean"), _arm_tables(results, per_class, arm, "robust"),
             f"Figure {i}: {arm} arm, {results['arch']} on {results['dataset']}"
-            + (f" (mean of seeds {', '.join(map(str, seeds))}; bars: their range)" if len(seeds) > 1 else ""),
+            + (f" (mean of seeds {', '.join(map(str, seeds))})" if len(seeds) > 1 else ""),
             f"{attack}, eps={results['eps']:.4g}", fig_dir / f"figure{i}_{arm}.png")
         first = next(r for r in runs if r.arm == arm)
         figs[f"trend_{arm}"] = trend_figure(
@@ -235,8 +306,7 @@ def _figures(out_dir: Path, results: dict, runs: list[ArmRun], per_class: pd.Dat
             fig_dir / f"trend_{arm}.png")
         arm_runs = [r for r in runs if r.arm == arm]
         figs[f"confusion_{arm}"] = confusion_figure(
-            {k: sum(r.outcome.evaluation.confusion(k if k == "clean" else attack) for r in arm_runs)
-             for k in ("clean", attack)}, classes,
+            {k: sum(r.outcome.evaluation.confusion(k) for r in arm_runs) for k in ("clean", attack)}, classes,
             f"Confusion matrices (row-normalised, %): {arm} arm" + (", all seeds" if len(seeds) > 1 else ""),
             fig_dir / f"confusion_{arm}.png")
     m = results["models"]
@@ -244,39 +314,91 @@ def _figures(out_dir: Path, results: dict, runs: list[ArmRun], per_class: pd.Dat
         [{"arm": a, "mean": m[a]["robust"]["mean"], "worst": m[a]["robust"]["worst"],
           "mean_ci": m[a]["robust"].get("mean_ci"), "worst_ci": m[a]["robust"].get("worst_ci")}
          for a in results["arms"]],
-        f"Worst class against the mean, {attack} at eps={results['eps']:.4g} (95% intervals)",
-        fig_dir / "tradeoff.png")
+        f"Worst class against the mean, {attack} at eps={results['eps']:.4g} "
+        f"({results['confidence'] * 100:.0f}% bootstrap intervals)", fig_dir / "tradeoff.png")
     return figs
 
 
-def _wide(per_class: pd.DataFrame) -> pd.DataFrame:
-    last = per_class[per_class.checkpoint == "last"]
-    wide = last.pivot_table(index="class", columns=["model", "metric"], values="accuracy", sort=False)
+def _wide(per_class: pd.DataFrame, checkpoint: str = LAST) -> pd.DataFrame:
+    """class x (arm metric): accuracy, averaged over seeds."""
+    sel = per_class[per_class.checkpoint == checkpoint]
+    wide = sel.pivot_table(index="class", columns=["model", "metric"], values="accuracy", sort=False)
     wide.columns = [f"{m} {k}" for m, k in wide.columns]
     return wide.reset_index()
 
 
-def _summary_table(results: dict) -> pd.DataFrame:
-    m = results["models"]
-    return pd.DataFrame([
-        {"arm": a, "metric": k, "overall": m[a][k]["overall"], "mean": m[a][k]["mean"], "std": m[a][k]["std"],
-         "max-min gap": m[a][k]["gap"], "worst class": m[a][k]["worst_class"], "worst": m[a][k]["worst"],
-         "best class": m[a][k]["best_class"], "best": m[a][k]["best"]}
-        for a in results["arms"] for k in METRIC_KEYS])
+def _seed_table(results: dict) -> pd.DataFrame:
+    """Per class: mean ± std across seeds for every arm and metric, in points."""
+    m, classes = results["models"], results["classes"]
+    out = {"class": classes}
+    for a in results["arms"]:
+        for k in METRIC_KEYS:
+            s = m[a][k]
+            out[f"{a} {k}"] = [f"{s['per_class'][c] * 100:.1f} ± {s['per_class_std'][c] * 100:.1f}" for c in classes]
+    return pd.DataFrame(out)
 
 
-def _html(out_dir: Path, results: dict, per_class: pd.DataFrame, figs: dict) -> None:
-    m, arms = results["models"], results["arms"]
+def _weakest_table(results: dict) -> pd.DataFrame:
+    m, classes = results["models"], results["classes"]
+    return pd.DataFrame({"class": classes, **{f"{a} {k}": [m[a][k]["weakest_probability"][c] for c in classes]
+                                              for a in results["arms"] for k in METRIC_KEYS}})
+
+
+def _checkpoint_table(results: dict) -> pd.DataFrame | None:
+    """The last and the best worst-class checkpoint side by side, per class, for every arm that kept one."""
+    m, classes = results["models"], results["classes"]
+    arms = [a for a in results["arms"] if BEST in m[a]]
+    if not arms:
+        return None
+    pairs = [(a, k, ckpt, m[a][k] if ckpt == LAST else m[a][BEST][k])
+             for a in arms for k in METRIC_KEYS for ckpt in (LAST, BEST)]
+    out = {"class": classes + ["worst class"]}
+    for a, k, ckpt, s in pairs:
+        out[f"{a} {k} {ckpt}"] = ([interval_text(s["per_class"][c], s.get("per_class_ci", {}).get(c)) for c in classes]
+                                  + [interval_text(s["worst"], s.get("worst_ci"))])
+    return pd.DataFrame(out)
+
+
+def _mcnemar_wide(mcnemar: pd.DataFrame) -> pd.DataFrame | None:
+    if mcnemar.empty:
+        return None
+    t = mcnemar.assign(test=lambda d: d["a"] + " vs " + d["b"] + " " + d["metric"] + " seed " + d["seed"].astype(str))
+    return t.pivot_table(index="class", columns="test", values="p_value", sort=False).reset_index()
+
+
+def _html(out_dir: Path, results: dict, per_class: pd.DataFrame, mcnemar: pd.DataFrame, figs: dict) -> None:
+    m, arms, seeds = results["models"], results["arms"], results["seeds"]
+    conf = f"{results['confidence'] * 100:.0f}%"
     meta = [f"{results['arch']} on {results['dataset']} ({results['n_test']} test images), "
-            f"preset {results['preset']}; arms {', '.join(arms)}; seeds {', '.join(map(str, results['seeds']))}; "
+            f"preset {results['preset']}; arms {', '.join(arms)}; seeds {', '.join(map(str, seeds))}; "
             f"threat model {results['norm']} eps={results['eps']:.4g}, attack {results['attack']}; "
-            f"total {results['seconds']:.0f}s."]
-    sections = [("Summary (accuracy as fractions; std is the population std over classes)",
-                 [_summary_table(results)]),
-                ("Worst class against the mean, per arm", [figs["tradeoff"]])]
+            f"total {results['seconds']:.0f}s.",
+            f"Intervals: {conf} percentile bootstrap, {results['resamples']} resamples, images resampled within "
+            "each class and paired across the arms evaluated on them"
+            + (", seeds resampled with replacement" if len(seeds) > 1 else "") + "."]
+    sections = [(f"Summary (points; [{conf} interval]; std is the population std over classes)",
+                 [summary_table(results)])]
+    ref_table = reference_table(results)
+    if ref_table is not None:
+        sections.append((f"Every arm against the reference arm ({results['reference']}) under {results['attack']}",
+                         [ref_table]))
+    sections.append(("Worst class against the mean, per arm", [figs["tradeoff"]]))
+    if len(seeds) > 1:
+        sections.append((f"Per-class accuracy, mean ± std over seeds {', '.join(map(str, seeds))} (points)",
+                         [_seed_table(results)]))
+    sections.append(("Probability that each class is the weakest (over seeds and bootstrap resamples)",
+                     [_weakest_table(results)]))
+    ckpt = _checkpoint_table(results)
+    if ckpt is not None:
+        sections.append(("Last and best worst-class checkpoint side by side (points)", [ckpt]))
     sections += [(f"Figure {i}: {a} arm", [figs[f"figure{i}_{a}"]]) for i, a in enumerate(arms, start=1)]
+    sections.append(("Per-class accuracy (last checkpoint, mean over seeds)", [_wide(per_class)]))
+    mc = _mcnemar_wide(mcnemar)
+    if mc is not None:
+        sections.append(("Exact McNemar test per class (p-values; same test images, discordant pairs)", [mc]))
+    if results.get("comparisons"):
+        sections.append(("Every comparison (b - a, fractions)", [pd.DataFrame(results["comparisons"])]))
     sections += [
-        ("Per-class accuracy", [_wide(per_class)]),
         ("Per-class trends during training", [figs[f"trend_{a}"] for a in arms]),
         ("Confusion matrices", [figs[f"confusion_{a}"] for a in arms]),
         ("Per-class detail with 95% Wilson intervals", [per_class]),
@@ -299,7 +421,9 @@ def _terminal(results: dict, per_class: pd.DataFrame, out_dir: Path) -> None:
     worst = {m[a][k]["worst_class"] for a in results["arms"] for k in METRIC_KEYS}
     wide = _wide(per_class)
     if len(wide) <= 30:
-        print_per_class(wide, f"Per-class accuracy (%), {results['attack']} at eps={results['eps']:.4g}", worst)
+        seeds = results["seeds"]
+        note = f", mean of seeds {', '.join(map(str, seeds))}" if len(seeds) > 1 else ""
+        print_per_class(wide, f"Per-class accuracy (%), {results['attack']} at eps={results['eps']:.4g}{note}", worst)
     warns = [f"{a} arm (seed {s}): {line}" for a in results["arms"] for s, run in m[a]["runs"].items()
              for line in SanityReport.from_dict(run.get("sanity") or []).lines() if " WARN " in line]
     print_lines(results["answers"] + warns + [f"Run directory: {out_dir} (report.html, results.json, per_class.csv)"])
