@@ -42,17 +42,18 @@ class Run:
 
 
 def _config_of(folder: Path, root: Path) -> dict:
-    """The run's configuration: the model file's record of it, else the nearest config.json."""
-    model = folder / "model.pt"
-    if model.is_file():
-        import torch
+    """The run's configuration: the model file's record of it (model.pt, else the training
+    checkpoint.pt), else the nearest config.json."""
+    for name in ("model.pt", "checkpoint.pt"):
+        if (folder / name).is_file():
+            import torch
 
-        try:
-            meta = torch.load(model, map_location="cpu", weights_only=True)
-            if isinstance(meta, dict) and isinstance(meta.get("config"), dict):
-                return meta["config"]
-        except Exception:  # noqa: BLE001 - an unreadable weights file only costs us the labels
-            pass
+            try:
+                meta = torch.load(folder / name, map_location="cpu", weights_only=True)
+                if isinstance(meta, dict) and isinstance(meta.get("config"), dict):
+                    return meta["config"]
+            except Exception:  # noqa: BLE001 - an unreadable weights file only costs us the labels
+                pass
     for d in (folder, *folder.parents):
         cfg = d / "config.json"
         if cfg.is_file():
