@@ -70,11 +70,11 @@ def elastic_transform(x, severity, generator=None):
                                 indexing="ij")
     dst = torch.stack([cols.flatten(), rows.flatten()])  # (x, y)
     src = inv @ dst + shift  # (n, 2, h w)
-    x = ops.sample_bilinear(x, src[:, 1].view(n, h, w).to(x.dtype), src[:, 0].view(n, h, w).to(x.dtype), "mirror")
+    x = ops.sample_reflected(x, src[:, 1].view(n, h, w).to(x.dtype), src[:, 0].view(n, h, w).to(x.dtype), "mirror")
     noise = torch.rand((n, 2, h, w), generator=generator, device=dev, dtype=torch.float32).to(x.dtype) * 2 - 1
     field = ops.gaussian_blur(noise, sigma, mode="symmetric", truncate=3) * alpha
     dx, dy = field[:, 0], field[:, 1]
-    return ops.sample_bilinear(x, rows.to(x.dtype) + dy, cols.to(x.dtype) + dx, "symmetric").clamp(0, 1)
+    return ops.sample_reflected(x, rows.to(x.dtype) + dy, cols.to(x.dtype) + dx, "symmetric").clamp(0, 1)
 
 
 @lru_cache(maxsize=64)

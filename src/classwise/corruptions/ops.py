@@ -10,6 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, OpenCV's RGB2GRAY
 
@@ -36,6 +37,9 @@ def border_index(n: int, lo: int, hi: int, mode: str, device=None) -> torch.Tens
 
 def pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int, mode: str) -> torch.Tensor:
     h, w = x.shape[-2:]
+    if x.ndim == 4 and x.is_floating_point() and (mode == "nearest" or (mode == "mirror" and max(top, bottom) < h
+                                                                         and max(left, right) < w)):
+        return F.pad(x, (left, right, top, bottom), mode="replicate" if mode == "nearest" else "reflect")
     rows = border_index(h, -top, h + bottom, mode, x.device)
     cols = border_index(w, -left, w + right, mode, x.device)
     return x.index_select(-2, rows).index_select(-1, cols)
@@ -199,19 +203,47 @@ def motion_taps(radius: float, sigma: float, angle: torch.Tensor):
 
 
 def motion_blur(x: torch.Tensor, radius: float, sigma: float, angle: torch.Tensor) -> torch.Tensor:
-    """Each image blurred along its own angle; pixels past the border repeat the edge."""
+    """Each image blurred along its own angle; pixels past the border repeat the edge. Sorted
+    by angle, the images that share a tap's (row, col) shift are one contiguous run, so every
+    tap is a few slices of one edge-padded copy instead of a per-pixel gather."""
     n, c, h, w = x.shape
-    k, drow, dcol = motion_taps(radius, sigma, angle)
-    r = torch.arange(h, device=x.device).view(1, h, 1)
-    q = torch.arange(w, device=x.device).view(1, 1, w)
-    flat = x.reshape(n, c, h * w)
+    order = torch.argsort(angle)
+    k, drow, dcol = motion_taps(radius, sigma, angle[order])
+    drow, dcol = drow.cpu(), dcol.cpu()
+    top, bottom = max(0, -int(drow.min())), max(0, int(drow.max()))
+    left, right = max(0, -int(dcol.min())), max(0, int(dcol.max()))
+    xp = pad(x[order], top, bottom, left, right, "nearest")
     out = torch.zeros_like(x)
     for t in range(len(k)):
-        rr = (r + drow[:, t].view(n, 1, 1)).clamp(0, h - 1)
-        cc = (q + dcol[:, t].view(n, 1, 1)).clamp(0, w - 1)
-        idx = (rr * w + cc).view(n, 1, h * w).expand(n, c, -1)
-        out += float(k[t]) * flat.gather(2, idx).view(n, c, h, w)
-    return out
+        pairs = torch.stack([drow[:, t], dcol[:, t]], 1)
+        cuts = [0, *((pairs[1:] != pairs[:-1]).any(1).nonzero().flatten() + 1).tolist(), n]
+        for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+            r0, c0 = top + int(drow[lo, t]), left + int(dcol[lo, t])
+            out[lo:hi] += float(k[t]) * xp[lo:hi, :, r0:r0 + h, c0:c0 + w]
+    return out[torch.argsort(order)]
+
+
+def _base_grid(h: int, w: int, device, dtype) -> torch.Tensor:
+    rows, cols = torch.meshgrid(torch.arange(h, device=device, dtype=dtype),
+                                torch.arange(w, device=device, dtype=dtype), indexing="ij")
+    return torch.stack([cols, rows], -1)[None]  # (1, h, w, 2) as (x, y) pixel positions
+
+
+def _read(x: torch.Tensor, pos: torch.Tensor, padding: str, *, align_corners: bool, mode: str = "bilinear"):
+    """grid_sample at pixel positions pos (N, H', W', 2) as (col, row)."""
+    h, w = x.shape[-2:]
+    size = pos.new_tensor([w, h])
+    grid = 2 * pos / (size - 1) - 1 if align_corners else (2 * pos + 1) / size - 1
+    return F.grid_sample(x, grid, mode=mode, padding_mode=padding, align_corners=align_corners)
+
+
+def sample_reflected(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mode: str) -> torch.Tensor:
+    """`sample_bilinear` for the two reflecting borders through grid_sample: reflecting a
+    coordinate before interpolating equals interpolating the reflected image, about the edge
+    pixel for `mirror` (align_corners=True) and about the edge for `symmetric` (False)."""
+    if mode not in ("mirror", "symmetric"):
+        raise ValueError(mode)
+    return _read(x, torch.stack([cols, rows], -1), "reflection", align_corners=mode == "mirror")
 
 
 def plasma_fractal(n: int, size: int, decay: float, generator, device=None, dtype=torch.float32) -> torch.Tensor:
