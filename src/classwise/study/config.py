@@ -10,6 +10,8 @@ from .grid import RunConfig
 
 # the plain adversarial arms, in the order the reference arm is looked for
 REFERENCE_METHODS = ("fgsm-rs", "pgd")
+# how the study reports, not what it trains: a --resume may change them
+REPORT_FIELDS = frozenset({"reference", "resamples", "confidence", "sanity"})
 
 
 def method_names() -> list[str]:

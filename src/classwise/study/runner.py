@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..analysis.corruption import corruption_section
 from ..attacks import AttackSpec
 from ..data import Splits, load_dataset, stratified_subset
 from ..device import resolve_device
@@ -38,7 +39,7 @@ from .compare import (
     study_bootstrap,
     summary_table,
 )
-from .config import StudyConfig
+from .config import REPORT_FIELDS, StudyConfig
 from .execute import RunOutcome, execute_run, resolve
 from .grid import RunConfig, run_id
 from .outdir import check_trainable, prepare_run_dir
@@ -115,7 +116,7 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
     rc = resolve(rc, splits)
     cfg = cfg.model_copy(update={"run": rc})
     check_trainable(rc, splits)  # nothing in out_dir may change before the settings are known valid
-    prepare_run_dir(out_dir, {**cfg.model_dump(), "device": str(resolve_device(device))}, resume)
+    prepare_run_dir(out_dir, {**cfg.model_dump(exclude=REPORT_FIELDS), "device": str(resolve_device(device))}, resume)
     several = len(seeds) > 1
     store = Store(out_dir / "study.db")
 
@@ -187,6 +188,11 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
     results["statistics_seconds"] = time.perf_counter() - t_boot
     results["seconds"] = time.perf_counter() - t_start
     results["answers"] = answers(results)
+    corr_answers, corr_figures, corr = corruption_section(
+        out_dir, {r.arm: r.outcome.evaluation for r in runs if r.seed == seeds[0]}, results["attack"])
+    if corr:  # natural corruptions per class: a heatmap per arm, the rank-correlation answers
+        results["corruptions"] = corr
+        results["answers"] += corr_answers
     atomic_write_json(out_dir / "results.json", results)
     per_class = pd.concat(rows, ignore_index=True)
     atomic_write_text(out_dir / "per_class.csv", per_class.to_csv(index=False))
@@ -194,6 +200,7 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
     atomic_write_text(out_dir / METRICS, _metrics_lines(runs))
 
     figures = _figures(out_dir, results, runs, per_class)
+    figures.update(corr_figures)
     _html(out_dir, results, per_class, mcnemar, figures)
     _terminal(results, per_class, out_dir)
     return results
@@ -412,6 +419,9 @@ def _html(out_dir: Path, results: dict, per_class: pd.DataFrame, mcnemar: pd.Dat
         for s, run in m[a]["runs"].items():
             if run["stopped"]:
                 sections.insert(1, (f"Note on the {a} run (seed {s})", [run["stopped"]]))
+    heatmaps = [f for k, f in figs.items() if k.startswith("corruption_")]
+    if heatmaps:
+        sections.append(("Per-class accuracy under natural corruptions (mean over severities)", heatmaps))
     write_report(out_dir / "report.html", f"classwise study: {results['dataset']} / {results['arch']}",
                  meta, results["answers"], sections)
 
