@@ -89,8 +89,8 @@ def seeds_run(tmp_path_factory):
     from classwise.study import preset_config, run_study
 
     out = tmp_path_factory.mktemp("study") / "seeds"
-    cfg = preset_config("smoke", dataset="digits", methods=ARMS, seeds=[0, 1], epochs=2, train_limit=400,
-                        eval_subset=50, eval_steps=2, test_steps=3, test_limit=None)
+    cfg = preset_config("smoke", dataset="digits", methods=ARMS, seeds=[0, 1], epochs=1, train_limit=300,
+                        eval_subset=50, eval_steps=2, test_steps=3, test_limit=None, attack_steps=2)
     cfg = cfg.model_copy(update={"sanity": False, "resamples": 300})
     return out, run_study(cfg, out, device="cpu")
 
