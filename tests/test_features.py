@@ -57,23 +57,23 @@ def test_representation_matching_reaches_the_target_representation():
 
 def test_build_resumes_and_reads_as_a_data_set(tmp_path):
     model = _tiny_model()
-    data = _digits(60)
+    data = _digits(45)
     out = tmp_path / "dr"
-    params = FeatureParams(steps=30, step_size=0.05)
+    params = FeatureParams(steps=10, step_size=0.05)
     source = {"checkpoint": "tiny", "dataset": "digits", "data_dir": None}
-    meta = build(model, data, "robust", out, params=params, source=source, chunk=25, batch_size=16)
+    meta = build(model, data, "robust", out, params=params, source=source, chunk=20, batch_size=16)
     assert meta["complete"] and meta["n_chunks"] == 3
     first = read_constructed(out)
     assert first.images.dtype == torch.float32 and torch.equal(first.labels, data.labels)
     # a killed build loses only unfinished chunks and redoes them with the same starts
     chunk_path(out, 1).unlink()
-    build(model, data, "robust", out, params=params, source=source, chunk=25, batch_size=16)
+    build(model, data, "robust", out, params=params, source=source, chunk=20, batch_size=16)
     again = read_constructed(out)
     torch.testing.assert_close(again.images, first.images)
     with pytest.raises(ClasswiseError, match="different construction"):
-        build(model, data, "non-robust", out, params=params, source=source, chunk=25)
+        build(model, data, "non-robust", out, params=params, source=source, chunk=20)
     splits = load_dataset(f"features:{out}", val_size=0.2)
-    assert splits.train.images.dtype == torch.float32 and len(splits.train) + len(splits.val) == 60
+    assert splits.train.images.dtype == torch.float32 and len(splits.train) + len(splits.val) == 45
     assert len(splits.test) == len(load_dataset("digits").test)  # tested on the source's test set
     # the images are not multiples of 1/255 (nothing quantised them on the way)
     levels = first.images * 255
