@@ -120,7 +120,8 @@ def factor_agreement(rho: np.ndarray, labels: list, factor: str, *, permutations
 
 def factor_sentence(fa: FactorAgreement, metric: str) -> str:
     name = {"architecture": "the architecture", "optimisation": "the optimisation setting",
-            "method": "standard vs adversarial training"}.get(fa.factor, f"the {fa.factor}")
+            "method": "standard vs adversarial training", "data": "the training data"}
+    name = name.get(fa.factor, f"the {fa.factor}")
     if fa.depends is None:
         return (f"{metric.capitalize()} weak classes vs {name}: every run has its own level "
                 f"({', '.join(fa.levels)}), so only the agreement across levels is known: mean Spearman "

@@ -24,6 +24,7 @@ FACTORS = {
     "optimisation": ("optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule", "milestones", "epochs",
                      "batch_size"),
     "method": ("method",),
+    "data": ("dataset", "train_limit"),  # e.g. the original set vs a constructed features:DIR one
     "seed": ("seed",),
 }
 
