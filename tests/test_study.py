@@ -55,7 +55,13 @@ def test_run_directory_holds_config_metrics_figures_and_report(digits_run):
                 "confusion_standard", "confusion_fgsm-rs", "tradeoff"):
         assert (out / "figures" / f"{fig}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 7
+    # the study's 7 figures, then the explain section's (one per figure file it wrote)
+    explain_figs = list((out / "explain" / "figures").glob("*.png"))
+    assert explain_figs and html.count("data:image/png;base64,") == 7 + len(explain_figs)
+    assert "Why: Agreement of the weak classes across runs" in html
+    results_explain = json.loads((out / "results.json").read_text())["explain"]
+    assert any("Kendall's W" in line for line in results_explain)
+    assert json.loads((out / "explain" / "explain.json").read_text())["answers"] == results_explain
     assert "src=\"http" not in html and "<link" not in html
     results = json.loads((out / "results.json").read_text())
     assert results["arms"] == ["standard", "fgsm-rs"]
@@ -142,7 +148,7 @@ def test_three_arm_study_writes_every_arm_everywhere(seeds_run):
     for i, arm in enumerate(ARMS, start=1):
         assert f"Figure {i}: {arm} arm" in html and f"Weakest class of the {arm} arm" in html
         assert (out / "figures" / f"figure{i}_{arm}.png").is_file()
-    assert html.count("data:image/png;base64,") == 3 * 3 + 1
+    assert html.count("data:image/png;base64,") == 3 * 3 + 1 + len(list((out / "explain" / "figures").glob("*.png")))
     pairs = {(c["arm_a"], c["arm_b"]) for c in results["comparisons"]}
     assert pairs == {("standard", "fgsm-rs"), ("standard", "trades"), ("fgsm-rs", "trades")}
     for c in results["comparisons"]:

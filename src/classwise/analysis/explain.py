@@ -79,7 +79,7 @@ def find_runs(path) -> list[Run]:
     path = Path(path)
     if not path.exists():
         raise ClasswiseError(f"{path} does not exist")
-    if (path / "study.db").is_file():
+    if (path / "study.db").is_file() and (path / "runs").is_dir():  # a sweep (a study keeps arm folders)
         from ..study.store import Store
 
         store = Store(path / "study.db")

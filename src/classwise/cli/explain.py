@@ -36,7 +36,7 @@ def run(args) -> int:
         runs += found
     out = args.out or args.paths[0] / "explain"
     summary = explain(runs, superclasses_for(runs, args.data_dir))
-    page = write_explain(summary, out)
+    page, _, _ = write_explain(summary, out)
     if not args.quiet:
         print_lines([*summary["answers"], f"Written: {out} (explain.json, CSV tables, figures/, {page.name})"])
     return 0

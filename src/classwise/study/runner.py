@@ -25,6 +25,8 @@ from ..models import load_weights, read_weights_file
 from ..progress import console
 from ..report import class_figure, confusion_figure, print_lines, print_per_class, trend_figure, write_report
 from ..report.arms import tradeoff_figure
+from ..report.explain import sections as explain_sections
+from ..report.explain import write_explain
 from ..train import CHECKPOINT, FINAL, METRICS, build_model
 from .compare import (
     BEST,
@@ -193,6 +195,8 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
     if corr:  # natural corruptions per class: a heatmap per arm, the rank-correlation answers
         results["corruptions"] = corr
         results["answers"] += corr_answers
+    explained = _explain(out_dir, data_dir)
+    results["explain"] = explained["answers"]
     atomic_write_json(out_dir / "results.json", results)
     per_class = pd.concat(rows, ignore_index=True)
     atomic_write_text(out_dir / "per_class.csv", per_class.to_csv(index=False))
@@ -201,9 +205,20 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
 
     figures = _figures(out_dir, results, runs, per_class)
     figures.update(corr_figures)
-    _html(out_dir, results, per_class, mcnemar, figures)
+    _html(out_dir, results, per_class, mcnemar, figures, explained)
     _terminal(results, per_class, out_dir)
     return results
+
+
+def _explain(out_dir: Path, data_dir) -> dict:
+    """`classwise explain` of the study's own stored evaluations (no new pass): explain/ in the
+    run folder, its sections in the study report."""
+    from ..analysis.explain import explain, find_runs, superclasses_for
+
+    found = find_runs(out_dir)
+    summary = explain(found, superclasses_for(found, data_dir))
+    _, figs, tabs = write_explain(summary, out_dir / "explain")
+    return {"answers": summary["answers"], "summary": summary, "tables": tabs, "figures": figs}
 
 
 def _finished(arm_cfg: RunConfig, run_dir: Path, splits: Splits, tag: str) -> RunOutcome | None:
@@ -373,7 +388,8 @@ def _mcnemar_wide(mcnemar: pd.DataFrame) -> pd.DataFrame | None:
     return t.pivot_table(index="class", columns="test", values="p_value", sort=False).reset_index()
 
 
-def _html(out_dir: Path, results: dict, per_class: pd.DataFrame, mcnemar: pd.DataFrame, figs: dict) -> None:
+def _html(out_dir: Path, results: dict, per_class: pd.DataFrame, mcnemar: pd.DataFrame, figs: dict,
+          explained: dict) -> None:
     m, arms, seeds = results["models"], results["arms"], results["seeds"]
     conf = f"{results['confidence'] * 100:.0f}%"
     meta = [f"{results['arch']} on {results['dataset']} ({results['n_test']} test images), "
@@ -422,8 +438,10 @@ def _html(out_dir: Path, results: dict, per_class: pd.DataFrame, mcnemar: pd.Dat
     heatmaps = [f for k, f in figs.items() if k.startswith("corruption_")]
     if heatmaps:
         sections.append(("Per-class accuracy under natural corruptions (mean over severities)", heatmaps))
+    sections += [(f"Why: {title}", items) for title, items in
+                 explain_sections(explained["summary"], explained["figures"], explained["tables"])]
     write_report(out_dir / "report.html", f"classwise study: {results['dataset']} / {results['arch']}",
-                 meta, results["answers"], sections)
+                 meta, results["answers"] + explained["answers"], sections)
 
 
 def _terminal(results: dict, per_class: pd.DataFrame, out_dir: Path) -> None:
@@ -436,4 +454,5 @@ def _terminal(results: dict, per_class: pd.DataFrame, out_dir: Path) -> None:
         print_per_class(wide, f"Per-class accuracy (%), {results['attack']} at eps={results['eps']:.4g}{note}", worst)
     warns = [f"{a} arm (seed {s}): {line}" for a in results["arms"] for s, run in m[a]["runs"].items()
              for line in SanityReport.from_dict(run.get("sanity") or []).lines() if " WARN " in line]
-    print_lines(results["answers"] + warns + [f"Run directory: {out_dir} (report.html, results.json, per_class.csv)"])
+    print_lines(results["answers"] + results.get("explain", []) + warns
+                + [f"Run directory: {out_dir} (report.html, results.json, per_class.csv, explain/)"])
