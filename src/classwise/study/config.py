@@ -15,12 +15,10 @@ REPORT_FIELDS = frozenset({"reference", "resamples", "confidence", "sanity"})
 
 
 def method_names() -> list[str]:
-    """Training methods known to the trainer: the objectives registry when it exists, else the
-    older methods registry (imported here, lazily, so configs load without torch work)."""
-    try:
-        from ..train.objectives import OBJECTIVES
-    except ImportError:
-        from ..train import METHODS as OBJECTIVES
+    """Training methods known to the trainer (the objectives registry, imported when asked:
+    configs load without importing torch)."""
+    from ..train.objectives import OBJECTIVES
+
     return list(OBJECTIVES)
 
 

@@ -27,7 +27,7 @@ from ..report import class_figure, confusion_figure, print_lines, print_per_clas
 from ..report.arms import tradeoff_figure
 from ..report.explain import sections as explain_sections
 from ..report.explain import write_explain
-from ..train import CHECKPOINT, FINAL, METRICS, build_model
+from ..train import BEST_WORST, CHECKPOINT, FINAL, METRICS, build_model
 from .compare import (
     BEST,
     LAST,
@@ -47,7 +47,6 @@ from .grid import RunConfig, run_id
 from .outdir import check_trainable, prepare_run_dir
 from .store import Store
 
-BEST_WORST_FILE = "best_worst.pt"  # written by the trainer next to model.pt, same format
 __all__ = ["STANDARD", "arm_dir", "run_study"]
 
 
@@ -253,7 +252,7 @@ def _best_worst(run: ArmRun, splits: Splits, device, tag: str):
     epoch, whether its weights differ from the last ones), or (None, None, False) if the run
     kept none. Identical weights reuse the last evaluation; a new evaluation is cached in
     eval_best_worst.json."""
-    path = run.run_dir / BEST_WORST_FILE
+    path = run.run_dir / BEST_WORST
     if not path.exists():
         return None, None, False
     best, last = read_weights_file(path), read_weights_file(run.run_dir / FINAL)

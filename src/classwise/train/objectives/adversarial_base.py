@@ -34,6 +34,17 @@ def base_inputs(s: Step, cfg, base: str) -> torch.Tensor:
     return s.craft(s.x, s.y)
 
 
+def per_image_loss(s: Step, base: str, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(per-image loss of PGD-AT (cross-entropy on PGD inputs) or TRADES (clean cross-entropy
+    + beta KL), logits on the adversarial inputs): what the reweighting methods weigh."""
+    if base == "trades":
+        logits_clean, logits_adv = s.model(s.x), s.model(trades_inputs(s))
+        ce, kl = trades_terms(logits_clean, logits_adv, s.y)
+        return ce + beta * kl, logits_adv
+    logits_adv = s.model(s.craft(s.x, s.y))
+    return F.cross_entropy(logits_adv, s.y, reduction="none"), logits_adv
+
+
 def base_loss(s: Step, cfg, p: AdversarialParams, *, weights: torch.Tensor | None = None,
               transform: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
               x_adv: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -26,11 +26,10 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 
+from .adversarial_base import per_image_loss
 from .base import Objective, Params, Step, register_objective
-from .zhang2019_trades import trades_inputs, trades_terms
 
 
 class WatParams(Params):
@@ -78,14 +77,7 @@ class Wat(Objective):
                 "cum_cost": self.cum_cost[:c].tolist(), "cum_cost_average": float(self.cum_cost[c])}
 
     def loss(self, s: Step):
-        if self.p.base == "trades":
-            x_adv = trades_inputs(s)
-            logits_clean, logits_adv = s.model(s.x), s.model(x_adv)
-            ce, kl = trades_terms(logits_clean, logits_adv, s.y)
-            per_image = ce + self.p.beta * kl
-        else:
-            logits_adv = s.model(s.craft(s.x, s.y))
-            per_image = F.cross_entropy(logits_adv, s.y, reduction="none")
+        per_image, logits_adv = per_image_loss(s, self.p.base, self.p.beta)
         w = self.weights.to(per_image.device, per_image.dtype)
         c = self.num_classes
         loss = ((w[s.y] * per_image).mean() + w[c] * per_image.mean()) * (c + 1) / (2 * c)

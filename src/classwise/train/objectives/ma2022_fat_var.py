@@ -15,11 +15,10 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 
+from .adversarial_base import per_image_loss
 from .base import Objective, Params, Step, register_objective
-from .zhang2019_trades import trades_inputs, trades_terms
 
 
 class FatVarParams(Params):
@@ -45,13 +44,6 @@ class FatVar(Objective):
     Params = FatVarParams
 
     def loss(self, s: Step):
-        if self.p.base == "trades":
-            x_adv = trades_inputs(s)
-            logits_clean, logits_adv = s.model(s.x), s.model(x_adv)
-            ce, kl = trades_terms(logits_clean, logits_adv, s.y)
-            per_image = ce + self.p.beta * kl
-        else:
-            logits_adv = s.model(s.craft(s.x, s.y))
-            per_image = F.cross_entropy(logits_adv, s.y, reduction="none")
+        per_image, logits_adv = per_image_loss(s, self.p.base, self.p.beta)
         var = class_loss_variance(per_image, s.y, self.num_classes)
         return per_image.mean() + self.p.alpha * var, logits_adv
