@@ -37,11 +37,13 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 
-# the benchmark's baseline (a DataLoader + torchattacks loop); --no-deps: torchattacks' own
-# requirements would replace the installed torch
+# the benchmarks' baselines: a DataLoader + torchattacks loop (--no-deps: torchattacks' own
+# requirements would replace the installed torch) and the published per-image corruption code
+# (imagecorruptions-imaug, with its OpenCV, scikit-image and numba; it also ships the frost photos)
 $(VENV)/.bench-installed: $(VENV)/.installed
 	$(BIN)/python -m pip install --no-deps "torchattacks>=3.5,<4"
-	$(BIN)/python -c "import torchattacks"
+	$(BIN)/python -m pip install "imagecorruptions-imaug>=1.1.5,<2"
+	$(BIN)/python -c "import torchattacks, imagecorruptions"
 	touch $@
 
 bench: $(VENV)/.bench-installed

@@ -85,11 +85,33 @@ def test_range_shape_and_seed(name, frost_dir):
     assert differs == random
 
 
-def test_frost_unavailable_without_textures(tmp_path):
+def test_frost_unavailable_without_textures(tmp_path, monkeypatch):
+    monkeypatch.setattr("classwise.corruptions.weather.installed_frost_dir", lambda: None)
     assert "--frost-dir" in unavailable("frost")
     assert "lacks" in unavailable("frost", tmp_path)
     with pytest.raises(ClasswiseError, match="frost is unavailable"):
         run("frost", image(3, 32, 1), 1)
+
+
+def test_frost_from_installed_package(tmp_path, monkeypatch, frost_dir):
+    """An installed imagecorruptions ships the photographs in its frost/ folder: used without
+    --frost-dir, named in the spec, and the same images as passing that folder."""
+    import shutil
+
+    from classwise.corruptions import corruption_specs
+
+    pkg = tmp_path / "site" / "imagecorruptions"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("raise ImportError('must not be imported')\n")
+    shutil.copytree(frost_dir, pkg / "frost")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    assert unavailable("frost") is None
+    spec = corruption_specs(["frost", "fog"], [2])
+    assert spec[0].frost_dir == str(pkg / "frost") and spec[1].frost_dir is None
+    x = image(3, 32, 2)
+    assert torch.equal(run("frost", x, 2), run("frost", x, 2, frost_dir=frost_dir))
+    (pkg / "frost" / "frost3.png").unlink()  # an incomplete folder is not used
+    assert "--frost-dir" in unavailable("frost")
 
 
 # ---- monotone severities ---------------------------------------------------------------------

@@ -19,6 +19,7 @@ assert sorted(ORDER) == sorted(CORRUPTIONS)
 def unavailable(name: str, frost_dir=None) -> str | None:
     """Why `name` cannot run here (None if it can)."""
     if name == "frost":
+        frost_dir = weather.resolve_frost_dir(frost_dir)
         if not frost_dir:
             return f"frost needs {FROST_NEEDS}"
         try:

@@ -97,19 +97,33 @@ def box_resize_matrix(n_in: int, n_out: int) -> np.ndarray:
     return m
 
 
-def _pil_resize(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """Pillow's BOX resize of 8-bit images: the horizontal pass, rounded to 8 bits, then the vertical."""
-    x = ops.round8(torch.matmul(x, torch.as_tensor(box_resize_matrix(x.shape[-1], w), dtype=x.dtype,
-                                                   device=x.device).T))
-    return ops.round8(torch.matmul(torch.as_tensor(box_resize_matrix(x.shape[-2], h), dtype=x.dtype,
-                                                   device=x.device), x))
+def _box_down(levels: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Pillow's BOX reduction of 8-bit levels (0..255 floats): the horizontal pass, rounded to
+    8 bits, then the vertical, rounded."""
+    mw = torch.as_tensor(box_resize_matrix(levels.shape[-1], w), dtype=levels.dtype, device=levels.device)
+    mh = torch.as_tensor(box_resize_matrix(levels.shape[-2], h), dtype=levels.dtype, device=levels.device)
+    return torch.floor(torch.matmul(mh, torch.floor(torch.matmul(levels, mw.T) + 0.5)) + 0.5)
+
+
+@lru_cache(maxsize=64)
+def _box_up_index(n_in: int, n_out: int) -> torch.Tensor:
+    """Pillow's BOX enlargement takes exactly one source pixel per output pixel (its support is
+    half a source pixel): the source index of each output position."""
+    m = box_resize_matrix(n_in, n_out)
+    assert (np.count_nonzero(m, 1) == 1).all()
+    return torch.as_tensor(m.argmax(1))
 
 
 @register_corruption("digital", [0.95, 0.9, 0.85, 0.75, 0.65])
 def pixelate(x, severity, generator=None):
+    """Pillow's BOX resize down by c and back up, on 8-bit levels. The enlargement is an index
+    gather, not a product: a third of the work of four rounded resampling passes."""
     c = param("pixelate", severity)
     h, w = x.shape[-2:]
-    return _pil_resize(_pil_resize(ops.round8(x), int(h * c), int(w * c)), h, w)
+    small = _box_down(torch.floor(x.clamp(0, 1) * 255 + 0.5), int(h * c), int(w * c))
+    rows = _box_up_index(small.shape[-2], h).to(x.device)
+    cols = _box_up_index(small.shape[-1], w).to(x.device)
+    return small.index_select(-2, rows).index_select(-1, cols) / 255
 
 
 @register_corruption("digital", [80, 65, 58, 50, 40])

@@ -12,19 +12,33 @@ from .ops import pad
 _TG22 = int(0.4142135623730950488016887242097 * (1 << 15) + 0.5)  # OpenCV's fixed-point tan(22.5)
 
 
-def _conv(img: torch.Tensor, kernel, mode: str) -> torch.Tensor:
-    k = torch.as_tensor(kernel, dtype=torch.float64, device=img.device)
-    kh, kw = k.shape
-    xp = pad(img.double()[:, None], kh // 2, kh // 2, kw // 2, kw // 2, mode)
-    return F.conv2d(xp, k.view(1, 1, kh, kw))[:, 0]
+def _conv(img: torch.Tensor, kernel, mode: str, dtype=torch.float32) -> torch.Tensor:
+    """Correlation with a small integer kernel as a sum of shifted slices: on CPU, conv2d with
+    one channel takes a slow path (measured 108 us an image for a 3x3 kernel on 32 px in float64,
+    the slices 12 us). Sums of 8-bit levels are exact in float32."""
+    k = [[int(v) for v in row] for row in kernel]
+    kh, kw = len(k), len(k[0])
+    h, w = img.shape[-2:]
+    xp = pad(img.to(dtype), kh // 2, kh // 2, kw // 2, kw // 2, mode)
+    out = torch.zeros(img.shape, dtype=dtype, device=img.device)
+    for a in range(kh):
+        for b in range(kw):
+            v, term = k[a][b], xp[:, a:a + h, b:b + w]
+            if v == 1:
+                out += term
+            elif v == -1:
+                out -= term
+            elif v:
+                out += term * v
+    return out
 
 
 def canny(img: torch.Tensor, low: float, high: float) -> torch.Tensor:
     """cv2.Canny(img, low, high) with its defaults (3x3 Sobel on a replicated border, L1
     magnitude, non-maximum suppression in four directions, 8-connected hysteresis): a
     boolean edge map."""
-    dx = _conv(img, [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], "nearest").long()
-    dy = _conv(img, [[-1, -2, -1], [0, 0, 0], [1, 2, 1]], "nearest").long()
+    dx = _conv(img, [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], "nearest").int()
+    dy = _conv(img, [[-1, -2, -1], [0, 0, 0], [1, 2, 1]], "nearest").int()
     mag = dx.abs() + dy.abs()
     m = F.pad(mag, (1, 1, 1, 1))  # outside the image the magnitude is zero
     h, w = mag.shape[1:]
@@ -59,14 +73,18 @@ def chamfer_distance(nonzero: torch.Tensor, cap: float) -> torch.Tensor:
     inf = float("inf")
     d = torch.where(nonzero, inf, 0.0).float()
     h, w = d.shape[1:]
-    steps = [(di, dj, 1.0) for di, dj in ((0, 1), (1, 0), (0, -1), (-1, 0))]
-    steps += [(di, dj, 1.4) for di in (-1, 1) for dj in (-1, 1)]
-    steps += [(di, dj, 2.1969) for di, dj in ((1, 2), (2, 1), (-1, 2), (-2, 1), (1, -2), (2, -1), (-1, -2), (-2, -1))]
+    # the 16 steps of the mask share their column minima: min(a + c, b + c) = min(a, b) + c
+    # exactly, so 14 tensor ops a relaxation instead of 32, with the same values
     for _ in range(int(cap) + 1):
         p = F.pad(d, (2, 2, 2, 2), value=inf)
-        new = d
-        for di, dj, cost in steps:
-            new = torch.minimum(new, p[:, 2 + di:2 + di + h, 2 + dj:2 + dj + w] + cost)
+        r1 = torch.minimum(p[:, :, 1:1 + w], p[:, :, 3:3 + w])  # one column away, every padded row
+        r2 = torch.minimum(p[:, :, 0:w], p[:, :, 4:4 + w])  # two columns away
+        c0 = p[:, :, 2:2 + w]
+        straight = torch.minimum(torch.minimum(r1[:, 2:2 + h], c0[:, 1:1 + h]), c0[:, 3:3 + h]) + 1.0
+        diagonal = torch.minimum(r1[:, 1:1 + h], r1[:, 3:3 + h]) + 1.4
+        knight = torch.minimum(torch.minimum(r2[:, 1:1 + h], r2[:, 3:3 + h]),
+                               torch.minimum(r1[:, 0:h], r1[:, 4:4 + h])) + 2.1969
+        new = torch.minimum(torch.minimum(d, straight), torch.minimum(diagonal, knight))
         if torch.equal(new, d):
             break
         d = new
@@ -91,8 +109,9 @@ def equalize_hist(img: torch.Tensor) -> torch.Tensor:
 
 
 def box3(img: torch.Tensor) -> torch.Tensor:
-    """cv2.blur(img, (3, 3)) in floating point (reflect-101 border)."""
-    return _conv(img, [[1 / 9] * 3] * 3, "mirror")
+    """cv2.blur(img, (3, 3)) in floating point (reflect-101 border): the sum, then the scale, as
+    its box filter does (the sum of nine float32 values is exact in float64)."""
+    return _conv(img, [[1] * 3] * 3, "mirror", torch.float64) / 9
 
 
 def filter8(img: torch.Tensor, kernel) -> torch.Tensor:

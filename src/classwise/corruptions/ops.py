@@ -37,9 +37,12 @@ def border_index(n: int, lo: int, hi: int, mode: str, device=None) -> torch.Tens
 
 def pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int, mode: str) -> torch.Tensor:
     h, w = x.shape[-2:]
-    if x.ndim == 4 and x.is_floating_point() and (mode == "nearest" or (mode == "mirror" and max(top, bottom) < h
-                                                                         and max(left, right) < w)):
-        return F.pad(x, (left, right, top, bottom), mode="replicate" if mode == "nearest" else "reflect")
+    if x.ndim in (3, 4) and x.is_floating_point() and (mode == "nearest" or (mode == "mirror" and max(top, bottom) < h
+                                                                              and max(left, right) < w)):
+        # F.pad is 5-10x faster than the index gather below (which serves every other case)
+        x4 = x if x.ndim == 4 else x[:, None]
+        out = F.pad(x4, (left, right, top, bottom), mode="replicate" if mode == "nearest" else "reflect")
+        return out if x.ndim == 4 else out[:, 0]
     rows = border_index(h, -top, h + bottom, mode, x.device)
     cols = border_index(w, -left, w + right, mode, x.device)
     return x.index_select(-2, rows).index_select(-1, cols)

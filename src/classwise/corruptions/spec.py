@@ -49,8 +49,10 @@ def corruption_specs(names, severities, *, frost_dir=None, files=None) -> list[C
     """Every name at every severity, corruption by corruption. `files` (a folder of CIFAR-10-C
     style files) switches to the published images for the corruptions it holds."""
     from ..data.corrupted import CorruptedFiles
+    from .weather import resolve_frost_dir
 
     held = set(CorruptedFiles(files).names()) if files else set()
+    frost_dir = resolve_frost_dir(frost_dir)  # recorded in the spec: the result names its photographs
     return [CorruptionSpec(name=n, severity=s, frost_dir=str(frost_dir) if frost_dir and n == "frost" else None,
                            source="files" if n in held else "tensor", files=str(files) if n in held else None)
             for n in names for s in severities]

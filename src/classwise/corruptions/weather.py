@@ -17,7 +17,8 @@ from .registry import param, register_corruption
 
 FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg")  # the reference draws of 5
 FROST_NEEDS = (f"the frost photographs of Hendrycks & Dietterich ({', '.join(FROST_FILES)}; in ImageNet-C/create_c "
-               "of their robustness repository): pass --frost-dir DIR")
+               "of their robustness repository, and shipped by `pip install imagecorruptions-imaug`): pass "
+               "--frost-dir DIR, or install that package")
 
 
 @register_corruption("weather", [(0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
@@ -36,9 +37,30 @@ def snow(x, severity, generator=None):
     return (x + layer + layer.flip(-1, -2)).clamp(0, 1)
 
 
+def installed_frost_dir() -> str | None:
+    """The frost folder of an installed imagecorruptions (or its -imaug fork), found without
+    importing it (it imports OpenCV and numba)."""
+    from importlib.util import find_spec
+
+    try:
+        spec = find_spec("imagecorruptions")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin:
+        return None
+    folder = Path(spec.origin).parent / "frost"
+    return str(folder) if all((folder / f).is_file() for f in FROST_FILES) else None
+
+
+def resolve_frost_dir(frost_dir) -> str | None:
+    """The folder the frost photographs are read from: the one given, else an installed package's."""
+    return str(frost_dir) if frost_dir else installed_frost_dir()
+
+
 def frost_textures(frost_dir) -> list[torch.Tensor]:
     """The five photographs as (3, h, w) floats, scaled by 0.2 as cv2.resize(INTER_LINEAR)
     does (half-pixel centres, no anti-aliasing) and stored as 8 bits."""
+    frost_dir = resolve_frost_dir(frost_dir)
     if not frost_dir:
         raise ClasswiseError(f"frost is unavailable: it needs {FROST_NEEDS}")
     return list(_load_textures(str(Path(frost_dir).expanduser().resolve())))
