@@ -259,7 +259,7 @@ CLI_CASES = [
     ("train --out is a file", [*TRAIN, "--out", f"{I}afile"], "is a file"),
     ("train --out under a file", [*TRAIN, "--out", f"{I}afile/run"], "cannot be created"),
     ("train --resume with other settings", ["train", "--dataset", "digits", *TINY[2:], "--epochs", "2", "--resume",
-                                            "--out", GOOD_RUN], "different config"),
+                                            "--out", GOOD_RUN], r"epochs \(1 -> 2\)"),
     # study
     ("study --preset unknown", ["study", "--dataset", "digits", "--preset", "huge"], "unknown preset"),
     ("study --arch unknown into an existing run", [*STUDY, "--arch", "resnet-9000", "--out", GOOD_STUDY],

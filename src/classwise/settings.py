@@ -19,3 +19,23 @@ class Settings(BaseModel):
         except ValidationError as exc:
             raise InvalidSettingsError(settings_message(exc, f"invalid {type(self).__name__}"),
                                        exc.errors()) from None
+
+
+# recorded for the reader, not settings of a run: a resume may change them
+NOT_SETTINGS = frozenset({"device"})
+
+
+def _flat(obj, prefix: str = "") -> dict:
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: obj}
+
+
+def config_differences(old: dict, new: dict) -> list[str]:
+    """`field (old -> new)` for every setting that differs, nested fields dotted."""
+    a, b = _flat(old), _flat(new)
+    keys = [k for k in dict.fromkeys([*a, *b]) if k.split(".")[0] not in NOT_SETTINGS]
+    return [f"{k} ({a.get(k, '(unset)')!r} -> {b.get(k, '(unset)')!r})" for k in keys if a.get(k) != b.get(k)]

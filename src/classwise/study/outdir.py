@@ -10,10 +10,9 @@ from pathlib import Path
 
 from ..errors import ClasswiseError
 from ..io import atomic_write_json, check_out_dir, remove_stale_temps
+from ..settings import config_differences
 
 CONFIG = "config.json"
-# recorded for the reader, not settings of the run: a resume may change them
-_NOT_SETTINGS = frozenset({"device"})
 
 
 def check_trainable(cfg, splits=None) -> None:
@@ -33,22 +32,6 @@ def check_trainable(cfg, splits=None) -> None:
     if entry is not None and h < entry.min_size:
         raise ClasswiseError(f"{cfg.arch} needs inputs of at least {entry.min_size} px; {cfg.dataset} has {h} px "
                              "images: choose another --arch (see `classwise models`)")
-
-
-def _flat(obj, prefix: str = "") -> dict:
-    if isinstance(obj, dict):
-        out = {}
-        for k, v in obj.items():
-            out.update(_flat(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: obj}
-
-
-def config_differences(old: dict, new: dict) -> list[str]:
-    """`field (old -> new)` for every setting that differs, nested fields dotted."""
-    a, b = _flat(old), _flat(new)
-    keys = [k for k in dict.fromkeys([*a, *b]) if k.split(".")[0] not in _NOT_SETTINGS]
-    return [f"{k} ({a.get(k, '(unset)')!r} -> {b.get(k, '(unset)')!r})" for k in keys if a.get(k) != b.get(k)]
 
 
 def prepare_run_dir(out_dir, config: dict, resume: bool) -> None:

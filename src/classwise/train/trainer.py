@@ -24,6 +24,7 @@ from ..heap import heap_kept
 from ..io import atomic_torch_save, atomic_write_text
 from ..models import create_model, load_weights, read_weights_file
 from ..progress import console, progress
+from ..settings import config_differences
 from .objectives import Objective, Step, make_objective
 from .objectives.base import crafter
 from .optim import make_optimizer, make_scheduler
@@ -148,8 +149,9 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
     if resume and ckpt_path.exists():
         state = read_weights_file(ckpt_path)
         if state["config"] != cfg.model_dump():
-            raise ClasswiseError(f"{ckpt_path} was written by a different config; "
-                                 "use a fresh --out or drop --resume")
+            diff = "; ".join(config_differences(state["config"], cfg.model_dump()))
+            raise ClasswiseError(f"--resume: {ckpt_path} was written with other settings: {diff}; give the same "
+                                 "settings to continue it, or use a fresh --out or drop --resume")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
