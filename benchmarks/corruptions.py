@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import sys
 import time
 from pathlib import Path
 
@@ -39,77 +40,20 @@ from classwise.corruptions import CORRUPTIONS, ORDER, unavailable
 from classwise.corruptions.blur import disk_kernel
 from classwise.io import atomic_write_json
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from corruption_reference import clipped_zoom, gauss, hsv2rgb, motion, pil_roundtrip, plasma, rgb2hsv  # noqa: E402
+
 RESULTS = Path(__file__).parent / "results"
 P = {name: c.params for name, c in CORRUPTIONS.items()}
 
 
-def gauss(x, s, mode="nearest", truncate=4.0):
-    return ndimage.gaussian_filter(x, (s, s, 0)[:x.ndim], mode=mode, truncate=truncate) if s > 1e-15 else x
-
-
-def clipped_zoom(img, z):
-    h = img.shape[0]
-    ch = int(np.ceil(h / z))
-    top = (h - ch) // 2
-    out = ndimage.zoom(img[top:top + ch, top:top + ch], (z, z, 1)[:img.ndim], order=1)
-    trim = (out.shape[0] - h) // 2
-    return out[trim:trim + h, trim:trim + h]
-
-
-def motion(x, radius, sigma, angle):
-    width = int(2 * np.ceil(radius) + 1)
-    k = np.exp(-np.arange(width) ** 2 / (2 * sigma**2))
-    k /= k.sum()
-    px, py = width * np.sin(np.deg2rad(angle)), width * np.cos(np.deg2rad(angle))
-    h, w = x.shape[:2]
-    out = np.zeros_like(x)
-    for i in range(width):
-        ox, oy = int(np.ceil(i * py / np.hypot(px, py) - 0.5)), int(np.ceil(i * px / np.hypot(px, py) - 0.5))
-        out += k[i] * x[np.clip(np.arange(h) + oy, 0, h - 1)][:, np.clip(np.arange(w) + ox, 0, w - 1)]
-    return out
-
-
-def plasma(size, decay, rng):
-    a = np.zeros((size, size))
-    step, wib = size, 100.0
-    while step >= 2:
-        half = step // 2
-        c = a[0::step, 0::step]
-        sq = c + np.roll(c, -1, 0)
-        sq += np.roll(sq, -1, 1)
-        a[half::step, half::step] = sq / 4 + wib * rng.uniform(-wib, wib, sq.shape)
-        dr, ul = a[half::step, half::step], a[0::step, 0::step]
-        s1 = dr + np.roll(dr, 1, 0) + ul + np.roll(ul, -1, 1)
-        a[0::step, half::step] = s1 / 4 + wib * rng.uniform(-wib, wib, s1.shape)
-        s2 = dr + np.roll(dr, 1, 1) + ul + np.roll(ul, -1, 0)
-        a[half::step, 0::step] = s2 / 4 + wib * rng.uniform(-wib, wib, s2.shape)
-        step //= 2
-        wib /= decay
-    a -= a.min()
-    return a / a.max()
-
-
 def hsv_op(x, fn):
-    v = x.max(-1)
-    delta = v - x.min(-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        s = np.where(delta == 0, 0, delta / v)
-        h = np.zeros_like(v)
-        for i, (a, b, off) in enumerate([(1, 2, 0), (2, 0, 2), (0, 1, 4)]):
-            idx = x[..., i] == v
-            h[idx] = off + (x[idx][:, a] - x[idx][:, b]) / delta[idx]
-    h = (h / 6) % 1
-    h[delta == 0] = 0
-    h, s, v = fn(h, s, v)
-    hi = np.floor(h * 6)
-    f = h * 6 - hi
-    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    choices = [np.stack(c, -1) for c in ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))]
-    return np.choose((hi.astype(int) % 6)[..., None], choices)
+    h, s, v = np.moveaxis(rgb2hsv(x), -1, 0)
+    return hsv2rgb(np.stack(fn(h, s, v), -1))
 
 
 def pil(x, fn):
-    return np.asarray(fn(Image.fromarray(np.uint8(np.round(x * 255)))), dtype=np.float64) / 255
+    return pil_roundtrip(x, fn)
 
 
 def jpeg(im, q):
@@ -176,6 +120,10 @@ def elastic(x, sev, rng):
                              for d in range(3)], -1), 0, 1)
 
 
+def fog(x, a, decay, rng):
+    return np.clip((x + a * plasma(32, decay, rng.random)[:32, :32, None]) * x.max() / (x.max() + a), 0, 1)
+
+
 def frost(x, sev, rng, textures):
     a, b = P["frost"][sev - 1]
     t = textures[rng.integers(len(textures))]
@@ -199,8 +147,7 @@ REFERENCE = {
                                                                                             0.01)))
                                            / (len(np.arange(1, P["zoom_blur"][s - 1], 0.01)) + 1), 0, 1),
     "snow": snow,
-    "fog": lambda x, s, rng: np.clip((x + P["fog"][s - 1][0] * plasma(32, P["fog"][s - 1][1], rng)[:32, :32, None])
-                                     * x.max() / (x.max() + P["fog"][s - 1][0]), 0, 1),
+    "fog": lambda x, s, rng: fog(x, *P["fog"][s - 1], rng),
     "brightness": lambda x, s, rng: np.clip(hsv_op(x, lambda h, sa, v: (h, sa, np.clip(v + P["brightness"][s - 1],
                                                                                         0, 1))), 0, 1),
     "contrast": lambda x, s, rng: np.clip((x - x.mean((0, 1), keepdims=True)) * P["contrast"][s - 1]

@@ -10,6 +10,7 @@ import io
 import numpy as np
 import pytest
 import torch
+from corruption_reference import clipped_zoom, hsv2rgb, motion, pil_roundtrip, plasma, rgb2hsv
 from PIL import Image
 from scipy import ndimage
 
@@ -210,6 +211,11 @@ def test_severity_spatter_and_saturate():
 
 # ---- agreement with the published formulas, per image ------------------------------------------
 
+def torch_uniform(g: torch.Generator):
+    """U[0, 1) arrays drawn from `g` as the tensor ops draw them (float32, then widened)."""
+    return lambda shape: torch.rand((1, *shape), generator=g)[0].double().numpy()
+
+
 def hwc(t: torch.Tensor) -> np.ndarray:
     return t[0].permute(1, 2, 0).double().numpy()
 
@@ -266,36 +272,15 @@ def test_reference_blurs(img):
         ref = np.stack([ndimage.correlate(x[..., d], disk, mode="mirror") for d in range(3)], -1)  # cv2.filter2D
         check(run("defocus_blur", img, sev), np.clip(ref, 0, 1), 1e-5)
     for sev, stop in enumerate([1.06, 1.11, 1.16, 1.21, 1.26], 1):
-        out = np.zeros_like(x)
-        for z in np.arange(1, stop, 0.01):
-            ch = int(np.ceil(32 / z))
-            top = (32 - ch) // 2
-            zoomed = ndimage.zoom(x[top:top + ch, top:top + ch], (z, z, 1), order=1)
-            trim = (zoomed.shape[0] - 32) // 2
-            out += zoomed[trim:trim + 32, trim:trim + 32]
+        out = sum(clipped_zoom(x, z) for z in np.arange(1, stop, 0.01))
         check(run("zoom_blur", img, sev), np.clip((x + out) / (len(np.arange(1, stop, 0.01)) + 1), 0, 1), 1e-5)
-
-
-def imagemagick_motion(x: np.ndarray, radius: float, sigma: float, angle: float) -> np.ndarray:
-    """MotionBlurImage: a one-sided Gaussian over 2 ceil(radius) + 1 taps along `angle`, edge pixels repeated."""
-    width = int(2 * np.ceil(radius) + 1)
-    k = np.exp(-np.arange(width) ** 2 / (2 * sigma**2))
-    k /= k.sum()
-    px, py = width * np.sin(np.deg2rad(angle)), width * np.cos(np.deg2rad(angle))
-    h, w = x.shape[:2]
-    out = np.zeros_like(x)
-    for i in range(width):
-        ox, oy = int(np.ceil(i * py / np.hypot(px, py) - 0.5)), int(np.ceil(i * px / np.hypot(px, py) - 0.5))
-        rows, cols = np.clip(np.arange(h) + oy, 0, h - 1), np.clip(np.arange(w) + ox, 0, w - 1)
-        out += k[i] * x[rows][:, cols]
-    return out
 
 
 def test_reference_motion_and_glass(img):
     x = hwc(img)
     for sev, (radius, sigma) in enumerate([(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)], 1):
         angle = float(torch.rand(1, generator=torch.Generator().manual_seed(5), dtype=torch.float64)) * 90 - 45
-        check(run("motion_blur", img, sev, 5), np.clip(imagemagick_motion(x, radius, sigma, angle), 0, 1), 1e-5)
+        check(run("motion_blur", img, sev, 5), np.clip(motion(x, radius, sigma, angle), 0, 1), 1e-5)
     for sev, (sigma, delta, passes) in enumerate([(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2),
                                                   (0.4, 1, 2)], 1):
         g = torch.Generator().manual_seed(5)
@@ -313,33 +298,12 @@ def test_reference_motion_and_glass(img):
         check(run("glass_blur", img, sev, 5), ref, 1.01 / 255, 2e-4)
 
 
-def plasma(size: int, decay: float, g: torch.Generator) -> np.ndarray:
-    a = np.zeros((size, size))
-    step, wibble = size, 100.0
-
-    def wibbled(arr):
-        return arr / 4 + wibble * (torch.rand((1, *arr.shape), generator=g)[0].double().numpy() * 2 - 1) * wibble
-
-    while step >= 2:
-        corner = a[0:size:step, 0:size:step]
-        sq = corner + np.roll(corner, -1, axis=0)
-        sq += np.roll(sq, -1, axis=1)
-        a[step // 2:size:step, step // 2:size:step] = wibbled(sq)
-        dr, ul = a[step // 2:size:step, step // 2:size:step], a[0:size:step, 0:size:step]
-        a[0:size:step, step // 2:size:step] = wibbled(dr + np.roll(dr, 1, axis=0) + ul + np.roll(ul, -1, axis=1))
-        a[step // 2:size:step, 0:size:step] = wibbled(dr + np.roll(dr, 1, axis=1) + ul + np.roll(ul, -1, axis=0))
-        step //= 2
-        wibble /= decay
-    a -= a.min()
-    return a / a.max()
-
-
 def test_reference_fog_snow_frost(img, flat_frost_dir):
     x = hwc(img)
     for sev, (a, decay) in enumerate([(.2, 3), (.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)], 1):
         top = x.max()
-        ref = np.clip((x + a * plasma(32, decay, torch.Generator().manual_seed(5))[:32, :32, None]) * top / (top + a),
-                      0, 1)
+        layer = plasma(32, decay, torch_uniform(torch.Generator().manual_seed(5)))[:32, :32, None]
+        ref = np.clip((x + a * layer) * top / (top + a), 0, 1)
         check(run("fog", img, sev, 5), ref, 1e-5)
     table = [(0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9), (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
              (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85), (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)]
@@ -347,46 +311,16 @@ def test_reference_fog_snow_frost(img, flat_frost_dir):
         g = torch.Generator().manual_seed(5)
         layer = torch.randn((1, 1, 32, 32), generator=g)[0, 0].double().numpy() * scale + loc
         angle = float(torch.rand(1, generator=g, dtype=torch.float64)) * 90 - 135
-        ch = int(np.ceil(32 / zoom))
-        top = (32 - ch) // 2
-        zoomed = ndimage.zoom(layer[top:top + ch, top:top + ch], zoom, order=1)
-        trim = (zoomed.shape[0] - 32) // 2
-        layer = zoomed[trim:trim + 32, trim:trim + 32]
+        layer = clipped_zoom(layer, zoom)
         layer[layer < thr] = 0
         layer = (np.clip(layer, 0, 1) * 255).astype(np.uint8) / 255.0
-        layer = np.round(imagemagick_motion(layer[..., None], radius, sigma, angle) * 255) / 255  # 8-bit PNG back
+        layer = np.round(motion(layer[..., None], radius, sigma, angle) * 255) / 255  # 8-bit PNG back
         grey = (x * np.array([0.299, 0.587, 0.114])).sum(-1, keepdims=True)
         blend = keep * x + (1 - keep) * np.maximum(x, grey * 1.5 + 0.5)
         check(run("snow", img, sev, 5), np.clip(blend + layer + np.rot90(layer, k=2), 0, 1), 1.01 / 255, 1e-3)
     colour = np.array([200, 220, 250]) / 255.0
     for sev, (a, b) in enumerate([(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)], 1):
         check(run("frost", img, sev, frost_dir=flat_frost_dir), np.clip(a * x + b * colour, 0, 1), 1e-6)
-
-
-def rgb2hsv(x):
-    """scikit-image's rgb2hsv."""
-    v = x.max(-1)
-    delta = x.max(-1) - x.min(-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        s = np.where(delta == 0, 0, delta / v)
-        h = np.zeros_like(v)
-        for i, (a, b, off) in enumerate([(1, 2, 0), (2, 0, 2), (0, 1, 4)]):
-            idx = x[..., i] == v
-            h[idx] = off + (x[idx][:, a] - x[idx][:, b]) / delta[idx]
-    h = (h / 6) % 1
-    h[delta == 0] = 0
-    return np.stack([h, s, v], -1)
-
-
-def hsv2rgb(hsv):
-    """scikit-image's hsv2rgb."""
-    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
-    hi = np.floor(h * 6)
-    f = h * 6 - hi
-    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    hi = hi.astype(int) % 6
-    choices = [np.stack(c, -1) for c in ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))]
-    return np.choose(hi[..., None], choices)
 
 
 def test_reference_colour(img):
@@ -457,10 +391,6 @@ def test_reference_opencv_steps():
     scale = 255 / (8 - hist[3])
     lut = {3: 0, 7: round(3 * scale), 9: round(4 * scale), 200: round(6 * scale)}
     assert equalize_hist(levels).flatten().tolist() == [lut[int(v)] for v in levels.flatten()]
-
-
-def pil_roundtrip(x: np.ndarray, fn) -> np.ndarray:
-    return np.asarray(fn(Image.fromarray(np.uint8(np.round(x * 255)))), dtype=np.float64) / 255
 
 
 def test_reference_pixelate_and_jpeg(img):
