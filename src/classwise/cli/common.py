@@ -54,6 +54,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def known_names(text: str, known, what: str, *, allow_all: bool = False) -> list[str]:
+    """Names separated by commas or spaces, each one of `known` (`all` for every one when
+    `allow_all`); unknown names are refused with the choices."""
+    names = [v.strip() for v in text.replace(",", " ").split() if v.strip()]
+    if allow_all and names == ["all"]:
+        return list(known)
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown {what}(s) {', '.join(unknown) or '(none given)'}; "
+                                         f"choose {'all or ' if allow_all else ''}from: {', '.join(known)}")
+    return names
+
+
 def int_list(text: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v.strip()]

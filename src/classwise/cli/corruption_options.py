@@ -6,18 +6,13 @@ from __future__ import annotations
 
 import argparse
 
+from .common import known_names
+
 
 def corruption_names(text: str) -> list[str]:
     from ..corruptions import ORDER
 
-    names = [v.strip() for v in text.replace(",", " ").split() if v.strip()]
-    if names == ["all"]:
-        return list(ORDER)
-    unknown = [n for n in names if n not in ORDER]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown corruption(s) {', '.join(unknown) or '(none given)'}; "
-                                         f"choose all or from: {', '.join(ORDER)}")
-    return names
+    return known_names(text, ORDER, "corruption", allow_all=True)
 
 
 def severity_list(text: str) -> list[int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import common_options, overrides, train_options
+from .common import common_options, known_names, overrides, train_options
 from .corruption_options import add_corruption_options, corruption_fields
 from .objective_options import active_verb, add_objective_options, objective_params
 
@@ -15,13 +15,7 @@ ORDER = 10
 def _names(text: str) -> list[str]:
     from ..study.config import method_names
 
-    names = [v.strip() for v in text.split(",") if v.strip()]
-    known = method_names()
-    unknown = [n for n in names if n not in known]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; "
-                                         f"choose from: {', '.join(known)}")
-    return names
+    return known_names(text, method_names(), "method")
 
 
 def _seeds(text: str) -> list[int]:
