@@ -4,6 +4,7 @@ run, per corruption.
 
     python benchmarks/corruptions.py                   # 10,000 images; reference on 200 per severity
     python benchmarks/corruptions.py --quick           # 2,000 images; reference on 40 per severity
+    python benchmarks/corruptions.py --reference-images 40   # 10,000 images; reference on 40 per severity
     python benchmarks/corruptions.py --only fog,glass_blur --frost-dir DIR
 
 The reference functions state the same formulas as tests/test_corruptions.py, per image on an
@@ -203,9 +204,11 @@ def main(argv=None) -> int:
     ap.add_argument("--frost-dir", help="the frost photographs (frost is skipped without them)")
     ap.add_argument("--batch", type=int, default=2000, help="images corrupted at once on our side")
     ap.add_argument("--images", type=int, help="images in the set (default 10,000; 2,000 with --quick)")
+    ap.add_argument("--reference-images", type=int,
+                    help="images a severity the per-image references run on (default 200; 40 with --quick)")
     args = ap.parse_args(argv)
     n, ref_n = (2000, 40) if args.quick else (10000, 200)
-    n = args.images or n
+    n, ref_n = args.images or n, args.reference_images or ref_n
     torch.set_num_threads(2)
     x, source = test_images(n)
     names = args.only.split(",") if args.only else list(ORDER)
