@@ -9,6 +9,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from . import ops
 from .registry import param, register_corruption
@@ -63,18 +64,23 @@ def elastic_transform(x, severity, generator=None):
     u = torch.rand((n, 3, 2), generator=generator, device=dev, dtype=torch.float32).double()
     pts2 = pts1 + (u * 2 - 1) * jitter
     a = torch.cat([pts1, torch.ones(3, 1, dtype=f64, device=dev)], 1)
-    m = torch.linalg.solve(a, pts2).transpose(1, 2)  # (n, 2, 3): dst = M [src; 1]
+    m = torch.linalg.solve(a, pts2).transpose(1, 2)  # (n, 2, 3): dst = M [src; 1] in pixels
+    # The inverse map dst -> src in grid_sample's normalised coordinates (p = S (p_n + 1),
+    # S = diag(w-1, h-1) / 2 for align_corners=True), so affine_grid builds the grid in one
+    # pass instead of transforming pixel coordinates image by image.
     inv = torch.linalg.inv(m[:, :, :2])
-    shift = -(inv @ m[:, :, 2:])
-    rows, cols = torch.meshgrid(torch.arange(h, dtype=f64, device=dev), torch.arange(w, dtype=f64, device=dev),
-                                indexing="ij")
-    dst = torch.stack([cols.flatten(), rows.flatten()])  # (x, y)
-    src = inv @ dst + shift  # (n, 2, h w)
-    x = ops.sample_reflected(x, src[:, 1].view(n, h, w).to(x.dtype), src[:, 0].view(n, h, w).to(x.dtype), "mirror")
-    noise = torch.rand((n, 2, h, w), generator=generator, device=dev, dtype=torch.float32).to(x.dtype) * 2 - 1
-    field = ops.gaussian_blur(noise, sigma, mode="symmetric", truncate=3) * alpha
-    dx, dy = field[:, 0], field[:, 1]
-    return ops.sample_reflected(x, rows.to(x.dtype) + dy, cols.to(x.dtype) + dx, "symmetric").clamp(0, 1)
+    s = torch.tensor([(w - 1) / 2, (h - 1) / 2], dtype=f64, device=dev)
+    lin = inv * s / s[:, None]  # S^-1 A S
+    shift = (lin.sum(2) - (inv @ m[:, :, 2:]).squeeze(2) / s - 1)[..., None]
+    grid = F.affine_grid(torch.cat([lin, shift], 2).to(x.dtype), [n, c, h, w], align_corners=True)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=True)  # reflect-101
+    noise = torch.empty((n, 2, h, w), device=dev, dtype=x.dtype).uniform_(-1, 1, generator=generator)
+    field = ops.gaussian_blur(noise, sigma, mode="symmetric", truncate=3)
+    # pixel displacements in align_corners=False units: 2/w per column, 2/h per row
+    scale = torch.tensor([2 * alpha / w, 2 * alpha / h], dtype=x.dtype, device=dev)
+    identity = torch.tensor([[1.0, 0, 0], [0, 1, 0]], dtype=x.dtype, device=dev).expand(1, 2, 3)
+    grid = F.affine_grid(identity, [1, c, h, w], align_corners=False) + field.permute(0, 2, 3, 1) * scale
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False).clamp(0, 1)
 
 
 @lru_cache(maxsize=64)
@@ -97,14 +103,6 @@ def box_resize_matrix(n_in: int, n_out: int) -> np.ndarray:
     return m
 
 
-def _box_down(levels: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """Pillow's BOX reduction of 8-bit levels (0..255 floats): the horizontal pass, rounded to
-    8 bits, then the vertical, rounded."""
-    mw = torch.as_tensor(box_resize_matrix(levels.shape[-1], w), dtype=levels.dtype, device=levels.device)
-    mh = torch.as_tensor(box_resize_matrix(levels.shape[-2], h), dtype=levels.dtype, device=levels.device)
-    return torch.floor(torch.matmul(mh, torch.floor(torch.matmul(levels, mw.T) + 0.5)) + 0.5)
-
-
 @lru_cache(maxsize=64)
 def _box_up_index(n_in: int, n_out: int) -> torch.Tensor:
     """Pillow's BOX enlargement takes exactly one source pixel per output pixel (its support is
@@ -116,14 +114,21 @@ def _box_up_index(n_in: int, n_out: int) -> torch.Tensor:
 
 @register_corruption("digital", [0.95, 0.9, 0.85, 0.75, 0.65])
 def pixelate(x, severity, generator=None):
-    """Pillow's BOX resize down by c and back up, on 8-bit levels. The enlargement is an index
-    gather, not a product: a third of the work of four rounded resampling passes."""
+    """Pillow's BOX resize down by c and back up, on 8-bit levels: the horizontal pass rounded
+    to 8 bits, then the vertical, rounded; the enlargement takes one source pixel per output
+    pixel. Worked pixel-major, (H, W, N C), so both passes are large products and the
+    enlargement copies whole rows: 2-4x faster than image-major with a gather on the last axis."""
+    n, ch, h, w = x.shape
     c = param("pixelate", severity)
-    h, w = x.shape[-2:]
-    small = _box_down(torch.floor(x.clamp(0, 1) * 255 + 0.5), int(h * c), int(w * c))
-    rows = _box_up_index(small.shape[-2], h).to(x.device)
-    cols = _box_up_index(small.shape[-1], w).to(x.device)
-    return small.index_select(-2, rows).index_select(-1, cols) / 255
+    sh, sw = int(h * c), int(w * c)
+    mw = torch.as_tensor(box_resize_matrix(w, sw), dtype=x.dtype, device=x.device)
+    mh = torch.as_tensor(box_resize_matrix(h, sh), dtype=x.dtype, device=x.device)
+    pixel_major = x.reshape(n * ch, h * w).T.clone(memory_format=torch.contiguous_format)  # a copy, always
+    levels = pixel_major.clamp_(0, 1).mul_(255).add_(0.5).floor_().view(h, w, n * ch)
+    across = torch.matmul(mw, levels).add_(0.5).floor_()  # (h, sw, N C)
+    small = torch.mm(mh, across.view(h, sw * n * ch)).add_(0.5).floor_().view(sh * sw, n * ch)
+    index = (_box_up_index(sh, h)[:, None] * sw + _box_up_index(sw, w)).flatten().to(x.device)
+    return small.index_select(0, index).T.reshape(n, ch, h, w).div_(255)
 
 
 @register_corruption("digital", [80, 65, 58, 50, 40])

@@ -226,29 +226,6 @@ def motion_blur(x: torch.Tensor, radius: float, sigma: float, angle: torch.Tenso
     return out[torch.argsort(order)]
 
 
-def _base_grid(h: int, w: int, device, dtype) -> torch.Tensor:
-    rows, cols = torch.meshgrid(torch.arange(h, device=device, dtype=dtype),
-                                torch.arange(w, device=device, dtype=dtype), indexing="ij")
-    return torch.stack([cols, rows], -1)[None]  # (1, h, w, 2) as (x, y) pixel positions
-
-
-def _read(x: torch.Tensor, pos: torch.Tensor, padding: str, *, align_corners: bool, mode: str = "bilinear"):
-    """grid_sample at pixel positions pos (N, H', W', 2) as (col, row)."""
-    h, w = x.shape[-2:]
-    size = pos.new_tensor([w, h])
-    grid = 2 * pos / (size - 1) - 1 if align_corners else (2 * pos + 1) / size - 1
-    return F.grid_sample(x, grid, mode=mode, padding_mode=padding, align_corners=align_corners)
-
-
-def sample_reflected(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mode: str) -> torch.Tensor:
-    """`sample_bilinear` for the two reflecting borders through grid_sample: reflecting a
-    coordinate before interpolating equals interpolating the reflected image, about the edge
-    pixel for `mirror` (align_corners=True) and about the edge for `symmetric` (False)."""
-    if mode not in ("mirror", "symmetric"):
-        raise ValueError(mode)
-    return _read(x, torch.stack([cols, rows], -1), "reflection", align_corners=mode == "mirror")
-
-
 def plasma_fractal(n: int, size: int, decay: float, generator, device=None, dtype=torch.float32) -> torch.Tensor:
     """The reference diamond-square height map (values in [0, 1]) for n images at once;
     random numbers are drawn in the reference's order (squares, then the two diamond sets,
