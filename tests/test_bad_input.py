@@ -268,6 +268,11 @@ CLI_CASES = [
     ("study --out is a file", [*STUDY, "--out", f"{I}afile"], "is a file"),
     ("study --eps 300", [*STUDY, "--eps", "300", "--out", "runs/s"], "pixel range"),
     ("study --methods unknown", [*STUDY, "--methods", "standard,nosuch", "--out", "runs/s"], "nosuch"),
+    ("study --init-from not ARM=SOURCE", [*STUDY, "--init-from", "frl", "--out", "runs/s"], "ARM=SOURCE"),
+    ("study --init-from an arm not in the study", [*STUDY, "--init-from", "standard=pgd", "--out", "runs/s"],
+     "pgd not one of the methods"),
+    ("study --init-from a later arm", [*STUDY[:-len(TINY) - 1], "standard,pgd", *TINY, "--init-from", "standard=pgd",
+                                       "--out", "runs/s"], "must come before"),
     # sweep
     ("sweep config missing", ["sweep", f"{I}nope.toml"], "does not exist"),
     ("sweep config is a folder", ["sweep", I], "is a folder"),

@@ -91,12 +91,14 @@ ARMS = ["standard", "fgsm-rs", "trades"]
 
 @pytest.fixture(scope="module")
 def seeds_run(tmp_path_factory):
-    """Three arms x two seeds on digits at a smoke-sized budget, through the Python API."""
+    """Three arms x two seeds on digits at a smoke-sized budget, through the Python API; the
+    trades arm fine-tunes the fgsm-rs arm's model, as FRL fine-tunes a robust one."""
     from classwise.study import preset_config, run_study
 
     out = tmp_path_factory.mktemp("study") / "seeds"
     cfg = preset_config("smoke", dataset="digits", methods=ARMS, seeds=[0, 1], epochs=1, train_limit=300,
-                        eval_subset=50, eval_steps=2, test_steps=3, test_limit=None, attack_steps=2)
+                        eval_subset=50, eval_steps=2, test_steps=3, test_limit=None, attack_steps=2,
+                        init_from={"trades": "fgsm-rs"})
     cfg = cfg.model_copy(update={"sanity": False, "resamples": 300})
     return out, run_study(cfg, out, device="cpu")
 
@@ -166,3 +168,16 @@ def test_three_arm_study_writes_every_arm_everywhere(seeds_run):
     assert row["only_b"].item() == int(((pa != labels) & (pb == labels))[sel].sum())
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert {(r["model"], r["seed"]) for r in lines} == {(a, s) for a in ARMS for s in (0, 1)}
+
+
+def test_an_arm_starts_from_the_earlier_arms_weights_at_its_seed(seeds_run):
+    import torch
+
+    out, results = seeds_run
+    assert results["init_from"] == {"trades": "fgsm-rs"}
+    for seed in (0, 1):
+        config = torch.load(out / "trades" / f"seed{seed}" / "checkpoint.pt", weights_only=False)["config"]
+        assert config["init_weights"] == str((out / "fgsm-rs" / f"seed{seed}" / "model.pt").resolve())
+        assert torch.load(out / "fgsm-rs" / f"seed{seed}" / "checkpoint.pt", weights_only=False)["config"][
+            "init_weights"] is None
+    assert "trades (fine-tuned from fgsm-rs)" in (out / "report.html").read_text()

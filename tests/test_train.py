@@ -148,3 +148,18 @@ def test_collapse_guard_stops_and_keeps_the_best_epoch(synth, tmp_path):
     assert again.accuracy("clean") == pytest.approx(history[0]["val_clean"])
     saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(saved[k], v) for k, v in result.model.state_dict().items())
+
+
+def test_init_weights_are_the_starting_point(synth, tmp_path):
+    """A run started from saved weights begins from them, not from its seed's initialisation:
+    with a vanishing learning rate it ends where those weights were."""
+    base = TrainConfig(dataset="synthetic", epochs=1, lr=1e-9, weight_decay=0.0, batch_size=256, train_limit=256,
+                       eval_subset=50, eval_steps=1, schedule="constant", eps=0.02).resolved(grey=True)
+    start = train(base, synth, tmp_path / "a").model.state_dict()
+    marked = {k: v + 0.5 if v.is_floating_point() else v for k, v in start.items()}
+    torch.save({"state_dict": marked}, tmp_path / "marked.pt")
+    cfg = base.model_copy(update={"init_weights": str(tmp_path / "marked.pt")})
+    ended = train(cfg, synth, tmp_path / "b").model.state_dict()
+    for k, v in marked.items():
+        if v.is_floating_point() and "running" not in k:  # BatchNorm statistics move without the gradient
+            assert torch.allclose(ended[k], v, atol=1e-4), k

@@ -10,6 +10,7 @@ per-class accuracy averaged over the drawn seeds. With one seed only the images 
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -120,7 +121,11 @@ def by_config(configs: dict[str, dict], status: dict[str, str], tidy: pd.DataFra
     class_mean = final.groupby(["run", "attack"])["accuracy"].mean()
     groups: dict[str, list[str]] = {}
     for rid, cfg in configs.items():
-        key = json.dumps({k: v for k, v in cfg.items() if k != "seed"}, sort_keys=True)
+        recipe = {k: v for k, v in cfg.items() if k != "seed"}
+        if recipe.get("init_weights"):  # a study arm fine-tuned from its own seed's run (.../seed<k>/model.pt)
+            recipe["init_weights"] = recipe["init_weights"].replace(f"{os.sep}seed{cfg.get('seed')}{os.sep}",
+                                                                    f"{os.sep}seed*{os.sep}")
+        key = json.dumps(recipe, sort_keys=True)
         groups.setdefault(key, []).append(rid)
     rows = []
     for key, ids in groups.items():

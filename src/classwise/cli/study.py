@@ -25,6 +25,13 @@ def _seeds(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"seeds must be integers like 0,1,2, got '{text}'") from exc
 
 
+def _init_from(text: str) -> dict[str, str]:
+    pairs = [p.split("=") for p in text.split(",") if p.strip()]
+    if not pairs or any(len(p) != 2 or not all(v.strip() for v in p) for p in pairs):
+        raise argparse.ArgumentTypeError(f"expected ARM=SOURCE[,ARM=SOURCE...] like frl=trades, got '{text}'")
+    return {a.strip(): b.strip() for a, b in pairs}
+
+
 def add_parser(sub) -> None:
     # method names are checked against the registry when the option is used (importing the
     # registry at parser build would import torch for `classwise --help`)
@@ -39,6 +46,9 @@ def add_parser(sub) -> None:
                                        "(default fgsm-rs or pgd when in the study)")
     p.add_argument("--seeds", type=_seeds, metavar="S1,S2,...",
                    help="train every arm once per seed (default: --seed); folders <arm>/seed<k>/")
+    p.add_argument("--init-from", type=_init_from, metavar="ARM=SOURCE,...",
+                   help="start ARM from the final weights of the earlier arm SOURCE at the same seed "
+                        "(e.g. frl=trades: FRL fine-tunes a robust model, as its paper does)")
     p.add_argument("--no-sanity", action="store_true", help="skip the sanity checks of the robust evaluations")
     # deprecated alias of --methods standard,X
     p.add_argument("--adversarial-method", type=lambda s: _names(s)[0], help=argparse.SUPPRESS)
@@ -63,7 +73,7 @@ def run(args) -> int:
         methods = ["standard", args.adversarial_method]
     methods = methods or list(StudyConfig.model_fields["methods"].get_default(call_default_factory=True))
     cfg = preset_config(args.preset, methods=methods, method_params=objective_params(args, methods),
-                        seeds=args.seeds, reference=args.reference, **overrides(args),
+                        seeds=args.seeds, reference=args.reference, init_from=args.init_from, **overrides(args),
                         **corruption_fields(args))
     if args.no_sanity:
         cfg = cfg.model_copy(update={"sanity": False})

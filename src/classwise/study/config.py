@@ -31,6 +31,8 @@ class StudyConfig(BaseModel):
     method_params: dict[str, dict] = Field(default_factory=dict, description="per-method parameters")
     reference: str | None = Field(default=None, description="the plain adversarial arm others are compared "
                                                             "against; default fgsm-rs or pgd when present")
+    init_from: dict[str, str] = Field(default_factory=dict, description="arm -> the earlier arm whose final "
+                                      "weights it starts from, at the same seed (FRL fine-tunes a robust model)")
     seeds: list[int] | None = Field(default=None, min_length=1, description="default: [run.seed]")
     resamples: int = Field(default=1000, ge=100, description="bootstrap resamples behind every interval")
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
@@ -50,6 +52,13 @@ class StudyConfig(BaseModel):
             raise ValueError(f"method_params for method(s) not in the study: {', '.join(stray)}")
         if self.reference is not None and self.reference not in self.methods:
             raise ValueError(f"reference arm '{self.reference}' is not one of the methods")
+        for arm, source in self.init_from.items():
+            missing = [a for a in (arm, source) if a not in self.methods]
+            if missing:
+                raise ValueError(f"init_from {arm}={source}: {', '.join(missing)} not one of the methods")
+            if self.methods.index(source) >= self.methods.index(arm):
+                raise ValueError(f"init_from {arm}={source}: {source} must come before {arm} in the methods "
+                                 "(it trains first)")
         if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds repeat a value")
         return self
@@ -82,12 +91,13 @@ PRESETS: dict[str, dict] = {
 
 
 def preset_config(preset: str, *, methods: list[str] | None = None, method_params: dict | None = None,
-                  seeds: list[int] | None = None, reference: str | None = None, **overrides) -> StudyConfig:
+                  seeds: list[int] | None = None, reference: str | None = None, init_from: dict | None = None,
+                  **overrides) -> StudyConfig:
     if preset not in PRESETS:
         raise ClasswiseError(f"unknown preset '{preset}'; choose one of: {', '.join(PRESETS)}")
     fields = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
     study = {k: v for k, v in {"methods": methods, "method_params": method_params, "seeds": seeds,
-                                "reference": reference}.items() if v is not None}
+                                "reference": reference, "init_from": init_from}.items() if v is not None}
     try:
         return StudyConfig(run=RunConfig(**fields), preset=preset, **study)
     except ValueError as exc:  # pydantic's ValidationError is a ValueError

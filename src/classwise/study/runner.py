@@ -67,8 +67,14 @@ def arm_dir(out_dir: Path, arm: str, seed: int, several_seeds: bool) -> Path:
     return out_dir / arm / f"seed{seed}" if several_seeds else out_dir / arm
 
 
-def _arm_config(cfg: StudyConfig, rc: RunConfig, arm: str, seed: int) -> RunConfig:
+def _arm_config(cfg: StudyConfig, rc: RunConfig, arm: str, seed: int, out_dir: Path) -> RunConfig:
     fields = {**rc.model_dump(), "method": arm, "seed": seed}
+    source = cfg.init_from.get(arm)
+    if source:  # the source arm trained earlier in this seed's loop (the config checks the order)
+        weights = arm_dir(out_dir, source, seed, len(cfg.seed_list) > 1) / FINAL
+        if not weights.is_file():
+            raise ClasswiseError(f"{arm} starts from the {source} arm's weights, but {weights} does not exist")
+        fields["init_weights"] = str(weights.resolve())
     params = cfg.method_params.get(arm, {})
     if "method_params" in RunConfig.model_fields:
         fields["method_params"] = params  # the base run's parameters belong to its own method
@@ -123,12 +129,13 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
 
     results = {"dataset": rc.dataset, "arch": rc.arch, "eps": rc.eps, "norm": rc.norm, "preset": cfg.preset,
                "classes": list(splits.classes), "arms": cfg.arms, "seeds": seeds, "reference": cfg.reference_arm,
+               "init_from": cfg.init_from,
                "resamples": cfg.resamples, "confidence": cfg.confidence, "models": {}}
     runs: list[ArmRun] = []
     # seed by seed, so that an interrupted study already holds whole comparisons
     for seed in seeds:
         for arm in cfg.arms:
-            arm_cfg = _arm_config(cfg, rc, arm, seed)
+            arm_cfg = _arm_config(cfg, rc, arm, seed, out_dir)
             rid = run_id(arm_cfg)
             store.register({rid: arm_cfg.model_dump()})
             store.start(rid)
@@ -387,12 +394,18 @@ def _mcnemar_wide(mcnemar: pd.DataFrame) -> pd.DataFrame | None:
     return t.pivot_table(index="class", columns="test", values="p_value", sort=False).reset_index()
 
 
+def _arm_label(results: dict, arm: str) -> str:
+    source = results.get("init_from", {}).get(arm)
+    return f"{arm} (fine-tuned from {source})" if source else arm
+
+
 def _html(out_dir: Path, results: dict, per_class: pd.DataFrame, mcnemar: pd.DataFrame, figs: dict,
           explained: dict) -> None:
     m, arms, seeds = results["models"], results["arms"], results["seeds"]
     conf = f"{results['confidence'] * 100:.0f}%"
     meta = [f"{results['arch']} on {results['dataset']} ({results['n_test']} test images), "
-            f"preset {results['preset']}; arms {', '.join(arms)}; seeds {', '.join(map(str, seeds))}; "
+            f"preset {results['preset']}; arms {', '.join(_arm_label(results, a) for a in arms)}; "
+            f"seeds {', '.join(map(str, seeds))}; "
             f"threat model {results['norm']} eps={results['eps']:.4g}, attack {results['attack']}; "
             f"total {results['seconds']:.0f}s.",
             f"Intervals: {conf} percentile bootstrap, {results['resamples']} resamples, images resampled within "
