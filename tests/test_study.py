@@ -181,3 +181,25 @@ def test_an_arm_starts_from_the_earlier_arms_weights_at_its_seed(seeds_run):
         assert torch.load(out / "fgsm-rs" / f"seed{seed}" / "checkpoint.pt", weights_only=False)["config"][
             "init_weights"] is None
     assert "trades (fine-tuned from fgsm-rs)" in (out / "report.html").read_text()
+
+
+def test_resume_may_add_an_arm_and_reuses_the_others_but_never_drops_one(tmp_path):
+    from classwise.errors import ClasswiseError
+    from classwise.study import preset_config, run_study
+
+    def cfg(methods):
+        c = preset_config("smoke", dataset="digits", methods=methods, epochs=1, train_limit=200, eval_subset=30,
+                          eval_steps=1, test_steps=1, test_limit=60)
+        return c.model_copy(update={"sanity": False, "resamples": 100})
+
+    out = tmp_path / "s"
+    first = run_study(cfg(["standard"]), out, device="cpu")
+    eval_file = out / "standard" / "eval.json"
+    stamp = eval_file.stat().st_mtime_ns
+    both = run_study(cfg(["standard", "fgsm-rs"]), out, device="cpu", resume=True)
+    assert eval_file.stat().st_mtime_ns == stamp  # reused, not re-evaluated
+    assert both["models"]["standard"]["clean"] == first["models"]["standard"]["clean"]
+    assert (out / "fgsm-rs" / "model.pt").is_file() and both["arms"] == ["standard", "fgsm-rs"]
+    assert json.loads((out / "config.json").read_text())["methods"] == ["standard", "fgsm-rs"]
+    with pytest.raises(ClasswiseError, match="not drop them: give --methods standard,fgsm-rs"):
+        run_study(cfg(["fgsm-rs"]), out, device="cpu", resume=True)

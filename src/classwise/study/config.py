@@ -12,6 +12,9 @@ from .grid import RunConfig
 REFERENCE_METHODS = ("fgsm-rs", "pgd")
 # how the study reports, not what it trains: a --resume may change them
 REPORT_FIELDS = frozenset({"reference", "resamples", "confidence", "sanity"})
+# which arms it holds: a --resume may add arms (each reused arm's own run config is checked
+# against its checkpoint), never drop one (its folder would stay in the study's analyses)
+ARM_FIELDS = frozenset({"methods", "method_params", "init_from"})
 
 
 def method_names() -> list[str]:

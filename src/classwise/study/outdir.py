@@ -34,9 +34,10 @@ def check_trainable(cfg, splits=None) -> None:
                              "images: choose another --arch (see `classwise models`)")
 
 
-def prepare_run_dir(out_dir, config: dict, resume: bool) -> None:
+def prepare_run_dir(out_dir, config: dict, resume: bool, may_change: frozenset = frozenset()) -> None:
     """Create `out_dir` for a run with `config` (JSON-able) and record it in config.json.
-    With `resume`, the recorded settings must be the same. Raises before writing anything."""
+    With `resume`, the recorded settings must be the same, except the top-level fields in
+    `may_change`. Raises before writing anything."""
     out_dir = Path(out_dir)
     check_out_dir(out_dir)
     path = out_dir / CONFIG
@@ -49,7 +50,7 @@ def prepare_run_dir(out_dir, config: dict, resume: bool) -> None:
                 raise ClasswiseError(f"--resume: {path} is unreadable ({exc}); drop --resume to start over") from exc
     config = json.loads(json.dumps(config))  # as it will read back: tuples as lists, keys as strings
     if resume and isinstance(old, dict):
-        diff = config_differences(old, config)
+        diff = [d for d in config_differences(old, config) if d.split(" ")[0].split(".")[0] not in may_change]
         if diff:
             raise ClasswiseError(f"--resume: {out_dir} was run with other settings: {'; '.join(diff)}; give the "
                                  "same settings to continue it, or drop --resume (or use a new --out) to start over")

@@ -41,10 +41,10 @@ from .compare import (
     study_bootstrap,
     summary_table,
 )
-from .config import REPORT_FIELDS, StudyConfig
+from .config import ARM_FIELDS, REPORT_FIELDS, StudyConfig
 from .execute import RunOutcome, execute_run, resolve
 from .grid import RunConfig, run_id
-from .outdir import check_trainable, prepare_run_dir
+from .outdir import CONFIG, check_trainable, prepare_run_dir
 from .store import Store
 
 __all__ = ["STANDARD", "arm_dir", "run_study"]
@@ -123,7 +123,10 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
     rc = resolve(rc, splits)
     cfg = cfg.model_copy(update={"run": rc})
     check_trainable(rc, splits)  # nothing in out_dir may change before the settings are known valid
-    prepare_run_dir(out_dir, {**cfg.model_dump(exclude=REPORT_FIELDS), "device": str(resolve_device(device))}, resume)
+    if resume:
+        _check_no_arm_dropped(out_dir, cfg)
+    prepare_run_dir(out_dir, {**cfg.model_dump(exclude=REPORT_FIELDS), "device": str(resolve_device(device))}, resume,
+                    may_change=ARM_FIELDS)
     several = len(seeds) > 1
     store = Store(out_dir / "study.db")
 
@@ -214,6 +217,18 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
     _html(out_dir, results, per_class, mcnemar, figures, explained)
     _terminal(results, per_class, out_dir)
     return results
+
+
+def _check_no_arm_dropped(out_dir: Path, cfg: StudyConfig) -> None:
+    try:
+        old = json.loads((out_dir / CONFIG).read_text()).get("methods", [])
+    except (OSError, ValueError, AttributeError):
+        return  # prepare_run_dir names what is wrong with the file
+    dropped = [m for m in old if m not in cfg.methods]
+    if dropped:
+        keep = ",".join([*old, *(m for m in cfg.methods if m not in old)])
+        raise ClasswiseError(f"--resume: {out_dir} holds the arm(s) {', '.join(dropped)}; a resume may add arms, "
+                             f"not drop them: give --methods {keep} or use a new --out")
 
 
 def _explain(out_dir: Path, data_dir) -> dict:
