@@ -34,8 +34,9 @@ def _flat(obj, prefix: str = "") -> dict:
     return {prefix[:-1]: obj}
 
 
-def config_differences(old: dict, new: dict) -> list[str]:
-    """`field (old -> new)` for every setting that differs, nested fields dotted."""
+def config_differences(old: dict, new: dict, ignore: frozenset = frozenset()) -> list[str]:
+    """`field (old -> new)` for every setting that differs, nested fields dotted; top-level
+    fields in `ignore` (and NOT_SETTINGS) are not compared."""
     a, b = _flat(old), _flat(new)
-    keys = [k for k in dict.fromkeys([*a, *b]) if k.split(".")[0] not in NOT_SETTINGS]
+    keys = [k for k in dict.fromkeys([*a, *b]) if k.split(".")[0] not in NOT_SETTINGS | ignore]
     return [f"{k} ({a.get(k, '(unset)')!r} -> {b.get(k, '(unset)')!r})" for k in keys if a.get(k) != b.get(k)]

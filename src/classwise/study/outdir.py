@@ -50,7 +50,7 @@ def prepare_run_dir(out_dir, config: dict, resume: bool, may_change: frozenset =
                 raise ClasswiseError(f"--resume: {path} is unreadable ({exc}); drop --resume to start over") from exc
     config = json.loads(json.dumps(config))  # as it will read back: tuples as lists, keys as strings
     if resume and isinstance(old, dict):
-        diff = [d for d in config_differences(old, config) if d.split(" ")[0].split(".")[0] not in may_change]
+        diff = config_differences(old, config, may_change)
         if diff:
             raise ClasswiseError(f"--resume: {out_dir} was run with other settings: {'; '.join(diff)}; give the "
                                  "same settings to continue it, or drop --resume (or use a new --out) to start over")
