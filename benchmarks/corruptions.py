@@ -193,6 +193,15 @@ def time_reference(fn, imgs, rng) -> float:
     return time.perf_counter() - t0
 
 
+def time_batches(fn, x: torch.Tensor, batch: int) -> float:
+    """Seconds for fn(batch, severity) over all of x at severities 1-5."""
+    t0 = time.perf_counter()
+    for sev in range(1, 6):
+        for i in range(0, len(x), batch):
+            fn(x[i:i + batch], sev)
+    return time.perf_counter() - t0
+
+
 def test_images(n: int) -> tuple[torch.Tensor, str]:
     try:
         from classwise.data import load_raw
@@ -244,18 +253,8 @@ def main(argv=None) -> int:
         kw = {"frost_dir": args.frost_dir} if name == "frost" else {}
         g = torch.Generator().manual_seed(0)
         CORRUPTIONS[name](x[:16], 1, g, **kw)  # warm caches (kernels, sparse operators, textures)
-        t0 = time.perf_counter()
-        for sev in range(1, 6):
-            for i in range(0, n, args.batch):
-                CORRUPTIONS[name](x[i:i + args.batch], sev, g, **kw)
-        ours = time.perf_counter() - t0
-        draws = None
-        if name in DRAWS:
-            t0 = time.perf_counter()
-            for _ in range(1, 6):
-                for i in range(0, n, args.batch):
-                    DRAWS[name](x[i:i + args.batch], g)
-            draws = time.perf_counter() - t0
+        ours = time_batches(lambda b, sev, name=name, kw=kw, g=g: CORRUPTIONS[name](b, sev, g, **kw), x, args.batch)
+        draws = time_batches(lambda b, sev, name=name, g=g: DRAWS[name](b, g), x, args.batch) if name in DRAWS else None
         rng = np.random.default_rng(0)
         imgs = x[:ref_n].permute(0, 2, 3, 1).double().numpy()
         lean_fn = (lambda im, s, r: frost(im, s, r, textures)) if name == "frost" else REFERENCE[name]
