@@ -22,7 +22,7 @@ against it, as the issue asks, and against the lean reference above as a stricte
 Prints `RATIO corruption_<name> <reference seconds / our seconds>` (goal >= 20; the reference is
 imagecorruptions-imaug where it runs) and `RATIO corruption_<name>_lean ...`, and writes
 benchmarks/results/corruptions.json. For the pointwise noises it also times the random draws
-alone (`ratio_bound`: the most any exact sampler on torch's generator could reach).
+alone (`ratio_bound`: the most any exact sampler drawing those numbers could reach).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from scipy import ndimage
 
 from classwise.corruptions import CORRUPTIONS, ORDER, unavailable
 from classwise.corruptions.blur import disk_kernel
+from classwise.corruptions.ops import in_streams
 from classwise.io import atomic_write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -166,12 +167,13 @@ REFERENCE = {
 }
 assert sorted(REFERENCE) == sorted(n for n in ORDER if n != "frost")
 
-# The random numbers a noise corruption cannot do without, drawn alone from torch's CPU generator
-# (serial: one core): their time bounds the ratio any exact sampler on that generator can reach.
+# The random numbers a noise corruption cannot do without, drawn alone as it draws them (two
+# streams of torch's generator, one a core): their time bounds the ratio any exact sampler
+# drawing them that way can reach.
 DRAWS = {
-    "gaussian_noise": lambda x, g: torch.randn(x.shape, generator=g),
-    "speckle_noise": lambda x, g: torch.randn(x.shape, generator=g),
-    "impulse_noise": lambda x, g: torch.rand(x.shape, generator=g),
+    "gaussian_noise": lambda x, g: in_streams(x, g, lambda out, x, g: out.normal_(generator=g)),
+    "speckle_noise": lambda x, g: in_streams(x, g, lambda out, x, g: out.normal_(generator=g)),
+    "impulse_noise": lambda x, g: in_streams(x, g, lambda out, x, g: out.uniform_(generator=g)),
 }
 
 

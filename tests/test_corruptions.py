@@ -236,30 +236,72 @@ def check(ours: torch.Tensor, ref: np.ndarray, tol: float, mean_tol: float | Non
         assert diff.mean() <= mean_tol, diff.mean()
 
 
+def streams(shape, seed: int, fill) -> torch.Tensor:
+    """The noises' documented draw: two integers from the caller's generator seed two fresh
+    generators, and each fills one half of the flattened batch, in order."""
+    seeds = torch.randint(0, 2**62, (2,), generator=torch.Generator().manual_seed(seed)).tolist()
+    n = int(np.prod(shape))
+    out = torch.empty(n)
+    for i, s in enumerate(seeds):
+        fill(out[n * i // 2:n * (i + 1) // 2], torch.Generator().manual_seed(s))
+    return out.view(shape)
+
+
 def test_reference_noises(img):
     x = hwc(img)
+    noise = hwc(streams(img.shape, 5, lambda part, g: part.normal_(generator=g)))
     for sev, c in enumerate([0.04, 0.06, 0.08, 0.09, 0.10], 1):
-        g = torch.Generator().manual_seed(5)
-        noise = hwc(torch.randn(img.shape, generator=g))
         check(run("gaussian_noise", img, sev, 5), np.clip(x + noise * c, 0, 1), 1e-6)
     for sev, c in enumerate([0.06, 0.1, 0.12, 0.16, 0.2], 1):
-        noise = hwc(torch.randn(img.shape, generator=torch.Generator().manual_seed(5)))
         check(run("speckle_noise", img, sev, 5), np.clip(x + x * noise * c, 0, 1), 1e-6)
+
+
+def test_reference_impulse_noise(img):
+    """skimage's s&p: each value flipped with probability `amount`, to 1 or 0 by a fair coin.
+    Drawn per half as geometric gaps between flipped values (trials to the next success), then
+    a 0/1 coin per flipped value; here the gaps become positions with NumPy."""
+    x = hwc(img).transpose(2, 0, 1).reshape(-1)  # in the batch's flat (C, H, W) order
+    n = len(x)
     for sev, amount in enumerate([0.01, 0.02, 0.03, 0.05, 0.07], 1):
-        g = torch.Generator().manual_seed(5)
-        u = hwc(torch.rand(img.shape, generator=g))
-        flipped, salted = u < amount, u < amount / 2  # given u < amount, u / amount is uniform
         ref = x.copy()
-        ref[flipped & salted], ref[flipped & ~salted] = 1, 0
-        check(run("impulse_noise", img, sev, 5), ref, 0)
+        draws = int(n / 2 * amount + 6 * (n / 2 * amount) ** 0.5) + 16
+        seeds = torch.randint(0, 2**62, (2,), generator=torch.Generator().manual_seed(5)).tolist()
+        for i, seed in enumerate(seeds):
+            g, lo, hi = torch.Generator().manual_seed(seed), n * i // 2, n * (i + 1) // 2
+            gaps = torch.empty(draws, dtype=torch.int64).geometric_(amount, generator=g).numpy()
+            assert gaps.sum() >= hi - lo  # one batch of gaps covers the half (else it draws more)
+            pos = np.cumsum(gaps) - 1
+            pos = pos[pos < hi - lo]
+            ref[lo + pos] = torch.randint(0, 2, (len(pos),), generator=g).numpy()
+        ours = run("impulse_noise", img, sev, 5)[0].double().numpy().reshape(-1)
+        assert np.array_equal(ours, ref)
+    big = torch.full((2, 3, 200, 200), 0.5)
+    for sev, amount in enumerate([0.01, 0.02, 0.03, 0.05, 0.07], 1):  # the rates, within 4 standard errors
+        y = run("impulse_noise", big, sev)
+        flipped = float((y != 0.5).double().mean())
+        assert abs(flipped - amount) < 4 * (amount * (1 - amount) / big.numel()) ** 0.5
+        assert abs(float((y == 1).sum() / (y != 0.5).sum()) - 0.5) < 4 * (0.25 / (amount * big.numel())) ** 0.5
 
 
-def test_reference_shot_noise_moments():
-    """Poisson(x c) / c: mean x and variance x / c (c = 50 at severity 5)."""
-    x = torch.full((1, 3, 256, 256), 0.4)
-    y = run("shot_noise", x, 5)
-    assert abs(float(y.mean()) - 0.4) < 0.003
-    assert abs(float(y.var()) - 0.4 / 50) < 0.0005
+def test_reference_shot_noise_distribution():
+    """Poisson(x c) / c against SciPy's Poisson pmf, a chi-square test per 8-bit level (and for
+    values off the 8-bit grid, which go through torch.poisson), at severities 1 and 5."""
+    from scipy import stats
+
+    for sev, c in [(1, 500), (5, 50)]:
+        for level in [1, 40, 200, 255]:
+            for x in [level / 255, level / 255 + 0.3 / 255]:
+                y = run("shot_noise", torch.full((1, 1, 300, 300), x), sev, seed=level)
+                k = (y.double() * c).round().long().flatten().numpy()
+                lam = x * c
+                lo, hi = int(stats.poisson.ppf(1e-4, lam)), min(int(stats.poisson.isf(1e-4, lam)), c - 1)
+                cdf = stats.poisson.cdf(np.arange(lo, hi + 1), lam)
+                expect = np.diff(np.concatenate([[0], cdf])) * len(k)
+                expect[-1] += (1 - cdf[-1]) * len(k)
+                observed = np.bincount(np.clip(k, lo, hi) - lo, minlength=hi - lo + 1)
+                keep = expect > 5
+                chi2 = ((observed[keep] - expect[keep]) ** 2 / expect[keep]).sum()
+                assert stats.chi2.sf(chi2, keep.sum() - 1) > 1e-4, (sev, x, chi2)
 
 
 def test_reference_blurs(img):

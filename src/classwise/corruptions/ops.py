@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
@@ -13,6 +14,33 @@ import torch
 import torch.nn.functional as F
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, OpenCV's RGB2GRAY
+STREAMS = 2  # fixed, not the thread count: the numbers depend on the seed alone
+
+
+def in_streams(x: torch.Tensor, generator, fn) -> torch.Tensor:
+    """`fn(out, x, g)` on STREAMS contiguous parts of the flattened batch, part i drawing from
+    its own generator seeded by the i-th of STREAMS integers drawn from `generator`
+    (`torch.randint(0, 2**62, (STREAMS,))`), the parts run side by side. torch's CPU generator
+    is one serial stream (about 4 ns a normal on one core), which made the draws, not the
+    arithmetic, the noises' whole cost; a CUDA or MPS generator is parallel already."""
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    if x.device.type != "cpu":
+        fn(out, x, generator)
+        return out
+    seeds = torch.randint(0, 2**62, (STREAMS,), generator=generator).tolist()
+    flat_out, flat_x, n = out.view(-1), x.view(-1), x.numel()
+
+    def part(i):
+        lo, hi = n * i // STREAMS, n * (i + 1) // STREAMS
+        fn(flat_out[lo:hi], flat_x[lo:hi], torch.Generator().manual_seed(seeds[i]))
+
+    with ThreadPoolExecutor(STREAMS - 1) as pool:  # torch releases the GIL inside each op
+        rest = [pool.submit(part, i) for i in range(1, STREAMS)]
+        part(0)
+        for f in rest:
+            f.result()
+    return out
 
 
 def border_index(n: int, lo: int, hi: int, mode: str, device=None) -> torch.Tensor:
