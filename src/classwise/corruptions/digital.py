@@ -74,13 +74,14 @@ def elastic_transform(x, severity, generator=None):
     shift = (lin.sum(2) - (inv @ m[:, :, 2:]).squeeze(2) / s - 1)[..., None]
     grid = F.affine_grid(torch.cat([lin, shift], 2).to(x.dtype), [n, c, h, w], align_corners=True)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=True)  # reflect-101
-    noise = torch.empty((n, 2, h, w), device=dev, dtype=x.dtype).uniform_(-1, 1, generator=generator)
+    noise = ops.in_streams(torch.empty((n, 2, h, w), device=dev, dtype=x.dtype), generator,
+                           lambda out, _, g: out.uniform_(-1, 1, generator=g))
     field = ops.gaussian_blur(noise, sigma, mode="symmetric", truncate=3)
     # pixel displacements in align_corners=False units: 2/w per column, 2/h per row
     scale = torch.tensor([2 * alpha / w, 2 * alpha / h], dtype=x.dtype, device=dev)
     identity = torch.tensor([[1.0, 0, 0], [0, 1, 0]], dtype=x.dtype, device=dev).expand(1, 2, 3)
     grid = F.affine_grid(identity, [1, c, h, w], align_corners=False) + field.permute(0, 2, 3, 1) * scale
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False).clamp(0, 1)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False).clamp_(0, 1)
 
 
 @lru_cache(maxsize=64)

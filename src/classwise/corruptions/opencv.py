@@ -60,19 +60,30 @@ def canny(img: torch.Tensor, low: float, high: float) -> torch.Tensor:
     cand = peak & (mag > low)
     edges = cand & (mag > high)
     while True:
-        grown = cand & (F.max_pool2d(edges[:, None].float(), 3, 1, 1)[:, 0] > 0)
+        grown = cand & dilate3(edges)
         if torch.equal(grown, edges):
             return edges
         edges = grown
 
 
+def dilate3(mask: torch.Tensor) -> torch.Tensor:
+    """Each pixel or its 8 neighbours set, as two passes of shifted ORs: CPU max_pool2d
+    (which also computes indices) measured 10 ns a pixel, about 20x slower."""
+    p = F.pad(mask.to(torch.uint8), (1, 1, 1, 1))
+    rows = p[:, :, :-2] | p[:, :, 1:-1] | p[:, :, 2:]
+    return (rows[:, :-2] | rows[:, 1:-1] | rows[:, 2:]).bool()
+
+
 def chamfer_distance(nonzero: torch.Tensor, cap: float) -> torch.Tensor:
     """Distance of each pixel to the nearest zero pixel under the 5x5 chamfer mask of
     cv2.DIST_L2 (steps 1, 1.4 and 2.1969), exact up to `cap` (larger values are `cap`):
-    a path of cost <= cap has at most cap steps, so that many parallel relaxations suffice."""
+    a path of cost <= cap has at most cap steps, so that many parallel relaxations suffice.
+    An image leaves the relaxation once a pass changes none of its pixels (most need fewer
+    than half the passes of the slowest)."""
     inf = float("inf")
     d = torch.where(nonzero, inf, 0.0).float()
     h, w = d.shape[1:]
+    out, active = d.clone(), torch.arange(len(d), device=d.device)
     # the 16 steps of the mask share their column minima: min(a + c, b + c) = min(a, b) + c
     # exactly, so 14 tensor ops a relaxation instead of 32, with the same values
     for _ in range(int(cap) + 1):
@@ -85,10 +96,14 @@ def chamfer_distance(nonzero: torch.Tensor, cap: float) -> torch.Tensor:
         knight = torch.minimum(torch.minimum(r2[:, 1:1 + h], r2[:, 3:3 + h]),
                                torch.minimum(r1[:, 0:h], r1[:, 4:4 + h])) + 2.1969
         new = torch.minimum(torch.minimum(d, straight), torch.minimum(diagonal, knight))
-        if torch.equal(new, d):
-            break
+        moved = (new != d).flatten(1).any(1)
+        out[active] = new
+        if not bool(moved.all()):
+            active, new = active[moved], new[moved]
+            if not len(active):
+                break
         d = new
-    return d.clamp(max=cap)
+    return out.clamp_(max=cap)
 
 
 def equalize_hist(img: torch.Tensor) -> torch.Tensor:
