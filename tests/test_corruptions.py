@@ -433,6 +433,13 @@ def test_reference_opencv_steps():
     d = chamfer_distance(nz, 20)[0]
     assert float(d[4, 5]) == 1 and abs(float(d[5, 5]) - 1.4) < 1e-6 and abs(float(d[5, 6]) - 2.1969) < 1e-5
     assert abs(float(d[4, 8]) - 4) < 1e-6 and abs(float(d[6, 6]) - 2.8) < 1e-5
+    # a batch whose images settle after different numbers of passes: each as if alone
+    u = torch.rand(4, 24, 24, generator=torch.Generator().manual_seed(0))
+    batch = u > torch.tensor([0.3, -1, 0.9, -1])[:, None, None]  # the last has no zero pixel
+    batch[1, 0, 0] = False  # one zero pixel in a corner: distances past the cap
+    alone = torch.cat([chamfer_distance(b[None], 20) for b in batch])
+    assert torch.equal(chamfer_distance(batch, 20), alone)
+    assert float(alone[1].max()) == 20 and float(alone[3].min()) == 20 and float(alone[2].max()) < 5
     levels = torch.tensor([[3, 3, 7, 7, 7, 9, 200, 200]], dtype=torch.float64).view(1, 2, 4)
     hist = {3: 2, 7: 3, 9: 1, 200: 2}
     scale = 255 / (8 - hist[3])
