@@ -21,8 +21,8 @@ it, with its own (ImageNet-C) parameters and its shipped frost photographs; the 
 against it, as the issue asks, and against the lean reference above as a stricter second bar.
 Prints `RATIO corruption_<name> <reference seconds / our seconds>` (goal >= 20; the reference is
 imagecorruptions-imaug where it runs) and `RATIO corruption_<name>_lean ...`, and writes
-benchmarks/results/corruptions.json. For the pointwise noises it also times the random draws
-alone (`ratio_bound`: the most any exact sampler drawing those numbers could reach).
+benchmarks/results/corruptions.json. For gaussian and speckle noise it also times the normal
+draws alone (`ratio_bound`: the most any exact sampler drawing those numbers could reach).
 """
 
 from __future__ import annotations
@@ -167,13 +167,12 @@ REFERENCE = {
 }
 assert sorted(REFERENCE) == sorted(n for n in ORDER if n != "frost")
 
-# The random numbers a noise corruption cannot do without, drawn alone as it draws them (two
+# The normals a noise cannot do without (one a value), drawn alone as it draws them (two
 # streams of torch's generator, one a core): their time bounds the ratio any exact sampler
 # drawing them that way can reach.
 DRAWS = {
     "gaussian_noise": lambda x, g: in_streams(x, g, lambda out, x, g: out.normal_(generator=g)),
     "speckle_noise": lambda x, g: in_streams(x, g, lambda out, x, g: out.normal_(generator=g)),
-    "impulse_noise": lambda x, g: in_streams(x, g, lambda out, x, g: out.uniform_(generator=g)),
 }
 
 

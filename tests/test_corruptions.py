@@ -447,6 +447,16 @@ def test_reference_opencv_steps():
     assert equalize_hist(levels).flatten().tolist() == [lut[int(v)] for v in levels.flatten()]
 
 
+def test_chamfer_distance_is_opencvs_where_it_is_installed():
+    """Bit-equal to cv2.distanceTransform(DIST_L2, mask 5) on masks like spatter's (mostly
+    nonzero), capped as spatter caps it. OpenCV is not a dependency: skipped without it."""
+    cv2 = pytest.importorskip("cv2")
+    g = torch.Generator().manual_seed(0)
+    masks = torch.rand(60, 32, 32, generator=g) < torch.linspace(0.5, 0.99, 60)[:, None, None]
+    ref = np.stack([cv2.distanceTransform(m.numpy().astype(np.uint8), cv2.DIST_L2, 5) for m in masks])
+    assert np.array_equal(chamfer_distance(masks, 20).numpy(), np.minimum(ref, 20))
+
+
 def test_reference_pixelate_and_jpeg(img):
     x = hwc(img)
     for sev, c in enumerate([0.95, 0.9, 0.85, 0.75, 0.65], 1):

@@ -250,7 +250,7 @@ def motion_blur(x: torch.Tensor, radius: float, sigma: float, angle: torch.Tenso
         cuts = [0, *((pairs[1:] != pairs[:-1]).any(1).nonzero().flatten() + 1).tolist(), n]
         for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
             r0, c0 = top + int(drow[lo, t]), left + int(dcol[lo, t])
-            out[lo:hi] += float(k[t]) * xp[lo:hi, :, r0:r0 + h, c0:c0 + w]
+            out[lo:hi].add_(xp[lo:hi, :, r0:r0 + h, c0:c0 + w], alpha=float(k[t]))  # no temporary
     return out[torch.argsort(order)]
 
 

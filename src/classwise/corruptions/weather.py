@@ -33,8 +33,8 @@ def snow(x, severity, generator=None):
     angle = torch.rand(n, generator=generator, device=x.device, dtype=torch.float64) * 90 - 135
     layer = ops.round8(ops.motion_blur(layer, radius, sigma, angle))  # ImageMagick writes 8 bits back
     grey = ops.luma(x) if c == 3 else x
-    x = keep * x + (1 - keep) * torch.maximum(x, grey * 1.5 + 0.5)
-    return (x + layer + layer.flip(-1, -2)).clamp(0, 1)
+    out = torch.maximum(x, grey * 1.5 + 0.5).lerp_(x, keep)  # keep x + (1 - keep) max(x, 1.5 grey + 0.5)
+    return out.add_(layer).add_(layer.flip(-1, -2)).clamp_(0, 1)
 
 
 def installed_frost_dir() -> str | None:
@@ -136,8 +136,8 @@ def spatter(x, severity, generator=None):
         m = (level * dist)[:, None].to(x.dtype)
         m = m / m.amax((2, 3), keepdim=True).clamp(min=1e-12) * intensity
         colour = x.new_tensor([175, 238, 238]).view(1, 3, 1, 1) / 255
-        return (x + m * colour).clamp(0, 1)
+        return torch.addcmul(x, m, colour).clamp_(0, 1)
     m = ops.gaussian_blur((liquid > thr).to(x.dtype), intensity)  # mud: brown blots
     m = torch.where(m < 0.8, 0.0, m)
     colour = x.new_tensor([63, 42, 20]).view(1, 3, 1, 1) / 255
-    return (x * (1 - m) + colour * m).clamp(0, 1)
+    return torch.lerp(x, colour.expand_as(x), m).clamp_(0, 1)  # x (1 - m) + colour m
