@@ -38,7 +38,7 @@ def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
 
 @register_corruption("blur", [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)])
 def defocus_blur(x, severity, generator=None):
-    return ops.correlate(x, disk_kernel(*param("defocus_blur", severity)), "mirror").clamp(0, 1)
+    return ops.correlate(x, disk_kernel(*param("defocus_blur", severity)), "mirror").clamp_(0, 1)
 
 
 @register_corruption("blur", [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)])
@@ -67,7 +67,7 @@ def glass_blur(x, severity, generator=None):
 def motion_blur(x, severity, generator=None):
     radius, sigma = param("motion_blur", severity)
     angle = torch.rand(len(x), generator=generator, device=x.device, dtype=torch.float64) * 90 - 45
-    return ops.motion_blur(x, radius, sigma, angle).clamp(0, 1)
+    return ops.motion_blur(x, radius, sigma, angle).clamp_(0, 1)
 
 
 @lru_cache(maxsize=32)
@@ -84,7 +84,7 @@ def _zoom_operator(h: int, w: int, stop: float, device: str):
 @register_corruption("blur", [1.06, 1.11, 1.16, 1.21, 1.26])  # zooms np.arange(1, stop, 0.01)
 def zoom_blur(x, severity, generator=None):
     h, w = x.shape[-2:]
-    return ops.apply_operator(x, _zoom_operator(h, w, param("zoom_blur", severity), str(x.device))).clamp(0, 1)
+    return ops.apply_operator(x, _zoom_operator(h, w, param("zoom_blur", severity), str(x.device))).clamp_(0, 1)
 
 
 @register_corruption("blur", [0.4, 0.6, 0.7, 0.8, 1.0], extra=True)

@@ -22,7 +22,7 @@ def brightness(x, severity, generator=None):
     """V += c in HSV with H and S kept: every channel scales by V'/V (a black pixel turns grey)."""
     v = x.amax(1, keepdim=True)
     v2 = (v + param("brightness", severity)).clamp(0, 1)
-    return torch.where(v > 0, x * v2 / v.clamp(min=1e-12), v2).clamp(0, 1)
+    return torch.where(v > 0, x * v2 / v.clamp(min=1e-12), v2).clamp_(0, 1)
 
 
 @register_corruption("digital", [(0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)], extra=True)
@@ -37,14 +37,14 @@ def saturate(x, severity, generator=None):
     s2 = (s * a + b).clamp(0, 1)
     coloured = v - (v - x) * s2 * v / delta.clamp(min=1e-12)
     grey = torch.cat([v, v * (1 - s2), v * (1 - s2)], 1)
-    return torch.where(delta > 0, coloured, grey).clamp(0, 1)
+    return torch.where(delta > 0, coloured, grey).clamp_(0, 1)
 
 
 @register_corruption("digital", [0.75, 0.5, 0.4, 0.3, 0.15])
 def contrast(x, severity, generator=None):
     c = param("contrast", severity)
     mean = x.mean((2, 3), keepdim=True)
-    return ((x - mean) * c + mean).clamp(0, 1)
+    return (x - mean).mul_(c).add_(mean).clamp_(0, 1)
 
 
 # in units of the image side (IMSIZE in the reference, 32 for CIFAR): alpha, sigma, affine jitter

@@ -283,9 +283,9 @@ def plasma_fractal(n: int, size: int, decay: float, generator, device=None, dtyp
 def quantize(x: torch.Tensor) -> torch.Tensor:
     """8-bit levels as np.uint8 stores a float image (truncation), guarded against float32
     round-off just below a level."""
-    return torch.floor(x.clamp(0, 1) * 255 + 1e-4) / 255
+    return x.clamp(0, 1).mul_(255).add_(1e-4).floor_().div_(255)
 
 
 def round8(x: torch.Tensor) -> torch.Tensor:
     """8-bit levels as Pillow rounds them."""
-    return torch.floor(x.clamp(0, 1) * 255 + 0.5) / 255
+    return x.clamp(0, 1).mul_(255).add_(0.5).floor_().div_(255)

@@ -103,7 +103,7 @@ def frost(x, severity, generator=None, *, frost_dir=None):
     layer = torch.stack(crops).to(x.device, x.dtype)
     if c == 1:
         layer = ops.luma(layer)
-    return (a * x + b * layer).clamp(0, 1)
+    return (a * x + b * layer).clamp_(0, 1)
 
 
 @register_corruption("weather", [(0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)])
@@ -113,7 +113,7 @@ def fog(x, severity, generator=None):
     size = max(32, 1 << (max(h, w) - 1).bit_length())  # the reference's 32, or the next power of two
     layer = ops.plasma_fractal(n, size, decay, generator, x.device)[:, None, :h, :w].to(x.dtype)
     top = x.amax((1, 2, 3), keepdim=True)
-    return ((x + a * layer) * top / (top + a)).clamp(0, 1)
+    return ((x + a * layer) * top / (top + a)).clamp_(0, 1)
 
 
 @register_corruption("weather", [(0.62, 0.1, 0.7, 0.7, 0.5, 0), (0.65, 0.1, 0.8, 0.7, 0.5, 0),
