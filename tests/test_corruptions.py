@@ -333,7 +333,8 @@ def test_reference_motion_and_glass(img):
         g = torch.Generator().manual_seed(5)
         ref = np.uint8(ndimage.gaussian_filter(x, (sigma, sigma, 0), mode="nearest") * 255)
         for _ in range(passes):  # the published loop as written, NumPy row views and all
-            d = torch.randint(-delta, delta, (1, (32 - 2 * delta) ** 2, 2), generator=g)[0].numpy()
+            d = streams((1, (32 - 2 * delta) ** 2, 2), g, lambda part, g, r=delta: part.random_(-r, r, generator=g))
+            d = d[0].long().numpy()
             k = 0
             for h in range(32 - delta, delta, -1):
                 for w in range(32 - delta, delta, -1):

@@ -56,11 +56,12 @@ def glass_blur(x, severity, generator=None):
     ws = torch.arange(w - delta, delta, -1, device=x.device)
     pos = (hs[:, None] * w + ws[None, :]).flatten()  # the walk's order
     for _ in range(iterations):
-        d = torch.randint(-delta, delta, (n, len(pos), 2), generator=generator, device=x.device)
+        d = ops.in_streams(torch.empty((n, len(pos), 2), dtype=torch.int32, device=x.device), generator,
+                           lambda out, _, g: out.random_(-delta, delta, generator=g))
         src = torch.arange(h * w, device=x.device).repeat(n, 1)
         src[:, pos] = pos + d[..., 1] * w + d[..., 0]  # (dx, dy) as the reference draws them
         x = x.reshape(n, c, h * w).gather(2, src[:, None, :].expand(n, c, -1)).view(n, c, h, w)
-    return ops.gaussian_blur(x, sigma).clamp(0, 1)
+    return ops.gaussian_blur(x, sigma).clamp_(0, 1)  # sigma > 0: a fresh tensor
 
 
 @register_corruption("blur", [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)])
