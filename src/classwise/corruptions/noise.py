@@ -60,7 +60,8 @@ def shot_8bit(out: torch.Tensor, x: torch.Tensor, c: float, generator) -> None:
         xs, os = x[lo:lo + chunk], out[lo:lo + chunk]
         t = xs.mul(255)
         level = t.round()
-        if max(map(abs, t.sub_(level).aminmax())) > 1e-3:
+        below, above = t.sub_(level).aminmax()
+        if max(-float(below), float(above)) > 1e-3:  # off the 8-bit grid
             os.copy_(torch.poisson(xs * c, generator=generator)).div_(c).clamp_(max=1)
             continue
         r = torch.empty((len(xs) + 1) // 2, dtype=torch.int32, device=x.device).random_(generator=generator)

@@ -22,7 +22,8 @@ def in_streams(x: torch.Tensor, generator, fn) -> torch.Tensor:
     its own generator seeded by the i-th of STREAMS integers drawn from `generator`
     (`torch.randint(0, 2**62, (STREAMS,))`), the parts run side by side. torch's CPU generator
     is one serial stream (about 4 ns a normal on one core), which made the draws, not the
-    arithmetic, the noises' whole cost; a CUDA or MPS generator is parallel already."""
+    arithmetic, most of what the noises cost; a CUDA or MPS generator is parallel already.
+    `fn` writes all of `out`; `x` may be an uninitialised tensor of the shape to draw."""
     x = x.contiguous()
     out = torch.empty_like(x)
     if x.device.type != "cpu":
