@@ -52,15 +52,14 @@ def glass_blur(x, severity, generator=None):
     assert delta == 1, "the gather form needs every offset to point to a pixel not yet visited"
     x = ops.quantize(ops.gaussian_blur(x, sigma))
     n, c, h, w = x.shape
-    hs = torch.arange(h - delta, delta, -1, device=x.device)
-    ws = torch.arange(w - delta, delta, -1, device=x.device)
-    pos = (hs[:, None] * w + ws[None, :]).flatten()  # the walk's order
+    rows, cols = h - 1 - delta, w - 1 - delta  # the walk: rows h-1 .. delta+1, each from col w-1 down
     for _ in range(iterations):
-        d = ops.in_streams(torch.empty((n, len(pos), 2), dtype=torch.int32, device=x.device), generator,
+        d = ops.in_streams(torch.empty((n, rows * cols, 2), dtype=torch.int32, device=x.device), generator,
                            lambda out, _, g: out.random_(-delta, delta, generator=g))
-        src = torch.arange(h * w, device=x.device).repeat(n, 1)
-        src[:, pos] = pos + d[..., 1] * w + d[..., 0]  # (dx, dy) as the reference draws them
-        x = x.reshape(n, c, h * w).gather(2, src[:, None, :].expand(n, c, -1)).view(n, c, h, w)
+        step = d.flip(1).view(n, rows, cols, 2)  # the walk's draws in raster order; (dx, dy) as drawn
+        src = torch.arange(h * w, device=x.device).repeat(n, 1).view(n, h, w)
+        src[:, delta + 1:, delta + 1:] += step[..., 1] * w + step[..., 0]
+        x = x.reshape(n, c, h * w).gather(2, src.view(n, 1, -1).expand(n, c, -1)).view(n, c, h, w)
     return ops.gaussian_blur(x, sigma).clamp_(0, 1)  # sigma > 0: a fresh tensor
 
 
