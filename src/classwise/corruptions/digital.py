@@ -75,6 +75,8 @@ def elastic_transform(x, severity, generator=None):
     shift = (lin.sum(2) - (inv @ m[:, :, 2:]).squeeze(2) / s - 1)[..., None]
     grid = F.affine_grid(torch.cat([lin, shift], 2).to(x.dtype), [n, c, h, w], align_corners=True)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=True)  # reflect-101
+    if alpha == 0:  # severity 1: no displacement
+        return x.clamp_(0, 1)
     noise = ops.in_streams(torch.empty((n, 2, h, w), device=dev, dtype=x.dtype), generator,
                            lambda out, _, g: out.uniform_(-1, 1, generator=g))
     field = ops.gaussian_blur(noise, sigma, mode="symmetric", truncate=3)
