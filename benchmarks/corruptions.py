@@ -222,7 +222,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", help="comma-separated corruption names")
     ap.add_argument("--frost-dir", help="the frost photographs (frost is skipped without them)")
-    ap.add_argument("--batch", type=int, default=2000, help="images corrupted at once on our side")
+    ap.add_argument("--batch", type=int, default=2000, help="images handed over at once on our side")
     ap.add_argument("--images", type=int, help="images in the set (default 10,000; 2,000 with --quick)")
     ap.add_argument("--reference-images", type=int,
                     help="images a severity the per-image references run on (default 200; 40 with --quick)")

@@ -69,6 +69,21 @@ def kw_for(name, frost_dir):
 
 # ---- range, shape, seeds ---------------------------------------------------------------------
 
+@pytest.mark.parametrize("name", ["gaussian_noise", "elastic_transform", "contrast"])
+def test_cpu_chunks_are_the_corruption_of_each_chunk_in_turn(name, monkeypatch):
+    from classwise.corruptions import ops, registry
+
+    x = image(3, 32, n=7).contiguous(memory_format=torch.channels_last)
+    monkeypatch.setattr(registry, "CPU_CHUNK", 3 * x[0].numel())  # chunks of 3, 3 and 1 images
+    g = torch.Generator().manual_seed(4)
+    parts = [CORRUPTIONS[name].fn(x[i:i + 3].contiguous(), 4, g) for i in range(0, 7, 3)]
+    y = CORRUPTIONS[name](x, 4, torch.Generator().manual_seed(4), quantize=True)
+    assert torch.equal(y, ops.quantize(torch.cat(parts)))
+    assert y.is_contiguous(memory_format=torch.channels_last)  # the input's layout
+    if name == "contrast":  # per image: the chunks do not show
+        assert torch.equal(y, ops.quantize(CORRUPTIONS[name].fn(x.contiguous(), 4, None)))
+
+
 @pytest.mark.parametrize("name", ORDER)
 def test_range_shape_and_seed(name, frost_dir):
     for c, s in ((1, 28), (3, 32)):

@@ -9,7 +9,6 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from . import ops
 from .registry import CORRUPTIONS
 
 
@@ -68,6 +67,5 @@ def corrupt_chunk(spec: CorruptionSpec, x: torch.Tensor, idx: np.ndarray, genera
         out = torch.from_numpy(levels).permute(0, 3, 1, 2).to(x.device, torch.float32) / 255
         return out.contiguous(memory_format=torch.channels_last)
     kw = {"frost_dir": spec.frost_dir} if spec.name == "frost" else {}
-    out = CORRUPTIONS[spec.name](x.contiguous(), spec.severity, generator, **kw)
-    out = ops.quantize(out) if spec.quantize else out.clamp(0, 1)
-    return out.contiguous(memory_format=torch.channels_last)
+    return CORRUPTIONS[spec.name](x.contiguous(memory_format=torch.channels_last), spec.severity, generator,
+                                  quantize=spec.quantize, **kw)
