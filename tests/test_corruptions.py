@@ -479,12 +479,24 @@ def test_reference_pixelate_and_jpeg(img):
         def pix(im, c=c):
             return im.resize((int(32 * c), int(32 * c)), Image.BOX).resize((32, 32), Image.BOX)
         check(run("pixelate", img, sev), pil_roundtrip(x, pix), 1.01 / 255)
+
+
+@pytest.mark.parametrize("shape", [(3, 32, 32), (1, 28, 28), (3, 40, 40)])  # mosaics, padded grey, one by one
+def test_jpeg_is_pillows_to_the_bit(shape):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(12, *shape, generator=g) * 255
+    x[:8] = torch.nn.functional.avg_pool2d(x[:8], 5, 1, 2, count_include_pad=False)  # smooth
+    x[4:8] = ((x[4:8] - 128) * 4 + 128).clamp(0, 255)  # saturated: the colour conversion clips
+    x = x.round() / 255
     for sev, q in enumerate([80, 65, 58, 50, 40], 1):
         def jpeg(im, q=q):
             buf = io.BytesIO()
             im.save(buf, "JPEG", quality=q)
             return Image.open(buf)
-        check(run("jpeg_compression", img, sev), pil_roundtrip(x, jpeg), 3.01 / 255, 0.3 / 255)
+        ref = [pil_roundtrip(hwc(im[None])[..., 0] if shape[0] == 1 else hwc(im[None]), jpeg)
+               .reshape(shape[1], shape[2], -1) for im in x]
+        ours = run("jpeg_compression", x, sev).permute(0, 2, 3, 1).double().numpy()
+        assert np.array_equal(np.round(ours * 255), np.round(np.stack(ref) * 255)), (shape, q)
 
 
 def test_spec_label_and_names():

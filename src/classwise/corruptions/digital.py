@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import ops
+from . import libjpeg, ops
 from .registry import param, register_corruption
 
 
@@ -135,20 +135,32 @@ def pixelate(x, severity, generator=None):
     return small.index_select(0, index).T.reshape(n, ch, h, w).div_(255)
 
 
-@register_corruption("digital", [80, 65, 58, 50, 40])
-def jpeg_compression(x, severity, generator=None):
-    """libjpeg at this quality (4:2:0 chroma for colour), through torchvision's batched encoder
-    and decoder: the same library Pillow's `save(..., 'JPEG', quality=q)` calls. The two halves
-    of the batch go through it in two threads (it loops over images serially, GIL released)."""
+def _jpeg_one_by_one(levels: torch.Tensor, q: int) -> torch.Tensor:
     with warnings.catch_warnings():  # torchvision 0.29 points to TorchCodec; these calls still work
         warnings.simplefilter("ignore", DeprecationWarning)
         from torchvision.io import decode_jpeg, encode_jpeg
 
-        q = param("jpeg_compression", severity)
-        levels = list(torch.floor(x.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().unbind(0))
-        half = (len(levels) + 1) // 2
-        with ThreadPoolExecutor(2) as pool:
-            parts = pool.map(lambda part: decode_jpeg(encode_jpeg(part, quality=q)) if part else [],
-                             [levels[:half], levels[half:]])
-            out = [im for part in parts for im in part]
-    return torch.stack(out).to(x.device, x.dtype) / 255
+        images = list(levels.to(torch.uint8).unbind(0))
+        return torch.stack(decode_jpeg(encode_jpeg(images, quality=q))).float() if images else levels
+
+
+@register_corruption("digital", [80, 65, 58, 50, 40])
+def jpeg_compression(x, severity, generator=None):
+    """Pillow's `save(..., 'JPEG', quality=q)` and reload (libjpeg, 4:2:0 chroma for colour), to
+    the bit: the batch's planes through the codec as mosaics (`libjpeg.roundtrip`) where the
+    shape allows, else image by image through torchvision's libjpeg. The two halves of the
+    batch go side by side in two threads (the codec releases the GIL)."""
+    q = param("jpeg_compression", severity)
+    codec = libjpeg.roundtrip if libjpeg.aligned(*x.shape[1:]) else _jpeg_one_by_one
+    out = torch.empty(x.shape)
+
+    def part(lo, hi):
+        levels = x[lo:hi].cpu().clamp(0, 1).mul_(255).add_(0.5).floor_()
+        torch.div(codec(levels, q), 255, out=out[lo:hi])
+
+    half = (len(x) + 1) // 2
+    with ThreadPoolExecutor(1) as pool:
+        rest = pool.submit(part, half, len(x))
+        part(0, half)
+        rest.result()
+    return out.to(x.device, x.dtype)
