@@ -108,31 +108,29 @@ def box_resize_matrix(n_in: int, n_out: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def _box_up_index(n_in: int, n_out: int) -> torch.Tensor:
-    """Pillow's BOX enlargement takes exactly one source pixel per output pixel (its support is
-    half a source pixel): the source index of each output position."""
-    m = box_resize_matrix(n_in, n_out)
-    assert (np.count_nonzero(m, 1) == 1).all()
-    return torch.as_tensor(m.argmax(1))
+def _pixelate_matrix(n: int, small: int, device: str) -> torch.Tensor:
+    """(n, n): BOX down to `small` and back up to n along one axis, as Pillow computes it: the
+    enlargement copies one reduced pixel to each output position (its support is half a
+    source pixel), and a reduction by under 2 averages one or two source pixels, weights 1/2."""
+    down = box_resize_matrix(n, small)
+    up = box_resize_matrix(small, n)
+    assert (np.count_nonzero(up, 1) == 1).all() and set(np.unique(down)) <= {0.0, 0.5, 1.0}
+    return torch.as_tensor(down[up.argmax(1)], dtype=torch.float32, device=device)
 
 
 @register_corruption("digital", [0.95, 0.9, 0.85, 0.75, 0.65])
 def pixelate(x, severity, generator=None):
-    """Pillow's BOX resize down by c and back up, on 8-bit levels: the horizontal pass rounded
-    to 8 bits, then the vertical, rounded; the enlargement takes one source pixel per output
-    pixel. Worked pixel-major, (H, W, N C), so both passes are large products and the
-    enlargement copies whole rows: 2-4x faster than image-major with a gather on the last axis."""
+    """Pillow's BOX resize down by c and back up, on 8-bit levels, to the bit: the horizontal
+    pass, rounded half up to 8 bits (Pillow's 22-bit fixed point holds the weights 1/2 exactly),
+    then the vertical, rounded; each a product with the composed (n, n) matrix, so both passes
+    write the full size and no enlargement step is left."""
     n, ch, h, w = x.shape
     c = param("pixelate", severity)
-    sh, sw = int(h * c), int(w * c)
-    mw = torch.as_tensor(box_resize_matrix(w, sw), dtype=x.dtype, device=x.device)
-    mh = torch.as_tensor(box_resize_matrix(h, sh), dtype=x.dtype, device=x.device)
-    pixel_major = x.reshape(n * ch, h * w).T.clone(memory_format=torch.contiguous_format)  # a copy, always
-    levels = pixel_major.clamp_(0, 1).mul_(255).add_(0.5).floor_().view(h, w, n * ch)
-    across = torch.matmul(mw, levels).add_(0.5).floor_()  # (h, sw, N C)
-    small = torch.mm(mh, across.view(h, sw * n * ch)).add_(0.5).floor_().view(sh * sw, n * ch)
-    index = (_box_up_index(sh, h)[:, None] * sw + _box_up_index(sw, w)).flatten().to(x.device)
-    return small.index_select(0, index).T.reshape(n, ch, h, w).div_(255)
+    across = _pixelate_matrix(w, int(w * c), str(x.device)).T
+    down = _pixelate_matrix(h, int(h * c), str(x.device))
+    levels = x.reshape(n * ch, h, w).mul(255).round_().clamp_(0, 255)
+    levels = torch.matmul(levels, across).add_(0.5).floor_()
+    return torch.matmul(down, levels).add_(0.5).floor_().div_(255).view(n, ch, h, w)
 
 
 def _jpeg_one_by_one(levels: torch.Tensor, q: int) -> torch.Tensor:
