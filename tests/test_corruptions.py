@@ -251,12 +251,12 @@ def check(ours: torch.Tensor, ref: np.ndarray, tol: float, mean_tol: float | Non
         assert diff.mean() <= mean_tol, diff.mean()
 
 
-def streams(shape, generator, fill) -> torch.Tensor:
+def streams(shape, generator, fill, dtype=torch.float32) -> torch.Tensor:
     """The documented draw of the noises and elastic's field: two integers from the caller's
     generator seed two fresh generators, and each fills one half of the flattened batch."""
     seeds = torch.randint(0, 2**62, (2,), generator=generator).tolist()
     n = int(np.prod(shape))
-    out = torch.empty(n)
+    out = torch.empty(n, dtype=dtype)
     for i, s in enumerate(seeds):
         fill(out[n * i // 2:n * (i + 1) // 2], torch.Generator().manual_seed(s))
     return out.view(shape)
@@ -348,8 +348,9 @@ def test_reference_motion_and_glass(img):
         g = torch.Generator().manual_seed(5)
         ref = np.uint8(ndimage.gaussian_filter(x, (sigma, sigma, 0), mode="nearest") * 255)
         for _ in range(passes):  # the published loop as written, NumPy row views and all
-            d = streams((1, (32 - 2 * delta) ** 2, 2), g, lambda part, g, r=delta: part.random_(-r, r, generator=g))
-            d = d[0].long().numpy()
+            n = (32 - 2 * delta) ** 2 * 2  # fair bits, 31 from each drawn 31-bit integer: offsets -1 or 0
+            words = streams((-(-n // 31),), g, lambda part, g: part.random_(generator=g), torch.int32)
+            d = -np.array([(int(word) >> k) & 1 for word in words for k in range(31)][:n]).reshape(-1, 2)
             k = 0
             for h in range(32 - delta, delta, -1):
                 for w in range(32 - delta, delta, -1):

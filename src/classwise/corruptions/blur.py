@@ -54,13 +54,12 @@ def glass_blur(x, severity, generator=None):
     n, c, h, w = x.shape
     rows, cols = h - 1 - delta, w - 1 - delta  # the walk: rows h-1 .. delta+1, each from col w-1 down
     for _ in range(iterations):
-        d = ops.in_streams(torch.empty((n, rows * cols, 2), dtype=torch.int32, device=x.device), generator,
-                           lambda out, _, g: out.random_(-delta, delta, generator=g))
+        d = -ops.random_bits(n * rows * cols * 2, generator, x.device).view(n, rows * cols, 2)  # randint(-1, 1)
         step = d.flip(1).view(n, rows, cols, 2)  # the walk's draws in raster order; (dx, dy) as drawn
         src = torch.arange(h * w, device=x.device).repeat(n, 1).view(n, h, w)
         src[:, delta + 1:, delta + 1:] += step[..., 1] * w + step[..., 0]
         x = x.reshape(n, c, h * w).gather(2, src.view(n, 1, -1).expand(n, c, -1)).view(n, c, h, w)
-    return ops.gaussian_blur(x, sigma).clamp_(0, 1)  # sigma > 0: a fresh tensor
+    return ops.gaussian_blur(x, sigma).clamp_(0, 1)  # x is the gather's fresh tensor
 
 
 @register_corruption("blur", [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)])
