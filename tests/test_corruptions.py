@@ -433,7 +433,8 @@ def test_reference_spatter_mud(img):
     x = hwc(img)
     mud = {4: (0.65, 0.1, 0.7, 0.69, 0.6), 5: (0.65, 0.1, 0.5, 0.68, 0.6)}
     for sev, (loc, scale, sigma, thr, intensity) in mud.items():
-        layer = torch.randn((1, 1, 32, 32), generator=torch.Generator().manual_seed(5))[0, 0].double().numpy()
+        layer = streams((32, 32), torch.Generator().manual_seed(5), lambda part, g: part.normal_(generator=g))
+        layer = layer.double().numpy()
         layer = ndimage.gaussian_filter(layer * scale + loc, sigma, mode="nearest")
         layer[layer < thr] = 0
         m = ndimage.gaussian_filter(np.where(layer > thr, 1.0, 0.0), intensity, mode="nearest")

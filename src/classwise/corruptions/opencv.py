@@ -83,7 +83,7 @@ def chamfer_distance(nonzero: torch.Tensor, cap: float) -> torch.Tensor:
     inf = float("inf")
     d = torch.where(nonzero, inf, 0.0).float()
     h, w = d.shape[1:]
-    out, active = d.clone(), torch.arange(len(d), device=d.device)
+    out, active = torch.empty_like(d), torch.arange(len(d), device=d.device)
     # the 16 steps of the mask share their column minima: min(a + c, b + c) = min(a, b) + c
     # exactly, so 14 tensor ops a relaxation instead of 32, with the same values
     for _ in range(int(cap) + 1):
@@ -97,12 +97,13 @@ def chamfer_distance(nonzero: torch.Tensor, cap: float) -> torch.Tensor:
                                torch.minimum(r1[:, 0:h], r1[:, 4:4 + h])) + 2.1969
         new = torch.minimum(torch.minimum(d, straight), torch.minimum(diagonal, knight))
         moved = (new != d).flatten(1).any(1)
-        out[active] = new
-        if not bool(moved.all()):
+        if not bool(moved.all()):  # the settled images leave: written out, dropped from the relaxation
+            out[active[~moved]] = new[~moved]
             active, new = active[moved], new[moved]
-            if not len(active):
-                break
         d = new
+        if not len(active):
+            break
+    out[active] = d
     return out.clamp_(max=cap)
 
 

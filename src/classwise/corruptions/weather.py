@@ -123,7 +123,8 @@ def fog(x, severity, generator=None):
 def spatter(x, severity, generator=None):
     loc, scale, sigma, thr, intensity, mud = param("spatter", severity)
     n, _, h, w = x.shape
-    liquid = torch.randn((n, 1, h, w), generator=generator, device=x.device, dtype=x.dtype) * scale + loc
+    liquid = ops.in_streams(torch.empty((n, 1, h, w), device=x.device, dtype=x.dtype), generator,
+                            lambda out, _, g: out.normal_(loc, scale, generator=g))
     liquid = ops.gaussian_blur(liquid, sigma)
     liquid = torch.where(liquid < thr, 0.0, liquid)
     if not mud:  # water: pale turquoise drops, bright at their rims
