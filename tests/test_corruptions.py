@@ -69,17 +69,19 @@ def kw_for(name, frost_dir):
 
 # ---- range, shape, seeds ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["gaussian_noise", "elastic_transform", "contrast"])
+@pytest.mark.parametrize("name", ["elastic_transform", "contrast", "gaussian_noise"])
 def test_cpu_chunks_are_the_corruption_of_each_chunk_in_turn(name, monkeypatch):
     from classwise.corruptions import ops, registry
 
     x = image(3, 32, n=7).contiguous(memory_format=torch.channels_last)
     monkeypatch.setattr(registry, "CPU_CHUNK", 3 * x[0].numel())  # chunks of 3, 3 and 1 images
     g = torch.Generator().manual_seed(4)
-    parts = [CORRUPTIONS[name].fn(x[i:i + 3].contiguous(), 4, g) for i in range(0, 7, 3)]
+    step = 3 if CORRUPTIONS[name].chunked else 7  # the noises: the whole batch in one piece
+    parts = [CORRUPTIONS[name].fn(x[i:i + step].contiguous(), 4, g) for i in range(0, 7, step)]
     y = CORRUPTIONS[name](x, 4, torch.Generator().manual_seed(4), quantize=True)
     assert torch.equal(y, ops.quantize(torch.cat(parts)))
     assert y.is_contiguous(memory_format=torch.channels_last)  # the input's layout
+    assert CORRUPTIONS[name](x[:2].contiguous(), 4, g).is_contiguous()  # one piece, in its layout too
     if name == "contrast":  # per image: the chunks do not show
         assert torch.equal(y, ops.quantize(CORRUPTIONS[name].fn(x.contiguous(), 4, None)))
 

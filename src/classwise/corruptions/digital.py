@@ -4,7 +4,6 @@ up) and JPEG."""
 
 from __future__ import annotations
 
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
@@ -139,28 +138,17 @@ def pixelate(x, severity, generator=None):
     return torch.matmul(down, levels).add_(0.5).floor_().div_(255).view(n, ch, h, w)
 
 
-def _jpeg_one_by_one(levels: torch.Tensor, q: int) -> torch.Tensor:
-    with warnings.catch_warnings():  # torchvision 0.29 points to TorchCodec; these calls still work
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from torchvision.io import decode_jpeg, encode_jpeg
-
-        images = list(levels.to(torch.uint8).unbind(0))
-        return torch.stack(decode_jpeg(encode_jpeg(images, quality=q))).float() if images else levels
-
-
 @register_corruption("digital", [80, 65, 58, 50, 40])
 def jpeg_compression(x, severity, generator=None):
     """Pillow's `save(..., 'JPEG', quality=q)` and reload (libjpeg, 4:2:0 chroma for colour), to
-    the bit: the batch's planes through the codec as mosaics (`libjpeg.roundtrip`) where the
-    shape allows, else image by image through torchvision's libjpeg. The two halves of the
-    batch go side by side in two threads (the codec releases the GIL)."""
+    the bit, in `libjpeg.roundtrip`. The two halves of the batch go side by side in two threads
+    (the codec releases the GIL)."""
     q = param("jpeg_compression", severity)
-    codec = libjpeg.roundtrip if libjpeg.aligned(*x.shape[1:]) else _jpeg_one_by_one
     out = torch.empty(x.shape)
 
     def part(lo, hi):
         levels = x[lo:hi].cpu().clamp(0, 1).mul_(255).add_(0.5).floor_()
-        torch.div(codec(levels, q), 255, out=out[lo:hi])
+        torch.div(libjpeg.roundtrip(levels, q), 255, out=out[lo:hi])
 
     half = (len(x) + 1) // 2
     with ThreadPoolExecutor(1) as pool:

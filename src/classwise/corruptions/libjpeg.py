@@ -35,7 +35,7 @@ RGB_OFFSET = _HALF - 128 * TO_RGB.sum(1, keepdim=True)  # Cb and Cr enter centre
 
 
 def aligned(channels: int, h: int, w: int) -> bool:
-    """Whether `roundtrip` gives libjpeg's result for this shape: any grey image (padded to
+    """Whether the mosaic gives libjpeg's result for this shape: any grey image (padded to
     whole blocks by repeating its edge, as libjpeg pads); colour in whole 16x16 MCUs (else
     libjpeg pads its chroma planes after downsampling and fills in dummy blocks)."""
     return channels == 1 or (channels == 3 and h % 16 == 0 and w % 16 == 0)
@@ -78,12 +78,22 @@ def codec(planes: torch.Tensor, table: list[int]) -> torch.Tensor:
     return decoded.view(rows, h, cols, w).transpose(1, 2).reshape(rows * cols, h, w)[:n].float()
 
 
+def one_by_one(levels: torch.Tensor, quality: int) -> torch.Tensor:
+    """`roundtrip` through Pillow an image at a time (the shapes that are not `aligned`)."""
+    out = torch.empty_like(levels)
+    for i, im in enumerate(levels.to(torch.uint8).permute(0, 2, 3, 1).numpy()):
+        buf = io.BytesIO()
+        Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im).save(buf, "JPEG", quality=quality)
+        out[i] = torch.from_numpy(np.array(Image.open(buf))).view(im.shape).permute(2, 0, 1)
+    return out
+
+
 def roundtrip(levels: torch.Tensor, quality: int) -> torch.Tensor:
     """Pillow's `save(..., 'JPEG', quality=quality)` and reload of each image of (N, C, H, W)
-    float 8-bit levels on the CPU, `aligned` shapes only; grey images as grey JPEGs."""
+    float 8-bit levels on the CPU; grey images as grey JPEGs."""
     n, c, h, w = levels.shape
-    if n == 0:
-        return levels.clone()
+    if n == 0 or not aligned(c, h, w):
+        return one_by_one(levels, quality)
     luma, chroma = quant_tables(quality)
     if c == 1:
         ph, pw = -h % 8, -w % 8

@@ -25,15 +25,21 @@ class Corruption:
     params: tuple  # the CIFAR-10-C table, one entry per severity
     extra: bool = False  # one of the four held-out extras (speckle, gaussian blur, spatter, saturate)
     needs: str | None = None  # files it cannot work without
+    chunked: bool = True  # False: fn makes one fresh tensor and works in place, chunks would only add a copy
 
     def __call__(self, x: torch.Tensor, severity: int, generator: torch.Generator | None = None, *,
                  quantize: bool = False, **kw) -> torch.Tensor:
-        """The corrupted images, in x's memory format; on the CPU in chunks of CPU_CHUNK values,
-        drawn one after the other from `generator`. `quantize`: as 8-bit levels, the way the
-        published files store them."""
+        """The corrupted images, in x's memory format; on the CPU in chunks of CPU_CHUNK values
+        (where `chunked`), drawn one after the other from `generator`. `quantize`: as 8-bit
+        levels, the way the published files store them."""
         if severity not in range(1, 6):
             raise ValueError(f"{self.name}: severity must be 1..5, got {severity}")
-        step = max(1, len(x) if x.device.type != "cpu" else CPU_CHUNK * len(x) // max(1, x.numel()))
+        cpu_chunks = self.chunked and x.device.type == "cpu"
+        step = max(1, CPU_CHUNK * len(x) // max(1, x.numel()) if cpu_chunks else len(x))
+        if len(x) <= step:
+            out = self.fn(x.contiguous(), severity, generator, **kw)
+            out = ops.quantize(out) if quantize else out
+            return out.contiguous(memory_format=_memory_format(x))
         out = torch.empty_like(x)
         for i in range(0, len(x), step):
             part = self.fn(x[i:i + step].contiguous(), severity, generator, **kw)
@@ -41,9 +47,14 @@ class Corruption:
         return out
 
 
-def register_corruption(family: str, params, *, extra: bool = False, needs: str | None = None):
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    cl = x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if cl else torch.contiguous_format
+
+
+def register_corruption(family: str, params, *, extra: bool = False, needs: str | None = None, chunked: bool = True):
     def deco(fn):
-        CORRUPTIONS[fn.__name__] = Corruption(fn.__name__, family, fn, tuple(params), extra, needs)
+        CORRUPTIONS[fn.__name__] = Corruption(fn.__name__, family, fn, tuple(params), extra, needs, chunked)
         return fn
     return deco
 
