@@ -21,7 +21,7 @@ def gaussian_noise(x, severity, generator=None):
 
 
 SLICE_BITS = 12  # bits of u that pick its slice of the guide table (two slices per 31-bit draw)
-CHUNK = 1 << 16  # values at a time on the CPU: the temporaries stay in cache
+CHUNK = 1 << 18  # values at a time on the CPU: temporaries in cache, few op calls (2^16: 20% slower, 2^20: 12%)
 
 
 @lru_cache(maxsize=16)
