@@ -11,8 +11,9 @@ STUDY_ARGS ?=
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# --no-cache-dir: torch and its CUDA libraries are 5.6 GB installed; a wheel cache would double that
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -e ".[test]"
+	$(BIN)/python -m pip install --no-cache-dir -e ".[test]"
 	touch $@
 
 install: $(VENV)/.installed
