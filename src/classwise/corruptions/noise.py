@@ -67,8 +67,13 @@ def shot_8bit(out: torch.Tensor, x: torch.Tensor, c: float, generator) -> None:
             os.copy_(torch.poisson(xs * c, generator=generator)).div_(c).clamp_(max=1)
             continue
         r = torch.empty((len(xs) + 1) // 2, dtype=torch.int32, device=x.device).random_(generator=generator)
-        s = torch.cat([r & (slices - 1), (r >> SLICE_BITS) & (slices - 1)])[:len(xs)]
-        torch.index_select(guide, 0, level.mul_(slices).add_(s).int(), out=os)
+        # the table index k S + s built in int32, s from r's low 12 bits for the first half and the
+        # next 12 for the rest (from a float index and a concatenated s: ~10% slower in all)
+        at = level.to(torch.int32).bitwise_left_shift_(SLICE_BITS)
+        half = len(r)
+        at[:half].bitwise_or_(r & (slices - 1))
+        at[half:].bitwise_or_((r[:len(xs) - half] >> SLICE_BITS).bitwise_and_(slices - 1))
+        torch.index_select(guide, 0, at, out=os)
     miss = out.lt(0).nonzero().flatten()
     if len(miss):
         at = out[miss].neg_().sub_(1).long()  # k S + s
