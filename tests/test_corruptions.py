@@ -5,6 +5,7 @@ draws them). The published code runs on one HxWx3 image in [0, 255]; here in [0,
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
@@ -70,15 +71,17 @@ def kw_for(name, frost_dir):
 # ---- range, shape, seeds ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["elastic_transform", "contrast", "gaussian_noise"])
-def test_cpu_chunks_are_the_corruption_of_each_chunk_in_turn(name, monkeypatch):
-    from classwise.corruptions import ops, registry
+def test_cpu_chunks_are_the_corruption_of_each_chunk_in_turn(name):
+    from classwise.corruptions import ops
 
     x = image(3, 32, n=7).contiguous(memory_format=torch.channels_last)
-    monkeypatch.setattr(registry, "CPU_CHUNK", 3 * x[0].numel())  # chunks of 3, 3 and 1 images
+    corruption = CORRUPTIONS[name]
+    if corruption.chunk is not None:  # chunks of 3, 3 and 1 images
+        corruption = dataclasses.replace(corruption, chunk=3 * x[0].numel())
     g = torch.Generator().manual_seed(4)
-    step = 3 if CORRUPTIONS[name].chunked else 7  # the noises: the whole batch in one piece
-    parts = [CORRUPTIONS[name].fn(x[i:i + step].contiguous(), 4, g) for i in range(0, 7, step)]
-    y = CORRUPTIONS[name](x, 4, torch.Generator().manual_seed(4), quantize=True)
+    step = 3 if corruption.chunk else 7  # the noises: the whole batch in one piece
+    parts = [corruption.fn(x[i:i + step].contiguous(), 4, g) for i in range(0, 7, step)]
+    y = corruption(x, 4, torch.Generator().manual_seed(4), quantize=True)
     assert torch.equal(y, ops.quantize(torch.cat(parts)))
     assert y.is_contiguous(memory_format=torch.channels_last)  # the input's layout
     assert CORRUPTIONS[name](x[:2].contiguous(), 4, g).is_contiguous()  # one piece, in its layout too

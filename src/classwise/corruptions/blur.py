@@ -41,7 +41,7 @@ def defocus_blur(x, severity, generator=None):
     return ops.correlate(x, disk_kernel(*param("defocus_blur", severity)), "mirror").clamp_(0, 1)
 
 
-@register_corruption("blur", [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)])
+@register_corruption("blur", [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)], chunk=1 << 23)
 def glass_blur(x, severity, generator=None):
     """Blur, store as 8 bits, shuffle locally, blur. The reference walks the pixels from the
     bottom-right and 'swaps' each with a neighbour up to max_delta up/left; its swap of two
@@ -62,7 +62,7 @@ def glass_blur(x, severity, generator=None):
     return ops.gaussian_blur(x, sigma).clamp_(0, 1)  # x is the gather's fresh tensor
 
 
-@register_corruption("blur", [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)])
+@register_corruption("blur", [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)], chunk=1 << 23)
 def motion_blur(x, severity, generator=None):
     radius, sigma = param("motion_blur", severity)
     angle = torch.rand(len(x), generator=generator, device=x.device, dtype=torch.float64) * 90 - 45

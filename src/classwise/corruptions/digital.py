@@ -48,7 +48,7 @@ def contrast(x, severity, generator=None):
 
 # in units of the image side (IMSIZE in the reference, 32 for CIFAR): alpha, sigma, affine jitter
 @register_corruption("digital", [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05),
-                                 (0.1, 0.03, 0.03)])
+                                 (0.1, 0.03, 0.03)], chunk=1 << 23)
 def elastic_transform(x, severity, generator=None):
     """cv2.warpAffine (bilinear, reflect-101 border) with three anchor points jittered by up
     to `affine` pixels, then a displacement field of uniform noise smoothed by a Gaussian
@@ -138,7 +138,7 @@ def pixelate(x, severity, generator=None):
     return torch.matmul(down, levels).add_(0.5).floor_().div_(255).view(n, ch, h, w)
 
 
-@register_corruption("digital", [80, 65, 58, 50, 40])
+@register_corruption("digital", [80, 65, 58, 50, 40], chunk=1 << 23)
 def jpeg_compression(x, severity, generator=None):
     """Pillow's `save(..., 'JPEG', quality=q)` and reload (libjpeg, 4:2:0 chroma for colour), to
     the bit, in `libjpeg.roundtrip`. The two halves of the batch go side by side in two threads

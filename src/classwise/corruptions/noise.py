@@ -1,6 +1,6 @@
 """Noise: gaussian, shot (Poisson), impulse (salt and pepper) and speckle, per pixel and channel.
 Each draws in `ops.in_streams`, two generator streams side by side on the CPU, into one fresh
-tensor it then works on in place: a whole batch at once (`chunked=False`), as chunks would add
+tensor it then works on in place: a whole batch at once (`chunk=None`), as chunks would add
 only their copy (measured 15-35% slower)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from . import ops
 from .registry import param, register_corruption
 
 
-@register_corruption("noise", [0.04, 0.06, 0.08, 0.09, 0.10], chunked=False)
+@register_corruption("noise", [0.04, 0.06, 0.08, 0.09, 0.10], chunk=None)
 def gaussian_noise(x, severity, generator=None):
     c = param("gaussian_noise", severity)
     return ops.in_streams(x, generator, lambda out, x, g: out.normal_(0, c, generator=g).add_(x).clamp_(0, 1))
@@ -89,7 +89,7 @@ def shot_8bit(out: torch.Tensor, x: torch.Tensor, c: float, generator) -> None:
         out[miss] = (j.float() / c).clamp_(max=1).to(out.dtype)
 
 
-@register_corruption("noise", [500, 250, 100, 75, 50], chunked=False)
+@register_corruption("noise", [500, 250, 100, 75, 50], chunk=None)
 def shot_noise(x, severity, generator=None):
     """Poisson(x c) / c, drawn in `shot_8bit`."""
     c = param("shot_noise", severity)
@@ -110,7 +110,7 @@ def bernoulli_positions(n: int, p: float, generator, device=None) -> torch.Tenso
     return pos[: int(torch.searchsorted(pos, n))]
 
 
-@register_corruption("noise", [0.01, 0.02, 0.03, 0.05, 0.07], chunked=False)
+@register_corruption("noise", [0.01, 0.02, 0.03, 0.05, 0.07], chunk=None)
 def impulse_noise(x, severity, generator=None):
     """skimage's random_noise(mode='s&p'): each value flipped with probability `amount`, to 1 or
     0 by a fair coin. The flipped values are drawn as geometric gaps, then one coin each."""
@@ -124,7 +124,7 @@ def impulse_noise(x, severity, generator=None):
     return ops.in_streams(x, generator, flip)
 
 
-@register_corruption("noise", [0.06, 0.1, 0.12, 0.16, 0.2], extra=True, chunked=False)
+@register_corruption("noise", [0.06, 0.1, 0.12, 0.16, 0.2], extra=True, chunk=None)
 def speckle_noise(x, severity, generator=None):
     c = param("speckle_noise", severity)
     return ops.in_streams(x, generator, lambda out, x, g: out.normal_(1, c, generator=g).mul_(x).clamp_(0, 1))

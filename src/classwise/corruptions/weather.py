@@ -23,7 +23,7 @@ FROST_NEEDS = (f"the frost photographs of Hendrycks & Dietterich ({', '.join(FRO
 
 @register_corruption("weather", [(0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
                                  (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9), (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
-                                 (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)])
+                                 (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)], chunk=1 << 23)
 def snow(x, severity, generator=None):
     loc, scale, zoom, thr, radius, sigma, keep = param("snow", severity)
     n, c, h, w = x.shape
@@ -106,7 +106,7 @@ def frost(x, severity, generator=None, *, frost_dir=None):
     return (a * x + b * layer).clamp_(0, 1)
 
 
-@register_corruption("weather", [(0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)])
+@register_corruption("weather", [(0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)], chunk=1 << 21)
 def fog(x, severity, generator=None):
     a, decay = param("fog", severity)
     n, c, h, w = x.shape
@@ -118,7 +118,7 @@ def fog(x, severity, generator=None):
 
 @register_corruption("weather", [(0.62, 0.1, 0.7, 0.7, 0.5, 0), (0.65, 0.1, 0.8, 0.7, 0.5, 0),
                                  (0.65, 0.3, 1, 0.69, 0.5, 0), (0.65, 0.1, 0.7, 0.69, 0.6, 1),
-                                 (0.65, 0.1, 0.5, 0.68, 0.6, 1)], extra=True)
+                                 (0.65, 0.1, 0.5, 0.68, 0.6, 1)], extra=True, chunk=1 << 21)
 @ops.colour_op
 def spatter(x, severity, generator=None):
     loc, scale, sigma, thr, intensity, mud = param("spatter", severity)
