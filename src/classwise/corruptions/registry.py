@@ -27,14 +27,15 @@ class Corruption:
     params: tuple  # the CIFAR-10-C table, one entry per severity
     extra: bool = False  # one of the four held-out extras (speckle, gaussian blur, spatter, saturate)
     needs: str | None = None  # files it cannot work without
-    chunk: int | None = CPU_CHUNK  # values at a time on the CPU; None: the batch whole (the noises make one
-    # fresh tensor and work on it in place, so chunks would only add a copy: 15-35% slower)
+    # values at a time on the CPU; None: the batch whole (the noises make one fresh tensor and work
+    # on it in place, so chunks would only add a copy: 15-35% slower)
+    chunk: int | None = CPU_CHUNK
 
     def __call__(self, x: torch.Tensor, severity: int, generator: torch.Generator | None = None, *,
                  quantize: bool = False, **kw) -> torch.Tensor:
         """The corrupted images, in x's memory format; on the CPU in chunks of `chunk` values,
-        drawn one after the other from `generator`. `quantize`: as 8-bit
-        levels, the way the published files store them."""
+        drawn one after the other from `generator`. `quantize`: as 8-bit levels, the way the
+        published files store them."""
         if severity not in range(1, 6):
             raise ValueError(f"{self.name}: severity must be 1..5, got {severity}")
         cpu_chunks = self.chunk is not None and x.device.type == "cpu"
