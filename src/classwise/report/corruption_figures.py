@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .figures import _save  # noqa: E402
+from .figures import _save, label_cells  # noqa: E402
 
 
 def corruption_heatmap(table: pd.DataFrame, title: str, path: Path) -> Path:
@@ -21,11 +21,7 @@ def corruption_heatmap(table: pd.DataFrame, title: str, path: Path) -> Path:
     rows, cols = vals.shape
     fig, ax = plt.subplots(figsize=(0.55 * cols + 2.5, 0.38 * rows + 1.8))
     im = ax.imshow(vals, cmap="viridis", vmin=0, vmax=100, aspect="auto")
-    for i in range(rows):
-        for j in range(cols):
-            if np.isfinite(vals[i, j]):
-                ax.text(j, i, f"{vals[i, j]:.0f}", ha="center", va="center", fontsize=7,
-                        color="white" if vals[i, j] < 55 else "black")
+    label_cells(ax, np.where(np.isfinite(vals), np.char.mod("%.0f", vals), ""), vals < 55, fontsize=7)
     ax.set_xticks(range(cols), [c.replace("_", " ") for c in table.columns], rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(rows), [str(c) for c in table.index], fontsize=8)
     for j in (0.5, cols - 1.5):  # clean | corruptions | mean

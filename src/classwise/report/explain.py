@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import atomic_write_json, atomic_write_text, safe_name
-from .figures import _save, plt
+from .figures import _save, label_cells, plt
 from .html import write_report
 
 
@@ -26,12 +26,8 @@ def heatmap(matrix, rows: list[str], cols: list[str], title: str, path: Path, *,
         ax.set_xticklabels(cols, rotation=90, fontsize=7)
         ax.set_yticklabels(rows, fontsize=7)
         hi = np.nanmax(np.abs(m)) if np.isfinite(m).any() else 1
-        for i in range(len(rows)):
-            for j in range(len(cols)):
-                v = m[i, j]
-                if np.isfinite(v) and (not percent or v >= 1):
-                    ax.text(j, i, f"{v:.0f}" if percent else f"{v:.2f}", ha="center", va="center", fontsize=6,
-                            color="white" if abs(v) > 0.6 * hi else "black")
+        shown = np.isfinite(m) & (m >= 1 if percent else True)
+        label_cells(ax, np.where(shown, np.char.mod("%.0f" if percent else "%.2f", m), ""), np.abs(m) > 0.6 * hi)
     fig.colorbar(im, ax=ax, shrink=0.8, label=label)
     ax.set_title(title, fontsize=9)
     return _save(fig, path)
