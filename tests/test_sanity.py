@@ -77,7 +77,10 @@ def test_randomized_logits_trip_the_record_eps_strength_and_gradient_checks():
     model, data = NoisyLogits(robust_digits()), digits().test.subset(np.arange(0, 450, 2))
     aa = AutoAttackSpec(eps=EPS, version="custom", attacks=("apgd-ce",), **QUICK_AA)
     res = evaluate(model, data, [FGSM, PGD20, aa], show_progress=False)
-    curve = eps_curve(model, data, AttackSpec(eps=EPS, steps=10), [0.02, 0.05, 0.1, 0.2], show_progress=False)
+    # seven close eps values: a rise beyond the slack somewhere is near certain whatever the dice
+    # (40 of 40 seeds; four values gave it at 5 of 8), while the normal model above stays quiet
+    curve = eps_curve(model, data, AttackSpec(eps=EPS, steps=10), [0.01, 0.02, 0.03, 0.04, 0.05, 0.1, 0.2],
+                      show_progress=False)
     report = sanity_checks(res, model, data, curve=curve)
     print("\n" + "\n".join(report.lines()))
     assert report["robust_le_clean"].status == "warn" and aa.label in report["robust_le_clean"].detail
