@@ -31,13 +31,17 @@ def cifar_dir(tmp_path_factory):
     return root
 
 
-def _check(out, arch):
+def _check(out, arch, figures: bool):
     results = json.loads((out / "results.json").read_text())
     assert results["arch"] == arch and results["dataset"] == "cifar10"
     assert results["eps"] == pytest.approx(8 / 255)
     for name in ("standard", "fgsm-rs"):
         assert len(results["models"][name]["clean"]["per_class"]) == 10
-    assert (out / "report.html").stat().st_size > 10_000
+    report = (out / "report.html").read_text()
+    assert "Per-class detail with 95% Wilson intervals" in report and len(report) > 10_000
+    pngs = sorted(out.rglob("*.png"))
+    # figures: the two arms' Figure 1/2, trends and confusions, the trade-off, the explain heatmaps
+    assert (len(pngs) > 10 and report.count("<img") == len(pngs)) if figures else (pngs == [] and "<img" not in report)
 
 
 def test_study_cli_resnet18_on_official_cifar_layout(cifar_dir, out_root):
@@ -46,15 +50,16 @@ def test_study_cli_resnet18_on_official_cifar_layout(cifar_dir, out_root):
                            "--preset", "smoke", "--data-dir", str(cifar_dir), "--out", str(out), "--quiet"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    _check(out, "resnet18")
+    _check(out, "resnet18", figures=True)
 
 
 @pytest.mark.parametrize("arch", sorted(set(MODELS) - {"resnet18"}))
 def test_study_runs_for_every_architecture(cifar_dir, out_root, arch):
-    # one epoch on ten images, one-step attacks on ten: the wide ResNets and Inception-v3 in seconds on a CPU
+    # one epoch on ten images, one-step attacks on ten: the wide ResNets and Inception-v3 in seconds on a CPU;
+    # no figures (half of a smoke study's time; the resnet18 study above draws them, the same for every arch)
     out = out_root / arch
     code = main(["study", "--dataset", "cifar10", "--arch", arch, "--preset", "smoke", "--data-dir", str(cifar_dir),
                  "--out", str(out), "--epochs", "1", "--train-limit", "10", "--eval-steps", "1", "--test-steps", "1",
-                 "--test-limit", "10", "--quiet"])
+                 "--test-limit", "10", "--quiet", "--no-figures"])
     assert code == 0
-    _check(out, arch)
+    _check(out, arch, figures=False)

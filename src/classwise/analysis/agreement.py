@@ -92,8 +92,14 @@ def _means(rho: np.ndarray, labels: list) -> tuple[float, float, int, int]:
     same, diff = [], []
     for i, j in itertools.combinations(range(len(labels)), 2):
         (same if labels[i] == labels[j] else diff).append(rho[i, j])
-    mean = lambda v: float(np.nanmean(v)) if v else float("nan")  # noqa: E731
-    return mean(same), mean(diff), len(same), len(diff)
+    return _nanmean(same), _nanmean(diff), len(same), len(diff)
+
+
+def _nanmean(values: list) -> float:
+    """Mean of the defined values, NaN (without numpy's warning) when none is: a run whose
+    classes all score the same has no rank correlation."""
+    finite = [v for v in values if not np.isnan(v)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
 def factor_agreement(rho: np.ndarray, labels: list, factor: str, *, permutations: int = 2000,

@@ -91,10 +91,11 @@ def answers(summaries: dict[str, dict], reference: str = "standard") -> list[str
     return lines
 
 
-def corruption_section(results_dir, evals_by_arm: dict, attack: str | None = None, reference: str = "standard"):
-    """For a study: (answer lines, {name: heatmap path}, {arm: summary}) from each arm's
-    evaluation (an EvalResult or a path to its eval.json); arms without corruption results are
-    skipped. `attack` defaults to each evaluation's first robust key."""
+def corruption_section(results_dir, evals_by_arm: dict, attack: str | None = None, reference: str = "standard",
+                       *, draw: bool = True):
+    """For a study: (answer lines, {name: heatmap path} (none unless `draw`), {arm: summary})
+    from each arm's evaluation (an EvalResult or a path to its eval.json); arms without corruption
+    results are skipped. `attack` defaults to each evaluation's first robust key."""
     from ..evaluate import EvalResult
     from ..io import atomic_write_text
     from ..report.corruption_figures import corruption_heatmap
@@ -111,9 +112,10 @@ def corruption_section(results_dir, evals_by_arm: dict, attack: str | None = Non
         key = attack or next(iter(res.robust_keys), None)
         summaries[arm] = summary(res, key)
         table = class_table(res)
-        figures[f"corruption_{arm}"] = corruption_heatmap(
-            table, f"Per-class accuracy (%) under corruption, {arm} model (mean over severities)",
-            results_dir / "figures" / f"corruption_{arm}.png")
+        if draw:
+            figures[f"corruption_{arm}"] = corruption_heatmap(
+                table, f"Per-class accuracy (%) under corruption, {arm} model (mean over severities)",
+                results_dir / "figures" / f"corruption_{arm}.png")
         tables.append(long_table(res).assign(arm=arm))
     if tables:
         atomic_write_text(results_dir / "corruption_per_class.csv", pd.concat(tables).to_csv(index=False))

@@ -50,6 +50,8 @@ def add_parser(sub) -> None:
                    help="start ARM from the final weights of the earlier arm SOURCE at the same seed "
                         "(e.g. frl=trades: FRL fine-tunes a robust model, as its paper does)")
     p.add_argument("--no-sanity", action="store_true", help="skip the sanity checks of the robust evaluations")
+    p.add_argument("--no-figures", action="store_true",
+                   help="report in tables and numbers only (matplotlib takes ~0.3 s a figure, 20+ a study)")
     # deprecated alias of --methods standard,X
     p.add_argument("--adversarial-method", type=lambda s: _names(s)[0], help=argparse.SUPPRESS)
     add_corruption_options(p)
@@ -75,8 +77,8 @@ def run(args) -> int:
     cfg = preset_config(args.preset, methods=methods, method_params=objective_params(args, methods),
                         seeds=args.seeds, reference=args.reference, init_from=args.init_from, **overrides(args),
                         **corruption_fields(args))
-    if args.no_sanity:
-        cfg = cfg.model_copy(update={"sanity": False})
+    if args.no_sanity or args.no_figures:
+        cfg = cfg.model_copy(update={"sanity": not args.no_sanity, "figures": not args.no_figures})
     out = args.out or Path("runs") / safe_name(f"study-{cfg.run.dataset}-{cfg.run.arch}-{args.preset}")
     run_study(cfg, out, data_dir=args.data_dir, device=args.device, resume=args.resume,
               download=args.download)

@@ -159,16 +159,17 @@ def sections(summary: dict, figs: dict[str, list[Path]], tabs: dict[str, pd.Data
     return out
 
 
-def write_explain(summary: dict, out_dir) -> tuple[Path, dict[str, list[Path]], dict[str, pd.DataFrame]]:
-    """explain.json, one CSV per table, figures/ and explain.html in `out_dir`; returns the page,
-    the figures and the tables (a study report shows them too)."""
+def write_explain(summary: dict, out_dir, *, draw: bool = True) -> tuple[Path, dict[str, list[Path]],
+                                                                         dict[str, pd.DataFrame]]:
+    """explain.json, one CSV per table, figures/ (unless not `draw`) and explain.html in `out_dir`;
+    returns the page, the figures and the tables (a study report shows them too)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "explain.json", summary)
     tabs = tables(summary)
     for name, df in tabs.items():
         atomic_write_text(out_dir / f"{name}.csv", df.to_csv(index=False))
-    figs = figures(summary, out_dir / "figures")
+    figs = figures(summary, out_dir / "figures") if draw else {}
     page = write_report(out_dir / "explain.html", "Why the weak classes are weak",
                         [f"{len(summary['runs'])} runs, {len(summary['classes'])} classes"], summary["answers"],
                         sections(summary, figs, tabs))

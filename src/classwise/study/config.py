@@ -11,7 +11,7 @@ from .grid import RunConfig
 # the plain adversarial arms, in the order the reference arm is looked for
 REFERENCE_METHODS = ("fgsm-rs", "pgd")
 # how the study reports, not what it trains: a --resume may change them
-REPORT_FIELDS = frozenset({"reference", "resamples", "confidence", "sanity"})
+REPORT_FIELDS = frozenset({"reference", "resamples", "confidence", "sanity", "figures"})
 # which arms it holds: a --resume may add arms (each reused arm's own run config is checked
 # against its checkpoint), never drop one (its folder would stay in the study's analyses)
 ARM_FIELDS = frozenset({"methods", "method_params", "init_from"})
@@ -40,6 +40,8 @@ class StudyConfig(BaseModel):
     resamples: int = Field(default=1000, ge=100, description="bootstrap resamples behind every interval")
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     sanity: bool = Field(default=True, description="run the sanity checks of every robust evaluation")
+    figures: bool = Field(default=True, description="draw the report's figures (its tables, CSVs and answers "
+                                                    "are written either way)")
     preset: str = "custom"
 
     @model_validator(mode="after")

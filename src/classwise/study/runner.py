@@ -200,11 +200,12 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
     results["seconds"] = time.perf_counter() - t_start
     results["answers"] = answers(results)
     corr_answers, corr_figures, corr = corruption_section(
-        out_dir, {r.arm: r.outcome.evaluation for r in runs if r.seed == seeds[0]}, results["attack"])
+        out_dir, {r.arm: r.outcome.evaluation for r in runs if r.seed == seeds[0]}, results["attack"],
+        draw=cfg.figures)
     if corr:  # natural corruptions per class: a heatmap per arm, the rank-correlation answers
         results["corruptions"] = corr
         results["answers"] += corr_answers
-    explained = _explain(out_dir, data_dir)
+    explained = _explain(out_dir, data_dir, cfg.figures)
     results["explain"] = explained["answers"]
     atomic_write_json(out_dir / "results.json", results)
     per_class = pd.concat(rows, ignore_index=True)
@@ -212,7 +213,7 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
     atomic_write_text(out_dir / "mcnemar.csv", mcnemar.to_csv(index=False))
     atomic_write_text(out_dir / METRICS, _metrics_lines(runs))
 
-    figures = _figures(out_dir, results, runs, per_class)
+    figures = _figures(out_dir, results, runs, per_class) if cfg.figures else {}
     figures.update(corr_figures)
     _html(out_dir, results, per_class, mcnemar, figures, explained)
     _terminal(results, per_class, out_dir)
@@ -231,14 +232,14 @@ def _check_no_arm_dropped(out_dir: Path, cfg: StudyConfig) -> None:
                              f"not drop them: give --methods {keep} or use a new --out")
 
 
-def _explain(out_dir: Path, data_dir) -> dict:
+def _explain(out_dir: Path, data_dir, draw: bool) -> dict:
     """`classwise explain` of the study's own stored evaluations (no new pass): explain/ in the
     run folder, its sections in the study report."""
     from ..analysis.explain import explain, find_runs, superclasses_for
 
     found = find_runs(out_dir)
     summary = explain(found, superclasses_for(found, data_dir))
-    _, figs, tabs = write_explain(summary, out_dir / "explain")
+    _, figs, tabs = write_explain(summary, out_dir / "explain", draw=draw)
     return {"answers": summary["answers"], "summary": summary, "tables": tabs, "figures": figs}
 
 
@@ -432,7 +433,7 @@ def _html(out_dir: Path, results: dict, per_class: pd.DataFrame, mcnemar: pd.Dat
     if ref_table is not None:
         sections.append((f"Every arm against the reference arm ({results['reference']}) under {results['attack']}",
                          [ref_table]))
-    sections.append(("Worst class against the mean, per arm", [figs["tradeoff"]]))
+    sections.append(("Worst class against the mean, per arm", [figs.get("tradeoff")]))
     if len(seeds) > 1:
         sections.append((f"Per-class accuracy, mean ± std over seeds {', '.join(map(str, seeds))} (points)",
                          [_seed_table(results)]))
@@ -441,7 +442,7 @@ def _html(out_dir: Path, results: dict, per_class: pd.DataFrame, mcnemar: pd.Dat
     ckpt = _checkpoint_table(results)
     if ckpt is not None:
         sections.append(("Last and best worst-class checkpoint side by side (points)", [ckpt]))
-    sections += [(f"Figure {i}: {a} arm", [figs[f"figure{i}_{a}"]]) for i, a in enumerate(arms, start=1)]
+    sections += [(f"Figure {i}: {a} arm", [figs.get(f"figure{i}_{a}")]) for i, a in enumerate(arms, start=1)]
     sections.append(("Per-class accuracy (last checkpoint, mean over seeds)", [_wide(per_class)]))
     mc = _mcnemar_wide(mcnemar)
     if mc is not None:
@@ -449,8 +450,8 @@ def _html(out_dir: Path, results: dict, per_class: pd.DataFrame, mcnemar: pd.Dat
     if results.get("comparisons"):
         sections.append(("Every comparison (b - a, fractions)", [pd.DataFrame(results["comparisons"])]))
     sections += [
-        ("Per-class trends during training", [figs[f"trend_{a}"] for a in arms]),
-        ("Confusion matrices", [figs[f"confusion_{a}"] for a in arms]),
+        ("Per-class trends during training", [figs.get(f"trend_{a}") for a in arms]),
+        ("Confusion matrices", [figs.get(f"confusion_{a}") for a in arms]),
         ("Per-class detail with 95% Wilson intervals", [per_class]),
     ]
     checks = [SanityReport.from_dict(run["sanity"]).table().assign(arm=a, seed=s)
@@ -467,6 +468,8 @@ def _html(out_dir: Path, results: dict, per_class: pd.DataFrame, mcnemar: pd.Dat
         sections.append(("Per-class accuracy under natural corruptions (mean over severities)", heatmaps))
     sections += [(f"Why: {title}", items) for title, items in
                  explain_sections(explained["summary"], explained["figures"], explained["tables"])]
+    # without figures (--no-figures) a figure's section is left out, not shown empty
+    sections = [(title, kept) for title, items in sections if (kept := [i for i in items if i is not None])]
     write_report(out_dir / "report.html", f"classwise study: {results['dataset']} / {results['arch']}",
                  meta, results["answers"] + explained["answers"], sections)
 
