@@ -631,3 +631,45 @@ def test_corruption_summary_and_answers(tmp_path):
     lines, figs, _ = corruption_section(tmp_path, {"standard": std, "fgsm-rs": std}, "pgd20")
     assert "does not move" in lines[2] and figs["corruption_standard"].is_file()
     assert (tmp_path / "corruption_per_class.csv").is_file()
+
+
+def test_evaluate_cli_prints_per_class_hardest_corruption_and_writes_csv_and_heatmap(tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    from classwise.analysis.corruption import class_table
+    from classwise.cli import main
+    from classwise.data import load_dataset
+    from classwise.evaluate import EvalResult
+    from classwise.models import create_model
+
+    torch.manual_seed(0)
+    model, train = create_model("mnist-cnn", 10, 1, 28), load_dataset("synthetic").train
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    for i in range(0, 640, 64):  # ten steps: classes apart, not yet all right
+        loss = torch.nn.functional.cross_entropy(model(train.images[i:i + 64].float() / 255), train.labels[i:i + 64])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--dataset", "synthetic", "--arch", "mnist-cnn", "--checkpoint", str(tmp_path / "m.pt"),
+                 "--attack", "fgsm", "--limit", "100", "--no-sanity", "--quiet", "--corruptions", "contrast",
+                 "fog", "impulse_noise", "--severities", "1,5", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.split("under 3 corruptions")[1]
+    res = EvalResult.from_dict(json.loads((out / "eval.json").read_text()))
+    grid = class_table(res)
+    each = grid.drop(columns=["clean", "mean"])
+    assert each.min(axis=1).nunique() > 3  # the classes differ: a wrong column would show
+    for cls, row in each.iterrows():  # the table's hardest corruption of every class, at its accuracy
+        line = next(ln for ln in printed.splitlines() if ln.startswith(f"│ {cls} "))
+        assert f"{row.idxmin()} {row.min() * 100:.1f}" in line, line
+    costliest = each.mean().sort_values(kind="stable").index  # equal class counts: the mean over classes
+    listing = printed.split("costliest first: ")[1].splitlines()[0]
+    assert [p.split()[0] for p in listing.split(", ")] == list(costliest)
+    long = pd.read_csv(out / "corruption_per_class.csv")
+    assert len(long) == 10 * 3 * 2 and set(long["severity"]) == {1, 5}
+    fog5 = long[(long.corruption == "fog") & (long.severity == 5)].set_index("class")["accuracy"]
+    assert fog5.to_dict() == pytest.approx(res.per_class("fog@5").set_index("class")["accuracy"].to_dict())
+    assert (out / "figures" / "corruption_mnist-cnn.png").read_bytes()[:4] == b"\x89PNG"

@@ -60,7 +60,9 @@ def summary(res, attack: str | None = None) -> dict:
     }
     if attack is not None:
         adv_err = 1 - res.per_class(attack).set_index("class")["accuracy"].reindex(table.index)
-        rho, p = spearmanr(1 - mean, adv_err)
+        # a constant side (every class at 0, say) has no ranks to correlate: undefined, without scipy's warning
+        rho, p = (spearmanr(1 - mean, adv_err) if min(np.ptp(1 - mean), np.ptp(adv_err)) > 0
+                  else (np.nan, np.nan))
         out.update(attack=attack, spearman=None if np.isnan(rho) else float(rho), p_value=None if np.isnan(p) else
                    float(p), adversarial_worst_class=str(adv_err.idxmax()))
     return out

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+import pandas as pd
+
 from .common import known_names
 
 
@@ -67,9 +69,13 @@ def evaluation_corruptions(args, *, full_test: bool):
     return specs, skipped
 
 
-def report_corruptions(res, attack: str | None, skipped: dict) -> dict | None:
-    """Print the class x corruption table and the rank-correlation line; the summary for results.json."""
-    from ..analysis.corruption import answers, class_table, corruption_keys, summary
+def report_corruptions(res, attack: str | None, skipped: dict, out_dir=None, name: str = "model") -> dict | None:
+    """Print per class the mean accuracy under corruption, its share of clean and the hardest
+    corruption, the corruptions from the costliest, and the rank-correlation line; with `out_dir`
+    write the class x corruption x severity table and the class x corruption heatmap there. The
+    summary for results.json."""
+    from ..analysis.corruption import answers, class_table, corruption_keys, corruption_section, summary
+    from ..io import safe_name
     from ..report import print_lines, print_per_class
 
     lines = [f"skipped {n}: {why}" for n, why in skipped.items()]
@@ -77,15 +83,27 @@ def report_corruptions(res, attack: str | None, skipped: dict) -> dict | None:
         print_lines(lines)
         return {"skipped": skipped} if skipped else None
     s = summary(res, attack)
-    table = class_table(res)
-    if len(table) <= 30:
-        print_per_class(table.reset_index(names="class"), "per-class accuracy (%) under corruption, mean over "
-                        f"severities {','.join(map(str, s['severities']))} ({', '.join(s['sources'])})",
-                        {s["worst_class"]})
+    if len(res.classes) <= 30:
+        # the full class x corruption grid is 20+ columns, unreadable in a terminal: it goes to
+        # the heatmap and the CSV; the terminal gets what it comes to per class
+        grid = class_table(res)
+        each = grid.drop(columns=["clean", "mean"])
+        hardest = each.idxmin(axis=1)
+        table = pd.DataFrame({"class": grid.index, "clean": grid["clean"], "corrupted": grid["mean"],
+                              "% of clean": grid["mean"] / grid["clean"],
+                              "hardest": [f"{c} {each.loc[k, c] * 100:.1f}" for k, c in hardest.items()]})
+        print_per_class(table, f"per-class accuracy (%) under {each.shape[1]} corruptions, mean over severities "
+                        f"{','.join(map(str, s['severities']))} ({', '.join(s['sources'])})", {s["worst_class"]})
     if attack is not None:
         lines = answers({"this": s}, reference="")[:1] + lines
     lines.append(f"mean corruption accuracy {s['overall'] * 100:.2f}% (clean {s['clean'] * 100:.2f}%), worst class "
                  f"'{s['worst_class']}' {s['worst'] * 100:.1f}%, lowest relative to clean "
                  f"'{s['worst_relative_class']}' {s['worst_relative'] * 100:.0f}%")
+    lines.append("mean accuracy per corruption, costliest first: " + ", ".join(
+        f"{c} {a * 100:.1f}%" for c, a in sorted(s["per_corruption"].items(), key=lambda t: t[1])))
+    if out_dir is not None:
+        _, figs, _ = corruption_section(out_dir, {safe_name(name): res}, attack)
+        lines.append(f"per class, corruption and severity: {out_dir}/corruption_per_class.csv; heatmap: "
+                     f"{next(iter(figs.values()))}")
     print_lines(lines)
     return {**s, "skipped": skipped}

@@ -244,7 +244,7 @@ def run(args) -> int:
             for _, r in half.iterrows())])
     if sanity is not None:
         print_lines(sanity.lines())
-    corr = report_corruptions(res, keys[0] if keys else None, skipped) if corrupted or skipped else None
+    corr = report_corruptions(res, keys[0] if keys else None, skipped, args.out, name) if corrupted or skipped else None
     rb = None
     if args.out or args.robustbench_json:
         rb = robustbench_json(res, dataset=args.dataset, name=name, architecture=name,
