@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 
 import numpy as np
 import pytest
@@ -673,3 +674,33 @@ def test_evaluate_cli_prints_per_class_hardest_corruption_and_writes_csv_and_hea
     fog5 = long[(long.corruption == "fog") & (long.severity == 5)].set_index("class")["accuracy"]
     assert fog5.to_dict() == pytest.approx(res.per_class("fog@5").set_index("class")["accuracy"].to_dict())
     assert (out / "figures" / "corruption_mnist-cnn.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_study_with_corruptions_answers_and_reports_per_arm(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from classwise.cli import main
+
+    out = tmp_path / "study"
+    assert main(["study", "--dataset", "synthetic", "--preset", "smoke", "--out", str(out), "--quiet", "--no-figures",
+                 "--no-sanity", "--epochs", "1", "--train-limit", "300", "--eval-steps", "1", "--test-steps", "2",
+                 "--test-limit", "100", "--corruptions", "contrast", "fog", "--severities", "1,5"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    corr = results["corruptions"]
+    assert list(corr) == ["standard", "fgsm-rs"] and all(s["corruptions"] == ["contrast", "fog"] for s in corr.values())
+    answers = [a for a in results["answers"] if "Spearman" in a or "under corruption" in a]
+    assert len(answers) == 3 and "Weakest class under corruption, standard -> fgsm-rs" in answers[2]
+    long = pd.read_csv(out / "corruption_per_class.csv")
+    assert len(long) == 2 * 10 * 2 * 2 and set(long["arm"]) == {"standard", "fgsm-rs"}
+    for arm, s in corr.items():  # the per-class means are the long table's, over corruptions and severities
+        mean = long[long.arm == arm].groupby("class", sort=False)["accuracy"].mean()
+        assert mean.to_dict() == pytest.approx(s["per_class"])
+    report = (out / "report.html").read_text()
+    # the per-corruption table: costliest for the first arm first, each arm's mean in points
+    first, adv = corr["standard"]["per_corruption"], corr["fgsm-rs"]["per_corruption"]
+    rows = re.findall(r"<tr>\s*<td>(contrast|fog)</td>\s*<td>([\d.]+)</td>\s*<td>([\d.]+)</td>\s*</tr>", report)
+    assert [r[0] for r in rows] == sorted(first, key=first.get)
+    assert [float(v) for r in rows for v in r[1:]] == pytest.approx(
+        [v * 100 for r in rows for v in (first[r[0]], adv[r[0]])], abs=0.051)

@@ -463,15 +463,32 @@ def _html(out_dir: Path, results: dict, per_class: pd.DataFrame, mcnemar: pd.Dat
         for s, run in m[a]["runs"].items():
             if run["stopped"]:
                 sections.insert(1, (f"Note on the {a} run (seed {s})", [run["stopped"]]))
-    heatmaps = [f for k, f in figs.items() if k.startswith("corruption_")]
-    if heatmaps:
-        sections.append(("Per-class accuracy under natural corruptions (mean over severities)", heatmaps))
+    corr = results.get("corruptions")
+    if corr:
+        heatmaps = [f for k, f in figs.items() if k.startswith("corruption_")]
+        sections.append(("Per-class accuracy under natural corruptions (mean over severities)",
+                         [*_corruption_tables(corr, results["classes"]), *heatmaps]))
     sections += [(f"Why: {title}", items) for title, items in
                  explain_sections(explained["summary"], explained["figures"], explained["tables"])]
     # without figures (--no-figures) a figure's section is left out, not shown empty
     sections = [(title, kept) for title, items in sections if (kept := [i for i in items if i is not None])]
     write_report(out_dir / "report.html", f"classwise study: {results['dataset']} / {results['arch']}",
                  meta, results["answers"] + explained["answers"], sections)
+
+
+def _corruption_tables(corr: dict, classes: list[str]) -> list[pd.DataFrame]:
+    """Points, per arm: each class's mean accuracy under corruption and its share of clean; each
+    corruption's mean accuracy, costliest (for the first arm) first."""
+    pts = lambda v: "-" if v is None or v != v else f"{v * 100:.1f}"  # noqa: E731 - no share of a clean 0
+    by_class = pd.DataFrame({"class": classes, **{f"{arm} {col}": [pts(s[key][c]) for c in classes]
+                                                  for arm, s in corr.items()
+                                                  for col, key in (("corrupted", "per_class"),
+                                                                   ("% of clean", "relative"))}})
+    first = next(iter(corr.values()))["per_corruption"]
+    names = sorted(first, key=first.get)
+    by_corruption = pd.DataFrame({"corruption": names, **{arm: [pts(s["per_corruption"][n]) for n in names]
+                                                          for arm, s in corr.items()}})
+    return [by_class, by_corruption]
 
 
 def _terminal(results: dict, per_class: pd.DataFrame, out_dir: Path) -> None:
