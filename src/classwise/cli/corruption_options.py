@@ -90,7 +90,7 @@ def report_corruptions(res, attack: str | None, skipped: dict, out_dir=None, nam
         each = grid.drop(columns=["clean", "mean"])
         hardest = each.idxmin(axis=1)
         table = pd.DataFrame({"class": grid.index, "clean": grid["clean"], "corrupted": grid["mean"],
-                              "% of clean": grid["mean"] / grid["clean"],
+                              "% of clean": [s["relative"][k] for k in grid.index],
                               "hardest": [f"{c} {each.loc[k, c] * 100:.1f}" for k, c in hardest.items()]})
         print_per_class(table, f"per-class accuracy (%) under {each.shape[1]} corruptions, mean over severities "
                         f"{','.join(map(str, s['severities']))} ({', '.join(s['sources'])})", {s["worst_class"]})
