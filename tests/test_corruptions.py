@@ -16,7 +16,7 @@ from corruption_reference import clipped_zoom, hsv2rgb, motion, pil_roundtrip, p
 from PIL import Image
 from scipy import ndimage
 
-from classwise.corruptions import CORRUPTIONS, ORDER, CorruptionSpec, corrupt, unavailable
+from classwise.corruptions import CORRUPTIONS, ORDER, CorruptionPass, CorruptionSpec, corrupt, unavailable
 from classwise.corruptions.opencv import chamfer_distance, equalize_hist
 from classwise.errors import ClasswiseError
 
@@ -81,13 +81,36 @@ def test_cpu_chunks_are_the_corruption_of_each_chunk_in_turn(name):
         corruption = dataclasses.replace(corruption, chunk=3 * x[0].numel())
     g = torch.Generator().manual_seed(4)
     step = 3 if corruption.chunk else 7  # the noises: the whole batch in one piece
-    parts = [corruption.fn(x[i:i + step].contiguous(), 4, g) for i in range(0, 7, step)]
+    fn = (lambda x, s, g: corruption.fn(x, s, corruption.draw(x, g))) if corruption.draw else corruption.fn
+    parts = [fn(x[i:i + step].contiguous(), 4, g) for i in range(0, 7, step)]
     y = corruption(x, 4, torch.Generator().manual_seed(4), quantize=True)
     assert torch.equal(y, ops.quantize(torch.cat(parts)))
     assert y.is_contiguous(memory_format=torch.channels_last)  # the input's layout
     assert CORRUPTIONS[name](x[:2].contiguous(), 4, g).is_contiguous()  # one piece, in its layout too
     if name == "contrast":  # per image: the chunks do not show
         assert torch.equal(y, ops.quantize(CORRUPTIONS[name].fn(x.contiguous(), 4, None)))
+
+
+@pytest.mark.parametrize("name", ORDER)
+def test_each_severity_is_the_single_call_from_the_same_state(name, frost_dir):
+    """Common random numbers: `each_severity` gives, at each severity asked for and in that order,
+    the image one call gives from the generator's state on entry, and what a severity does not
+    change (`draw`) is made once."""
+    x, kw = image(3, 32, n=3), kw_for(name, frost_dir)
+    corruption, draws = CORRUPTIONS[name], []
+    if corruption.draw:
+        corruption = dataclasses.replace(corruption, draw=lambda x, g, d=corruption.draw: draws.append(1) or d(x, g))
+    got = list(corruption.each_severity(x, [5, 1, 3], torch.Generator().manual_seed(3), quantize=True, **kw))
+    assert [s for s, _ in got] == [5, 1, 3]
+    assert len(draws) == (1 if corruption.draw else 0)
+    for s, y in got:
+        assert torch.equal(y, corruption(x, s, torch.Generator().manual_seed(3), quantize=True, **kw)), s
+    if name in ("gaussian_noise", "speckle_noise"):  # the same normals scaled: no value's distortion shrinks
+        by_severity = dict(got)
+        assert ((by_severity[5] - x).abs() >= (by_severity[3] - x).abs()).all()
+        assert ((by_severity[3] - x).abs() >= (by_severity[1] - x).abs()).all()
+    with pytest.raises(ValueError, match="severity must be 1..5"):
+        list(corruption.each_severity(x, [2, 6]))
 
 
 @pytest.mark.parametrize("name", ORDER)
@@ -379,7 +402,7 @@ def test_reference_fog_snow_frost(img, flat_frost_dir):
              (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85), (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)]
     for sev, (loc, scale, zoom, thr, radius, sigma, keep) in enumerate(table, 1):
         g = torch.Generator().manual_seed(5)
-        layer = torch.randn((1, 1, 32, 32), generator=g)[0, 0].double().numpy() * scale + loc
+        layer = streams((32, 32), g, lambda part, g: part.normal_(generator=g)).double().numpy() * scale + loc
         angle = float(torch.rand(1, generator=g, dtype=torch.float64)) * 90 - 135
         layer = clipped_zoom(layer, zoom)
         layer[layer < thr] = 0
@@ -563,13 +586,18 @@ def test_evaluation_with_corruption_specs(tmp_path):
     labels = torch.arange(12) % 3
     data = ClassData((x * 255).round().to(torch.uint8), labels, ["a", "b", "c"], name="t")
     model = tiny_model()
-    specs = [CorruptionSpec(name="gaussian_noise", severity=5), CorruptionSpec(name="contrast", severity=5)]
+    specs = [CorruptionSpec(name="gaussian_noise", severity=5), CorruptionSpec(name="contrast", severity=5),
+             CorruptionSpec(name="gaussian_noise", severity=2)]
     res = evaluate(model, data, specs, batch_size=4, seed=7, show_progress=False)
     assert res.kind("gaussian_noise@5") == "corruption" and res.robust_keys == []
-    with torch.no_grad():
-        noisy = quantize(run("gaussian_noise", x, 5, seed=7))  # one chunk: the seeded generator's first draw
-        expect = model(noisy).argmax(1).numpy()
+    with torch.no_grad():  # one chunk: each severity from the seeded generator's first draw
+        expect, expect2 = (model(quantize(run("gaussian_noise", x, s, seed=7))).argmax(1).numpy() for s in (5, 2))
     assert np.array_equal(res.adv_pred["gaussian_noise@5"], expect)
+    assert np.array_equal(res.adv_pred["gaussian_noise@2"], expect2)
+    made = dict(CorruptionPass({s.label: s for s in specs}, 7, "cpu")(x, np.arange(12)))  # what it evaluated
+    assert list(made) == ["gaussian_noise@5", "gaussian_noise@2", "contrast@5"]  # a corruption's severities together
+    for spec in specs:
+        assert torch.equal(made[spec.label], run(spec.name, x, spec.severity, seed=7, quantize=True))
     table = res.per_class("gaussian_noise@5")
     for c in range(3):
         mine = labels.numpy() == c

@@ -6,7 +6,7 @@ and come back as their luma."""
 
 from . import blur, digital, noise, weather  # noqa: F401  (each registers its corruptions)
 from .registry import CORRUPTIONS, Corruption
-from .spec import CorruptionSpec, corrupt_chunk, corruption_specs
+from .spec import CorruptionPass, CorruptionSpec, corruption_specs
 from .weather import FROST_NEEDS
 
 # the order of the published benchmark: the 15 of CIFAR-10-C, then the 4 held-out extras
@@ -34,5 +34,5 @@ def corrupt(x, name: str, severity: int, generator=None, **kw):
     return CORRUPTIONS[name](x, severity, generator, **kw)
 
 
-__all__ = ["CORRUPTIONS", "ORDER", "Corruption", "CorruptionSpec", "corrupt", "corrupt_chunk", "corruption_specs",
+__all__ = ["CORRUPTIONS", "ORDER", "Corruption", "CorruptionPass", "CorruptionSpec", "corrupt", "corruption_specs",
            "unavailable"]

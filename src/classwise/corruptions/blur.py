@@ -41,8 +41,31 @@ def defocus_blur(x, severity, generator=None):
     return ops.correlate(x, disk_kernel(*param("defocus_blur", severity)), "mirror").clamp_(0, 1)
 
 
-@register_corruption("blur", [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)], chunk=1 << 23)
-def glass_blur(x, severity, generator=None):
+class GlassWalks:
+    """The local shuffles of glass blur, drawn when first needed and in order: `after(k)` is,
+    for each pixel, where its value comes from after k passes of the walk (n, h w). Every
+    severity has max_delta 1, so they share them: the passes are drawn once for all five (the
+    index building was a third of a severity's time), and two passes are one gather."""
+
+    def __init__(self, x: torch.Tensor, generator):
+        self.shape, self.device, self.generator, self.walks = x.shape, x.device, generator, []
+
+    def after(self, k: int) -> torch.Tensor:
+        n, _, h, w = self.shape
+        rows, cols = h - 2, w - 2  # the walk: rows h-1 .. 2, each from col w-1 down (max_delta 1)
+        while len(self.walks) < k:
+            d = ops.random_bits(n * rows * cols * 2, self.generator, self.device).view(n, rows * cols, 2)
+            step = d.flip(1).view(n, rows, cols, 2)  # the walk's draws in raster order: -(dx, dy), randint(-1, 1)
+            src = torch.arange(h * w, device=self.device).repeat(n, 1).view(n, h, w)
+            src[:, 2:, 2:] -= step[..., 1] * w + step[..., 0]
+            src = src.view(n, h * w)
+            self.walks.append(self.walks[-1].gather(1, src) if self.walks else src)  # pass k reads pass k-1
+        return self.walks[k - 1]
+
+
+@register_corruption("blur", [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)], chunk=None,
+                     draw=GlassWalks)
+def glass_blur(x, severity, walks: GlassWalks):
     """Blur, store as 8 bits, shuffle locally, blur. The reference walks the pixels from the
     bottom-right and 'swaps' each with a neighbour up to max_delta up/left; its swap of two
     NumPy row views copies the neighbour into the pixel and leaves the neighbour as it was
@@ -52,13 +75,8 @@ def glass_blur(x, severity, generator=None):
     assert delta == 1, "the gather form needs every offset to point to a pixel not yet visited"
     x = ops.quantize(ops.gaussian_blur(x, sigma))
     n, c, h, w = x.shape
-    rows, cols = h - 1 - delta, w - 1 - delta  # the walk: rows h-1 .. delta+1, each from col w-1 down
-    for _ in range(iterations):
-        d = -ops.random_bits(n * rows * cols * 2, generator, x.device).view(n, rows * cols, 2)  # randint(-1, 1)
-        step = d.flip(1).view(n, rows, cols, 2)  # the walk's draws in raster order; (dx, dy) as drawn
-        src = torch.arange(h * w, device=x.device).repeat(n, 1).view(n, h, w)
-        src[:, delta + 1:, delta + 1:] += step[..., 1] * w + step[..., 0]
-        x = x.reshape(n, c, h * w).gather(2, src.view(n, 1, -1).expand(n, c, -1)).view(n, c, h, w)
+    src = walks.after(iterations)
+    x = x.reshape(n, c, h * w).gather(2, src.view(n, 1, -1).expand(n, c, -1)).view(n, c, h, w)
     return ops.gaussian_blur(x, sigma).clamp_(0, 1)  # x is the gather's fresh tensor
 
 

@@ -47,9 +47,20 @@ def contrast(x, severity, generator=None):
 
 
 # in units of the image side (IMSIZE in the reference, 32 for CIFAR): alpha, sigma, affine jitter
+def elastic_draws(x: torch.Tensor, generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """What every severity of elastic_transform is made of: the anchors' jitter in [0, 1) (n, 3,
+    2) and the displacement's uniform noise in [-1, 1) (n, 2, h, w), scaled and smoothed per
+    severity."""
+    n, _, h, w = x.shape
+    u = torch.rand((n, 3, 2), generator=generator, device=x.device, dtype=torch.float32).double()
+    noise = ops.in_streams(torch.empty((n, 2, h, w), device=x.device, dtype=x.dtype), generator,
+                           lambda out, _, g: out.uniform_(-1, 1, generator=g))
+    return u, noise
+
+
 @register_corruption("digital", [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05),
-                                 (0.1, 0.03, 0.03)], chunk=1 << 23)
-def elastic_transform(x, severity, generator=None):
+                                 (0.1, 0.03, 0.03)], chunk=None, draw=elastic_draws)
+def elastic_transform(x, severity, drawn):
     """cv2.warpAffine (bilinear, reflect-101 border) with three anchor points jittered by up
     to `affine` pixels, then a displacement field of uniform noise smoothed by a Gaussian
     (sigma, reflect border, truncate 3) times alpha, read with scipy's map_coordinates
@@ -61,7 +72,7 @@ def elastic_transform(x, severity, generator=None):
     centre = torch.tensor([h // 2, w // 2], dtype=f64, device=dev)  # (x, y) as the reference builds it
     sq = size // 3
     pts1 = torch.stack([centre + sq, torch.stack([centre[0] + sq, centre[1] - sq]), centre - sq])
-    u = torch.rand((n, 3, 2), generator=generator, device=dev, dtype=torch.float32).double()
+    u, noise = drawn
     pts2 = pts1 + (u * 2 - 1) * jitter
     a = torch.cat([pts1, torch.ones(3, 1, dtype=f64, device=dev)], 1)
     m = torch.linalg.solve(a, pts2).transpose(1, 2)  # (n, 2, 3): dst = M [src; 1] in pixels
@@ -82,9 +93,8 @@ def elastic_transform(x, severity, generator=None):
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=True)  # reflect-101
     if alpha == 0:  # severity 1: no displacement
         return x.clamp_(0, 1)
-    noise = ops.in_streams(torch.empty((n, 2, h, w), device=dev, dtype=x.dtype), generator,
-                           lambda out, _, g: out.uniform_(-1, 1, generator=g))
     field = ops.gaussian_blur(noise, sigma, mode="symmetric", truncate=3)
+    field = field.clone() if field is noise else field  # the noise is every severity's
     # pixel displacements in align_corners=False units: 2/w per column, 2/h per row
     scale = torch.tensor([2 * alpha / w, 2 * alpha / h], dtype=x.dtype, device=dev).view(1, 2, 1, 1)
     identity = torch.tensor([[1.0, 0, 0], [0, 1, 0]], dtype=x.dtype, device=dev).expand(1, 2, 3)

@@ -1,7 +1,9 @@
 """Noise: gaussian, shot (Poisson), impulse (salt and pepper) and speckle, per pixel and channel.
 Each draws in `ops.in_streams`, two generator streams side by side on the CPU, into one fresh
 tensor it then works on in place: a whole batch at once (`chunk=None`), as chunks would add
-only their copy (measured 15-35% slower)."""
+only their copy (measured 15-35% slower). Gaussian, speckle and shot noise register their
+draws apart (`draw`): they do not depend on the severity, so `each_severity` makes them once
+for all five, and the draws were most of what these noises cost."""
 
 from __future__ import annotations
 
@@ -14,10 +16,19 @@ from . import ops
 from .registry import param, register_corruption
 
 
-@register_corruption("noise", [0.04, 0.06, 0.08, 0.09, 0.10], chunk=None)
-def gaussian_noise(x, severity, generator=None):
-    c = param("gaussian_noise", severity)
-    return ops.in_streams(x, generator, lambda out, x, g: out.normal_(0, c, generator=g).add_(x).clamp_(0, 1))
+def standard_normals(x: torch.Tensor, generator) -> torch.Tensor:
+    """One standard normal a value: gaussian noise at any severity scales them."""
+    return ops.in_streams(x, generator, lambda out, x, g: out.normal_(generator=g))
+
+
+def speckles(x: torch.Tensor, generator) -> torch.Tensor:
+    """x times one standard normal a value: speckle noise at any severity scales them."""
+    return ops.in_streams(x, generator, lambda out, x, g: out.normal_(generator=g).mul_(x))
+
+
+@register_corruption("noise", [0.04, 0.06, 0.08, 0.09, 0.10], chunk=None, draw=standard_normals)
+def gaussian_noise(x, severity, z):
+    return torch.add(x, z, alpha=param("gaussian_noise", severity)).clamp_(0, 1)
 
 
 SLICE_BITS = 12  # bits of u that pick its slice of the guide table (two slices per 31-bit draw)
@@ -48,37 +59,49 @@ def shot_tables(c: float, device: str) -> tuple[torch.Tensor, torch.Tensor, torc
     return guide.flatten().to(device), step.flatten().to(device), shifted.flatten().to(device)
 
 
-def shot_8bit(out: torch.Tensor, x: torch.Tensor, c: float, generator) -> None:
-    """out = min(Poisson(x c) / c, 1) for flat x, exactly, by inverse CDF where x is on the 8-bit
-    grid (every dataset's images): 12 random bits pick each value's slice of u, and a guide
-    table gives the value where it is constant on the slice. Where it is not, u's place within
-    the slice is drawn afresh (independent of the slice, so u is still uniform) and compared
-    with the slice's one step of the CDF, or the row searched. About 6x faster than
-    torch.poisson (~50 ns a value on one core, serial); chunks off the grid go to it."""
-    guide, one_step, shifted = shot_tables(float(c), str(x.device))
+def shot_draw(x: torch.Tensor, generator) -> tuple[torch.Tensor | None, int]:
+    """What shot noise at every severity is made of. Where x is on the 8-bit grid (every
+    dataset's images), each value's table row and slice, k S + s (int32): 12 random bits pick
+    the slice of u in [0, 1) that `shot_lookup` reads the count from; else None, and the
+    severity draws torch.poisson (~50 ns a value on one core, serial: about 6x slower). Both
+    with a seed for what a severity draws itself (`shot_lookup`'s few second uniforms)."""
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=x.device))
+    off = []
+
+    def fill(at, x, g):
+        chunk = CHUNK if x.device.type == "cpu" else len(x)
+        for lo in range(0, len(x), chunk):
+            t = x[lo:lo + chunk].mul(255)
+            level = t.round()
+            below, above = t.sub_(level).aminmax()
+            if off or max(-float(below), float(above)) > 1e-3:
+                off.append(True)
+                return
+            r = torch.empty((len(t) + 1) // 2, dtype=torch.int32, device=x.device).random_(generator=g)
+            # s from r's low 12 bits for the first half and the next 12 for the rest (from a float
+            # index and a concatenated s: ~10% slower in all)
+            part, half = at[lo:lo + chunk], len(r)
+            part.copy_(level).bitwise_left_shift_(SLICE_BITS)
+            part[:half].bitwise_or_(r & ((1 << SLICE_BITS) - 1))
+            part[half:].bitwise_or_((r[:len(t) - half] >> SLICE_BITS).bitwise_and_((1 << SLICE_BITS) - 1))
+
+    at = ops.in_streams(x, generator, fill, dtype=torch.int32)
+    return (None if off else at), seed
+
+
+def shot_lookup(out: torch.Tensor, at: torch.Tensor, c: float, generator) -> None:
+    """out = min(Poisson(k c / 255) / c, 1) for flat `at` = k S + s from `shot_draw`, exactly,
+    by inverse CDF: a guide table gives the value where it is constant on u's slice. Where it is
+    not, u's place within the slice is drawn afresh (independent of the slice, so u is still
+    uniform) and compared with the slice's one step of the CDF, or the row searched."""
+    guide, one_step, shifted = shot_tables(float(c), str(at.device))
     slices, width = 1 << SLICE_BITS, len(shifted) // 256
-    chunk = CHUNK if x.device.type == "cpu" else len(x)
-    for lo in range(0, len(x), chunk):
-        xs, os = x[lo:lo + chunk], out[lo:lo + chunk]
-        t = xs.mul(255)
-        level = t.round()
-        below, above = t.sub_(level).aminmax()
-        if max(-float(below), float(above)) > 1e-3:  # off the 8-bit grid
-            os.copy_(torch.poisson(xs * c, generator=generator)).div_(c).clamp_(max=1)
-            continue
-        r = torch.empty((len(xs) + 1) // 2, dtype=torch.int32, device=x.device).random_(generator=generator)
-        # the table index k S + s built in int32, s from r's low 12 bits for the first half and the
-        # next 12 for the rest (from a float index and a concatenated s: ~10% slower in all)
-        at = level.to(torch.int32).bitwise_left_shift_(SLICE_BITS)
-        half = len(r)
-        at[:half].bitwise_or_(r & (slices - 1))
-        at[half:].bitwise_or_((r[:len(xs) - half] >> SLICE_BITS).bitwise_and_(slices - 1))
-        torch.index_select(guide, 0, at, out=os)
-    miss = out.lt(0).nonzero().flatten()
+    torch.index_select(guide, 0, at, out=out)
+    miss = ops.negative_at(out)
     if len(miss):
         at = out[miss].neg_().sub_(1).long()  # k S + s
         row = at >> SLICE_BITS
-        u = torch.rand(len(miss), dtype=torch.float64, generator=generator, device=x.device)
+        u = torch.rand(len(miss), dtype=torch.float64, generator=generator, device=at.device)
         u.add_(at & (slices - 1)).div_(slices).add_(row)  # uniform on the slice, on row's shifted CDF
         j = one_step[at]
         far = (j < 0).nonzero().flatten()
@@ -89,11 +112,14 @@ def shot_8bit(out: torch.Tensor, x: torch.Tensor, c: float, generator) -> None:
         out[miss] = (j.float() / c).clamp_(max=1).to(out.dtype)
 
 
-@register_corruption("noise", [500, 250, 100, 75, 50], chunk=None)
-def shot_noise(x, severity, generator=None):
-    """Poisson(x c) / c, drawn in `shot_8bit`."""
-    c = param("shot_noise", severity)
-    return ops.in_streams(x, generator, lambda out, x, g: shot_8bit(out, x, c, g))
+@register_corruption("noise", [500, 250, 100, 75, 50], chunk=None, draw=shot_draw)
+def shot_noise(x, severity, drawn):
+    """Poisson(x c) / c, from `shot_draw`'s slices (or torch.poisson off the 8-bit grid)."""
+    c, (at, seed) = param("shot_noise", severity), drawn
+    g = torch.Generator(device=x.device).manual_seed(seed + severity)  # this severity's own draws
+    if at is None:
+        return torch.poisson(x * c, generator=g).div_(c).clamp_(max=1)
+    return ops.in_streams(at, g, lambda out, at, g: shot_lookup(out, at, c, g), dtype=x.dtype)
 
 
 def bernoulli_positions(n: int, p: float, generator, device=None) -> torch.Tensor:
@@ -124,7 +150,6 @@ def impulse_noise(x, severity, generator=None):
     return ops.in_streams(x, generator, flip)
 
 
-@register_corruption("noise", [0.06, 0.1, 0.12, 0.16, 0.2], extra=True, chunk=None)
-def speckle_noise(x, severity, generator=None):
-    c = param("speckle_noise", severity)
-    return ops.in_streams(x, generator, lambda out, x, g: out.normal_(1, c, generator=g).mul_(x).clamp_(0, 1))
+@register_corruption("noise", [0.06, 0.1, 0.12, 0.16, 0.2], extra=True, chunk=None, draw=speckles)
+def speckle_noise(x, severity, xz):
+    return torch.add(x, xz, alpha=param("speckle_noise", severity)).clamp_(0, 1)

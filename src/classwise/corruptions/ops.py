@@ -17,15 +17,16 @@ LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, OpenCV's RGB2GRAY
 STREAMS = 2  # fixed, not the thread count: the numbers depend on the seed alone
 
 
-def in_streams(x: torch.Tensor, generator, fn) -> torch.Tensor:
+def in_streams(x: torch.Tensor, generator, fn, dtype: torch.dtype | None = None) -> torch.Tensor:
     """`fn(out, x, g)` on STREAMS contiguous parts of the flattened batch, part i drawing from
     its own generator seeded by the i-th of STREAMS integers drawn from `generator`
     (`torch.randint(0, 2**62, (STREAMS,))`), the parts run side by side. torch's CPU generator
     is one serial stream (about 4 ns a normal on one core), which made the draws, not the
     arithmetic, most of what the noises cost; a CUDA or MPS generator is parallel already.
-    `fn` writes all of `out`; `x` may be an uninitialised tensor of the shape to draw."""
+    `fn` writes all of `out` (x's dtype unless `dtype`); `x` may be an uninitialised tensor of the
+    shape to draw."""
     x = x.contiguous()
-    out = torch.empty_like(x)
+    out = torch.empty_like(x, dtype=dtype)
     if x.device.type != "cpu":
         fn(out, x, generator)
         return out
@@ -42,6 +43,14 @@ def in_streams(x: torch.Tensor, generator, fn) -> torch.Tensor:
         for f in rest:
             f.result()
     return out
+
+
+def negative_at(t: torch.Tensor) -> torch.Tensor:
+    """The flat indices where t < 0. On the CPU NumPy's: torch's nonzero took 4.7 ms on 3M
+    values where `np.flatnonzero(a < 0)` took 0.7."""
+    if t.device.type == "cpu":
+        return torch.from_numpy(np.flatnonzero(t.numpy() < 0))
+    return t.lt(0).nonzero().flatten()
 
 
 def random_bits(n: int, generator, device=None) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """`CorruptionSpec`: one corruption at one severity as a value (configs, results), and
-`corrupt_chunk` to make the images an evaluation reads."""
+`CorruptionPass` to make the images an evaluation reads."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
 import numpy as np
@@ -57,15 +58,33 @@ def corruption_specs(names, severities, *, frost_dir=None, files=None) -> list[C
             for n in names for s in severities]
 
 
-def corrupt_chunk(spec: CorruptionSpec, x: torch.Tensor, idx: np.ndarray, generator) -> torch.Tensor:
-    """The corrupted images of one chunk: `x` are the clean [0, 1] images of rows `idx` of the
-    evaluated set."""
-    if spec.source == "files":
-        from ..data.corrupted import CorruptedFiles
+class CorruptionPass:
+    """The corrupted images of each chunk an evaluation reads, for its corruption specs (label
+    -> spec). The severities of one corruption are made together from one generator (seeded by
+    the evaluation's seed, consumed in data order): `Corruption.each_severity`, common random
+    numbers, its draws made once for all severities where they do not depend on it."""
 
-        levels = CorruptedFiles(spec.files).images(spec.name, spec.severity, idx)
-        out = torch.from_numpy(levels).permute(0, 3, 1, 2).to(x.device, torch.float32) / 255
-        return out.contiguous(memory_format=torch.channels_last)
-    kw = {"frost_dir": spec.frost_dir} if spec.name == "frost" else {}
-    return CORRUPTIONS[spec.name](x.contiguous(memory_format=torch.channels_last), spec.severity, generator,
-                                  quantize=spec.quantize, **kw)
+    def __init__(self, specs: dict[str, CorruptionSpec], seed: int, device):
+        self.groups: dict[CorruptionSpec, list[tuple[str, CorruptionSpec]]] = {}
+        for label, spec in specs.items():  # the same spec but for its severity
+            self.groups.setdefault(spec.model_copy(update={"severity": 1}), []).append((label, spec))
+        self.generators = {key: torch.Generator(device=device).manual_seed(seed) for key in self.groups}
+
+    def __call__(self, x: torch.Tensor, idx: np.ndarray) -> Iterator[tuple[str, torch.Tensor]]:
+        """(label, corrupted images) for the chunk: `x` are the clean [0, 1] images of rows `idx`
+        of the evaluated set."""
+        x = x.contiguous(memory_format=torch.channels_last)
+        for key, members in self.groups.items():
+            if key.source == "files":
+                from ..data.corrupted import CorruptedFiles
+
+                for label, spec in members:
+                    levels = CorruptedFiles(spec.files).images(spec.name, spec.severity, idx)
+                    out = torch.from_numpy(levels).permute(0, 3, 1, 2).to(x.device, torch.float32) / 255
+                    yield label, out.contiguous(memory_format=torch.channels_last)
+                continue
+            kw = {"frost_dir": key.frost_dir} if key.name == "frost" else {}
+            images = CORRUPTIONS[key.name].each_severity(x, [spec.severity for _, spec in members],
+                                                         self.generators[key], quantize=key.quantize, **kw)
+            for (label, _), (_, out) in zip(members, images, strict=True):
+                yield label, out

@@ -21,19 +21,28 @@ FROST_NEEDS = (f"the frost photographs of Hendrycks & Dietterich ({', '.join(FRO
                "--frost-dir DIR, or install that package")
 
 
+def snow_draws(x: torch.Tensor, generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What every severity of snow shares: the layer's standard normals (n, 1, h, w), the
+    motion blur's angle and the brightened image max(x, 1.5 grey + 0.5)."""
+    n, c, h, w = x.shape
+    z = ops.in_streams(torch.empty((n, 1, h, w), device=x.device, dtype=x.dtype), generator,
+                       lambda out, _, g: out.normal_(generator=g))
+    angle = torch.rand(n, generator=generator, device=x.device, dtype=torch.float64) * 90 - 135
+    grey = ops.luma(x) if c == 3 else x
+    return z, angle, torch.maximum(x, grey * 1.5 + 0.5)
+
+
 @register_corruption("weather", [(0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
                                  (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9), (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
-                                 (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)], chunk=1 << 23)
-def snow(x, severity, generator=None):
+                                 (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)], chunk=None, draw=snow_draws)
+def snow(x, severity, drawn):
     loc, scale, zoom, thr, radius, sigma, keep = param("snow", severity)
-    n, c, h, w = x.shape
-    layer = torch.randn((n, 1, h, w), generator=generator, device=x.device, dtype=x.dtype) * scale + loc
-    layer = ops.apply_rows_cols(layer, ops.zoom_matrix(h, zoom), ops.zoom_matrix(w, zoom))
+    z, angle, bright = drawn
+    h, w = x.shape[-2:]
+    layer = ops.apply_rows_cols(z * scale + loc, ops.zoom_matrix(h, zoom), ops.zoom_matrix(w, zoom))
     layer = ops.quantize(torch.where(layer < thr, 0.0, layer))  # stored as an 8-bit PNG
-    angle = torch.rand(n, generator=generator, device=x.device, dtype=torch.float64) * 90 - 135
     layer = ops.round8(ops.motion_blur(layer, radius, sigma, angle))  # ImageMagick writes 8 bits back
-    grey = ops.luma(x) if c == 3 else x
-    out = torch.maximum(x, grey * 1.5 + 0.5).lerp_(x, keep)  # keep x + (1 - keep) max(x, 1.5 grey + 0.5)
+    out = torch.lerp(bright, x, keep)  # keep x + (1 - keep) max(x, 1.5 grey + 0.5)
     return out.add_(layer).add_(layer.flip(-1, -2)).clamp_(0, 1)
 
 

@@ -14,7 +14,7 @@ from ..attacks import AttackSpec, attack, channels_last, eval_mode
 from ..attacks.autoattack import AutoAttackSpec, require_autoattack, run_autoattack
 from ..attacks.fold import folded
 from ..attacks.threats import IntoClassSpec, VictimSpec, check_class, merge_untargeted, run_threat, threat_rows
-from ..corruptions.spec import CorruptionSpec, corrupt_chunk
+from ..corruptions.spec import CorruptionPass, CorruptionSpec
 from ..data import ClassData, to_float
 from ..distributed import gather, is_main, shard, world
 from ..errors import ClasswiseError
@@ -282,8 +282,10 @@ def _evaluate(model, data, attacks: dict, *, batch_size, device, seed, early_sto
     for label, spec in attacks.items():
         result.adv_pred[label] = np.empty(n, dtype=np.int64)
         result.attacks[label] = spec.model_dump()
+    corrupted = CorruptionPass({k: s for k, s in attacks.items() if isinstance(s, CorruptionSpec)}, seed, device)
+    attacks_ = {k: s for k, s in attacks.items() if not isinstance(s, CorruptionSpec)}
     # one generator per attack, consumed in data order: results do not depend on chunking
-    generators = [torch.Generator(device=device).manual_seed(seed) for _ in attacks]
+    generators = [torch.Generator(device=device).manual_seed(seed) for _ in attacks_]
     sums = {k: _ClassSums(len(data.classes)) for k in ["clean", *(k for k, s in attacks.items()
                                                                  if isinstance(s, AttackSpec))]} if class_sums else {}
     chunk = _chunk_size(data, batch_size)
@@ -305,11 +307,9 @@ def _evaluate(model, data, attacks: dict, *, batch_size, device, seed, early_sto
                 if sums:
                     sums["clean"].add(clean_logits, y, clean_feats)
                 result.clean_pred[idx] = clean.cpu().numpy()
-                for (label, spec), gen in zip(attacks.items(), generators, strict=True):
-                    if isinstance(spec, CorruptionSpec):  # every image, not only the correct ones
-                        result.adv_pred[label][idx] = _logits(model, corrupt_chunk(spec, x, idx, gen),
-                                                              batch_size).argmax(1).cpu().numpy()
-                        continue
+                for label, images in corrupted(x, idx):  # every image, not only the correct ones
+                    result.adv_pred[label][idx] = _logits(model, images, batch_size).argmax(1).cpu().numpy()
+                for (label, spec), gen in zip(attacks_.items(), generators, strict=True):
                     adv = _attack_chunk(model, fast, spec, x, y, clean, gen, batch_size=batch_size, seed=seed,
                                         early_stop=early_stop, num_classes=len(data.classes), notes=result.notes,
                                         key=label, sums=sums.get(label), clean_logits=clean_logits, pen=pen,
