@@ -259,17 +259,19 @@ def motion_blur(x: torch.Tensor, radius: float, sigma: float, angle: torch.Tenso
     n, c, h, w = x.shape
     order = torch.argsort(angle)
     k, drow, dcol = motion_taps(radius, sigma, angle[order])
-    drow, dcol = drow.cpu(), dcol.cpu()
+    drow, dcol = drow.cpu().numpy(), dcol.cpu().numpy()  # NumPy: ~20% of the time went to indexing tensors
     top, bottom = max(0, -int(drow.min())), max(0, int(drow.max()))
     left, right = max(0, -int(dcol.min())), max(0, int(dcol.max()))
     xp = pad(x[order], top, bottom, left, right, "nearest")
     out = torch.zeros_like(x)
+    shift_changes = (np.diff(drow, axis=0) != 0) | (np.diff(dcol, axis=0) != 0)  # (n - 1, taps)
+    s0, s1, s2, s3 = xp.stride()
     for t in range(len(k)):
-        pairs = torch.stack([drow[:, t], dcol[:, t]], 1)
-        cuts = [0, *((pairs[1:] != pairs[:-1]).any(1).nonzero().flatten() + 1).tolist(), n]
+        cuts = [0, *(np.flatnonzero(shift_changes[:, t]) + 1).tolist(), n]
         for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
-            r0, c0 = top + int(drow[lo, t]), left + int(dcol[lo, t])
-            out[lo:hi].add_(xp[lo:hi, :, r0:r0 + h, c0:c0 + w], alpha=float(k[t]))  # no temporary
+            at = lo * s0 + (top + int(drow[lo, t])) * s2 + (left + int(dcol[lo, t])) * s3
+            # views by as_strided and narrow: multi-axis slicing cost more than a short run's add
+            out.narrow(0, lo, hi - lo).add_(xp.as_strided((hi - lo, c, h, w), (s0, s1, s2, s3), at), alpha=float(k[t]))
     return out[torch.argsort(order)]
 
 
