@@ -17,13 +17,8 @@ from .registry import param, register_corruption
 
 
 def standard_normals(x: torch.Tensor, generator) -> torch.Tensor:
-    """One standard normal a value: gaussian noise at any severity scales them."""
+    """One standard normal a value: gaussian and speckle noise at any severity scale them."""
     return ops.in_streams(x, generator, lambda out, x, g: out.normal_(generator=g))
-
-
-def speckles(x: torch.Tensor, generator) -> torch.Tensor:
-    """x times one standard normal a value: speckle noise at any severity scales them."""
-    return ops.in_streams(x, generator, lambda out, x, g: out.normal_(generator=g).mul_(x))
 
 
 @register_corruption("noise", [0.04, 0.06, 0.08, 0.09, 0.10], chunk=None, draw=standard_normals)
@@ -150,6 +145,6 @@ def impulse_noise(x, severity, generator=None):
     return ops.in_streams(x, generator, flip)
 
 
-@register_corruption("noise", [0.06, 0.1, 0.12, 0.16, 0.2], extra=True, chunk=None, draw=speckles)
-def speckle_noise(x, severity, xz):
-    return torch.add(x, xz, alpha=param("speckle_noise", severity)).clamp_(0, 1)
+@register_corruption("noise", [0.06, 0.1, 0.12, 0.16, 0.2], extra=True, chunk=None, draw=standard_normals)
+def speckle_noise(x, severity, z):
+    return torch.addcmul(x, x, z, value=param("speckle_noise", severity)).clamp_(0, 1)
