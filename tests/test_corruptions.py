@@ -96,7 +96,7 @@ def test_each_severity_is_the_single_call_from_the_same_state(name, frost_dir):
     """Common random numbers: `each_severity` gives, at each severity asked for and in that order,
     the image one call gives from the generator's state on entry, and what a severity does not
     change (`draw`) is made once."""
-    x, kw = image(3, 32, n=3), kw_for(name, frost_dir)
+    x, kw = image(3, 32, n=3).contiguous(memory_format=torch.channels_last), kw_for(name, frost_dir)
     corruption, draws = CORRUPTIONS[name], []
     if corruption.draw:
         corruption = dataclasses.replace(corruption, draw=lambda x, g, d=corruption.draw: draws.append(1) or d(x, g))
@@ -105,6 +105,7 @@ def test_each_severity_is_the_single_call_from_the_same_state(name, frost_dir):
     assert len(draws) == (1 if corruption.draw else 0)
     for s, y in got:
         assert torch.equal(y, corruption(x, s, torch.Generator().manual_seed(3), quantize=True, **kw)), s
+        assert y.is_contiguous(memory_format=torch.channels_last)  # the input's layout, as the model reads it
     if name in ("gaussian_noise", "speckle_noise"):  # the same normals scaled: no value's distortion shrinks
         by_severity = dict(got)
         assert ((by_severity[5] - x).abs() >= (by_severity[3] - x).abs()).all()

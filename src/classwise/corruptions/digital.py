@@ -46,7 +46,6 @@ def contrast(x, severity, generator=None):
     return (x - mean).mul_(c).add_(mean).clamp_(0, 1)
 
 
-# in units of the image side (IMSIZE in the reference, 32 for CIFAR): alpha, sigma, affine jitter
 def elastic_draws(x: torch.Tensor, generator) -> tuple[torch.Tensor, torch.Tensor]:
     """What every severity of elastic_transform is made of: the anchors' jitter in [0, 1) (n, 3,
     2) and the displacement's uniform noise in [-1, 1) (n, 2, h, w), scaled and smoothed per
@@ -58,6 +57,7 @@ def elastic_draws(x: torch.Tensor, generator) -> tuple[torch.Tensor, torch.Tenso
     return u, noise
 
 
+# in units of the image side (IMSIZE in the reference, 32 for CIFAR): alpha, sigma, affine jitter
 @register_corruption("digital", [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05),
                                  (0.1, 0.03, 0.03)], chunk=None, draw=elastic_draws)
 def elastic_transform(x, severity, drawn):

@@ -65,10 +65,10 @@ class Corruption:
         severities = list(severities)
         _check(self.name, severities)
         if self.draw is not None:
-            x = x.contiguous()
-            drawn = self.draw(x, generator)
+            xc = x.contiguous()
+            drawn = self.draw(xc, generator)
             for s in severities:
-                yield s, self._finished(self.fn(x, s, drawn, **kw), x, quantize)
+                yield s, self._finished(self.fn(xc, s, drawn, **kw), x, quantize)
             return
         state = generator.get_state() if generator is not None else None
         for s in severities:
