@@ -91,6 +91,16 @@ def test_cpu_chunks_are_the_corruption_of_each_chunk_in_turn(name):
         assert torch.equal(y, ops.quantize(CORRUPTIONS[name].fn(x.contiguous(), 4, None)))
 
 
+def test_glass_blur_in_chunks_of_images_is_the_blur_of_the_batch(monkeypatch):
+    from classwise.corruptions import blur
+
+    x = image(3, 32, n=7)
+    whole = run("glass_blur", x, 4, seed=2)
+    monkeypatch.setattr(blur, "CPU_CHUNK", 3 * x[0].numel())  # chunks of 3, 3 and 1 images, one draw
+    assert torch.equal(run("glass_blur", x, 4, seed=2), whole)
+    assert not torch.equal(run("glass_blur", x, 4, seed=3), whole)
+
+
 @pytest.mark.parametrize("name", ORDER)
 def test_each_severity_is_the_single_call_from_the_same_state(name, frost_dir):
     """Common random numbers: `each_severity` gives, at each severity asked for and in that order,

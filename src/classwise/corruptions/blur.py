@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from . import ops
-from .registry import param, register_corruption
+from .registry import CPU_CHUNK, param, register_corruption
 
 
 @lru_cache(maxsize=64)
@@ -73,11 +73,17 @@ def glass_blur(x, severity, walks: GlassWalks):
     walk has not reached yet, so one pass is a single gather with per-pixel offsets."""
     sigma, delta, iterations = param("glass_blur", severity)
     assert delta == 1, "the gather form needs every offset to point to a pixel not yet visited"
-    x = ops.quantize(ops.gaussian_blur(x, sigma))
     n, c, h, w = x.shape
     src = walks.after(iterations)
-    x = x.reshape(n, c, h * w).gather(2, src.view(n, 1, -1).expand(n, c, -1)).view(n, c, h, w)
-    return ops.gaussian_blur(x, sigma).clamp_(0, 1)  # x is the gather's fresh tensor
+    out = torch.empty_like(x)
+    # in chunks of CPU_CHUNK values: temporaries in cache (~5% faster; the draws are the batch's)
+    step = max(1, CPU_CHUNK // (c * h * w)) if x.device.type == "cpu" else n
+    for i in range(0, n, step):
+        part = ops.quantize(ops.gaussian_blur(x[i:i + step], sigma))
+        m = len(part)
+        part = part.reshape(m, c, h * w).gather(2, src[i:i + step, None].expand(m, c, -1)).view(m, c, h, w)
+        out[i:i + step] = ops.gaussian_blur(part, sigma).clamp_(0, 1)
+    return out
 
 
 @register_corruption("blur", [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)], chunk=1 << 23)
