@@ -14,7 +14,7 @@ published code calls OpenCV (spatter's Canny, distance transform and histogram e
 elastic's warpAffine) the reference calls SciPy's nearest equivalent (ndimage.sobel,
 distance_transform_cdt, a NumPy histogram): the same amount of per-image work, not bit-equal
 output. The reference runs on a subset and is scaled per image; ours runs on all images; both
-are timed in interleaved rounds (`--rounds`, default 3) and the best of each is kept. Ours makes
+are timed in interleaved rounds (`--rounds`, default 5) and the best of each is kept. Ours makes
 the five severities of each batch together, as the evaluation pass makes them
 (`Corruption.each_severity`: one set of random numbers for all five, drawn once where they do not
 depend on the severity), inside `heap_kept()`, as the evaluation pass runs it: outside it, each batch's fresh outputs
@@ -230,8 +230,8 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=int, help="images in the set (default 10,000; 2,000 with --quick)")
     ap.add_argument("--reference-images", type=int,
                     help="images a severity the per-image references run on (default 200; 40 with --quick)")
-    ap.add_argument("--rounds", type=int, default=3, help="timing rounds, ours and the references interleaved; "
-                    "the best of each is kept (default 3)")
+    ap.add_argument("--rounds", type=int, default=5, help="timing rounds, ours and the references interleaved; "
+                    "the best of each is kept (default 5)")
     args = ap.parse_args(argv)
     n, ref_n = (2000, 40) if args.quick else (10000, 200)
     n, ref_n = args.images or n, args.reference_images or ref_n
