@@ -459,6 +459,7 @@ def test_runs_reads_a_study_without_writing_to_it(ws, inside, capsys):
     assert "1 finished" in capsys.readouterr().out
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")  # the planted pickle, refused
 def test_tiny_imagenet_cache_truncated_or_planted_is_rebuilt(tmp_path, monkeypatch):
     from datafiles import write_tiny_imagenet
 
