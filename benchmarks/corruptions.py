@@ -17,10 +17,10 @@ output. The reference runs on a subset and is scaled per image; ours runs on all
 are timed in interleaved rounds (`--rounds`, default 5) and the best of each is kept. Ours makes
 the five severities of each batch together, as the evaluation pass makes them
 (`Corruption.each_severity`: one set of random numbers for all five, drawn once where they do not
-depend on the severity), inside `heap_kept()`, as the evaluation pass runs it: outside it, each batch's fresh outputs
-faulted their pages in again (up to 75,000 faults and 0.27 s of system time a round of 10,000
-pixelated images). The
-images come from CIFAR-10's test set when it is installed, else from the synthetic generator.
+depend on the severity), inside `heap_kept()`, as the evaluation pass runs it: outside it, each
+batch's fresh outputs faulted their pages in again (up to 75,000 faults and 0.27 s of system time a
+round of 10,000 pixelated images). The images come from CIFAR-10's test set when it is installed,
+else from the synthetic generator.
 When `imagecorruptions-imaug` (the maintained fork of the published package, `make bench`
 installs it) imports, its `corrupt()` is timed too, per image on uint8 arrays as its users call
 it, with its own (ImageNet-C) parameters and its shipped frost photographs; the goal is judged

@@ -43,8 +43,8 @@ class Corruption:
         published files store them."""
         _check(self.name, [severity])
         if self.draw is not None:
-            return self._finished(self.fn(x.contiguous(), severity, self.draw(x.contiguous(), generator), **kw), x,
-                                  quantize)
+            xc = x.contiguous()
+            return self._finished(self.fn(xc, severity, self.draw(xc, generator), **kw), x, quantize)
         cpu_chunks = self.chunk is not None and x.device.type == "cpu"
         step = max(1, self.chunk * len(x) // max(1, x.numel()) if cpu_chunks else len(x))
         if len(x) <= step:

@@ -283,9 +283,9 @@ def _evaluate(model, data, attacks: dict, *, batch_size, device, seed, early_sto
         result.adv_pred[label] = np.empty(n, dtype=np.int64)
         result.attacks[label] = spec.model_dump()
     corrupted = CorruptionPass({k: s for k, s in attacks.items() if isinstance(s, CorruptionSpec)}, seed, device)
-    attacks_ = {k: s for k, s in attacks.items() if not isinstance(s, CorruptionSpec)}
+    adversarial = {k: s for k, s in attacks.items() if not isinstance(s, CorruptionSpec)}
     # one generator per attack, consumed in data order: results do not depend on chunking
-    generators = [torch.Generator(device=device).manual_seed(seed) for _ in attacks_]
+    generators = [torch.Generator(device=device).manual_seed(seed) for _ in adversarial]
     sums = {k: _ClassSums(len(data.classes)) for k in ["clean", *(k for k, s in attacks.items()
                                                                  if isinstance(s, AttackSpec))]} if class_sums else {}
     chunk = _chunk_size(data, batch_size)
@@ -309,7 +309,7 @@ def _evaluate(model, data, attacks: dict, *, batch_size, device, seed, early_sto
                 result.clean_pred[idx] = clean.cpu().numpy()
                 for label, images in corrupted(x, idx):  # every image, not only the correct ones
                     result.adv_pred[label][idx] = _logits(model, images, batch_size).argmax(1).cpu().numpy()
-                for (label, spec), gen in zip(attacks_.items(), generators, strict=True):
+                for (label, spec), gen in zip(adversarial.items(), generators, strict=True):
                     adv = _attack_chunk(model, fast, spec, x, y, clean, gen, batch_size=batch_size, seed=seed,
                                         early_stop=early_stop, num_classes=len(data.classes), notes=result.notes,
                                         key=label, sums=sums.get(label), clean_logits=clean_logits, pen=pen,
