@@ -17,7 +17,7 @@ from PIL import Image
 from scipy import ndimage
 
 from classwise.corruptions import CORRUPTIONS, ORDER, CorruptionPass, CorruptionSpec, corrupt, unavailable
-from classwise.corruptions.opencv import chamfer_distance, equalize_hist
+from classwise.corruptions.opencv import canny, distance_transform, equalize_hist, water_rims
 from classwise.errors import ClasswiseError
 
 
@@ -484,35 +484,64 @@ def test_reference_spatter_mud(img):
 
 
 def test_reference_opencv_steps():
-    """The 5x5 chamfer distance (steps 1, 1.4, 2.1969) from one zero pixel, and equalizeHist's
-    lookup table (cumulative counts past the first level, scaled to 255)."""
-    nz = torch.ones(1, 9, 9, dtype=torch.bool)
-    nz[0, 4, 4] = False
-    d = chamfer_distance(nz, 20)[0]
-    assert float(d[4, 5]) == 1 and abs(float(d[5, 5]) - 1.4) < 1e-6 and abs(float(d[5, 6]) - 2.1969) < 1e-5
-    assert abs(float(d[4, 8]) - 4) < 1e-6 and abs(float(d[6, 6]) - 2.8) < 1e-5
-    # a batch whose images settle after different numbers of passes: each as if alone
-    u = torch.rand(4, 24, 24, generator=torch.Generator().manual_seed(0))
-    batch = u > torch.tensor([0.3, -1, 0.9, -1])[:, None, None]  # the last has no zero pixel
-    batch[1, 0, 0] = False  # one zero pixel in a corner: distances past the cap
-    alone = torch.cat([chamfer_distance(b[None], 20) for b in batch])
-    assert torch.equal(chamfer_distance(batch, 20), alone)
-    assert float(alone[1].max()) == 20 and float(alone[3].min()) == 20 and float(alone[2].max()) < 5
-    levels = torch.tensor([[3, 3, 7, 7, 7, 9, 200, 200]], dtype=torch.float64).view(1, 2, 4)
+    """The 5x5 chamfer distance (steps 1, 1.4, 2.1969) from one zero pixel; Canny's hysteresis
+    (a weak edge is kept only where it touches a strong one); equalizeHist's lookup table
+    (cumulative counts past the first level, scaled to 255)."""
+    zero = np.zeros((1, 9, 9), bool)
+    zero[0, 4, 4] = True
+    d = distance_transform(zero, 20)[0]
+    assert d[4, 5] == 1 and abs(d[5, 5] - 1.4) < 1e-6 and abs(d[5, 6] - 2.1969) < 1e-5
+    assert abs(d[4, 8] - 4) < 1e-6 and abs(d[6, 6] - 2.8) < 1e-5
+    # images side by side in the kernels' lanes, 17 of them (past one group of 16): each as if alone
+    u = np.random.default_rng(0).random((17, 24, 24))
+    batch = u < np.array([0.7, 2] + [0.1] * 14 + [-1])[:, None, None]  # the last has no zero pixel
+    batch[1] = False
+    batch[1, 0, 0] = True  # one zero pixel in a corner: distances past the cap
+    alone = np.concatenate([distance_transform(b[None], 20) for b in batch])
+    assert np.array_equal(distance_transform(batch, 20), alone)
+    assert alone[1].max() == 20 and alone[16].min() == 20 and alone[0].max() < 5
+    # a vertical step of 25 levels (Sobel magnitude 100: between the thresholds 50 and 150), alone
+    # and below a step of 225 levels (magnitude 900) in the top three rows
+    step = np.zeros((2, 16, 16), np.uint8)
+    step[:, :, 8:] = 25
+    step[1, :3, 8:] = 225
+    edges = canny(step, 50, 150)
+    assert not edges[0].any()
+    assert edges[1, 4:, 7].all() and edges[1, 4:].sum() == 12  # the weak edge, one pixel wide
+    levels = np.array([[3, 3, 7, 7], [7, 9, 200, 200]])
     hist = {3: 2, 7: 3, 9: 1, 200: 2}
     scale = 255 / (8 - hist[3])
     lut = {3: 0, 7: round(3 * scale), 9: round(4 * scale), 200: round(6 * scale)}
     assert equalize_hist(levels).flatten().tolist() == [lut[int(v)] for v in levels.flatten()]
 
 
-def test_chamfer_distance_is_opencvs_where_it_is_installed():
-    """Bit-equal to cv2.distanceTransform(DIST_L2, mask 5) on masks like spatter's (mostly
-    nonzero), capped as spatter caps it. OpenCV is not a dependency: skipped without it."""
+def test_water_spatter_is_opencvs_where_it_is_installed():
+    """Canny, the distance transform and the whole water-rim recipe of make_cifar_c.py, bit-equal
+    to cv2's on spatter's liquid layers and on noise (OpenCV comes with the test extras)."""
     cv2 = pytest.importorskip("cv2")
     g = torch.Generator().manual_seed(0)
-    masks = torch.rand(60, 32, 32, generator=g) < torch.linspace(0.5, 0.99, 60)[:, None, None]
-    ref = np.stack([cv2.distanceTransform(m.numpy().astype(np.uint8), cv2.DIST_L2, 5) for m in masks])
-    assert np.array_equal(chamfer_distance(masks, 20).numpy(), np.minimum(ref, 20))
+    layers = []
+    for sev in (1, 2, 3):
+        loc, scale, sigma, thr, _, _ = CORRUPTIONS["spatter"].params[sev - 1]
+        liquid = torch.from_numpy(ndimage.gaussian_filter(
+            (torch.randn(40, 32, 32, generator=g) * scale + loc).numpy(), (0, sigma, sigma), mode="nearest"))
+        layers.append(torch.where(liquid < thr, 0.0, liquid))
+    levels = (torch.cat(layers) * 255).clamp(0, 255).to(torch.uint8)
+    noise = torch.randint(0, 256, (30, 28, 36), generator=g, dtype=torch.uint8)
+    for lv in (levels.numpy(), noise.numpy()):
+        edges = canny(lv, 50, 150)
+        assert np.array_equal(edges, np.stack([cv2.Canny(v, 50, 150) > 0 for v in lv]))
+        ref = np.stack([cv2.distanceTransform(255 - 255 * e.astype(np.uint8), cv2.DIST_L2, 5) for e in edges])
+        assert np.array_equal(distance_transform(edges, 20), np.minimum(ref, 20))
+
+    def published(lv):
+        dist = cv2.distanceTransform(255 - cv2.Canny(lv, 50, 150), cv2.DIST_L2, 5)
+        _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
+        dist = cv2.equalizeHist(cv2.blur(dist, (3, 3)).astype(np.uint8))
+        dist = cv2.filter2D(dist, cv2.CV_8U, np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]]))
+        return lv * cv2.blur(dist, (3, 3)).astype(np.float32)
+
+    assert np.array_equal(water_rims(levels).numpy(), np.stack([published(v) for v in levels.numpy()]))
 
 
 def pillow_each(x: torch.Tensor, fn) -> np.ndarray:
