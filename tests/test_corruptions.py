@@ -522,13 +522,13 @@ def test_water_spatter_is_opencvs_where_it_is_installed():
     g = torch.Generator().manual_seed(0)
     layers = []
     for sev in (1, 2, 3):
-        loc, scale, sigma, thr, _, _ = CORRUPTIONS["spatter"].params[sev - 1]
-        liquid = torch.from_numpy(ndimage.gaussian_filter(
-            (torch.randn(40, 32, 32, generator=g) * scale + loc).numpy(), (0, sigma, sigma), mode="nearest"))
-        layers.append(torch.where(liquid < thr, 0.0, liquid))
-    levels = (torch.cat(layers) * 255).clamp(0, 255).to(torch.uint8)
-    noise = torch.randint(0, 256, (30, 28, 36), generator=g, dtype=torch.uint8)
-    for lv in (levels.numpy(), noise.numpy()):
+        loc, scale, sigma, _, _, _ = CORRUPTIONS["spatter"].params[sev - 1]
+        layers.append(torch.from_numpy(ndimage.gaussian_filter(
+            (torch.randn(40, 32, 32, generator=g) * scale + loc).numpy(), (0, sigma, sigma), mode="nearest")))
+    liquid, thr, intensity = torch.cat(layers), 0.69, 0.5
+    levels = np.uint8(np.clip(np.where(liquid.numpy() < np.float32(thr), 0, liquid.numpy() * np.float32(255)), 0, 255))
+    noise = torch.randint(0, 256, (30, 28, 36), generator=g, dtype=torch.uint8).numpy()
+    for lv in (levels, noise):
         edges = canny(lv, 50, 150)
         assert np.array_equal(edges, np.stack([cv2.Canny(v, 50, 150) > 0 for v in lv]))
         ref = np.stack([cv2.distanceTransform(255 - 255 * e.astype(np.uint8), cv2.DIST_L2, 5) for e in edges])
@@ -539,9 +539,10 @@ def test_water_spatter_is_opencvs_where_it_is_installed():
         _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
         dist = cv2.equalizeHist(cv2.blur(dist, (3, 3)).astype(np.uint8))
         dist = cv2.filter2D(dist, cv2.CV_8U, np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]]))
-        return lv * cv2.blur(dist, (3, 3)).astype(np.float32)
+        m = lv * cv2.blur(dist, (3, 3)).astype(np.float32)
+        return m / max(m.max(), np.float32(1e-12)) * np.float32(intensity)
 
-    assert np.array_equal(water_rims(levels).numpy(), np.stack([published(v) for v in levels.numpy()]))
+    assert np.array_equal(water_rims(liquid, thr, intensity).numpy(), np.stack([published(v) for v in levels]))
 
 
 def pillow_each(x: torch.Tensor, fn) -> np.ndarray:

@@ -1,11 +1,13 @@
 """The OpenCV steps of spatter's water drops, computed as OpenCV computes them: Canny edges,
 the 5x5 chamfer distance transform (cv2.DIST_L2, mask 5), the 3x3 box blur, histogram
-equalisation and the 8-bit emboss filter. Each is a per-image loop compiled with numba: as
-tensor ops over the batch they cost 60-95 us an image (the distance transform alone needed up
-to 21 whole-image relaxations, Canny's hysteresis a dilation per step of growth), compiled
-about 15; the two halves of a batch run side by side in two threads (the loops release the GIL).
-Per image, the results equal cv2's to the bit (tests/test_corruptions.py checks it where OpenCV
-is installed)."""
+equalisation and the 8-bit emboss filter, compiled with numba. As tensor ops over the batch they
+cost 60-95 us an image (the distance transform needed up to 21 whole-image relaxations, Canny's
+hysteresis a dilation per step of growth); OpenCV's own raster passes are serial along each row.
+Here LANES images are interleaved pixel by pixel (`_lanes`: row i holds pixel (i, j) of image q at
+j * LANES + q), so every step is one loop along a row that the compiler turns into SIMD over the
+images, and each serial chain of a raster pass carries LANES images at once. The two halves of a
+batch run side by side in two threads (the loops release the GIL). The results equal cv2's to
+the bit (tests/test_corruptions.py checks it against OpenCV)."""
 
 from __future__ import annotations
 
@@ -17,211 +19,301 @@ from numba import njit
 
 _TG22 = int(0.4142135623730950488016887242097 * (1 << 15) + 0.5)  # OpenCV's fixed-point tan(22.5)
 HV, DIAG, KNIGHT = np.float32(1), np.float32(1.4), np.float32(2.1969)  # cv2.DIST_L2's 5x5 mask
-LANES = 16  # images side by side: one AVX-512 register of float32 (two of AVX2)
+L = 16  # images side by side: one AVX-512 register of float32 (two of AVX2)
 
 
 @njit(nogil=True, cache=True)
 def _lanes(batch, k, dtype, border, fill):
-    """Images k..k+LANES of a (N, H, W) batch as one (H + 2 border, W + 2 border, LANES) array,
-    image index last, so that each step below is the same arithmetic on LANES images side by side
-    (one SIMD instruction) and the raster passes' running minima and growth, serial along a row
-    in one image, run LANES chains at once. Lanes past the batch's end hold `fill`."""
+    """Images k..k+L of a (N, H, W) batch interleaved: (H + 2 border, (W + 2 border) L), pixel
+    (i, j) of image k + q at [i + border, (j + border) L + q]. Lanes past the batch hold `fill`,
+    as does the border."""
     n, h, w = batch.shape
-    out = np.full((h + 2 * border, w + 2 * border, LANES), fill, dtype)
-    for lane in range(min(LANES, n - k)):
+    out = np.full((h + 2 * border, (w + 2 * border) * L), fill, dtype)
+    for q in range(min(L, n - k)):
         for i in range(h):
             for j in range(w):
-                out[i + border, j + border, lane] = batch[k + lane, i, j]
+                out[i + border, (j + border) * L + q] = batch[k + q, i, j]
     return out
 
 
 @njit(nogil=True, cache=True)
-def canny(levels, low, high):
-    """cv2.Canny(img, low, high) of each (H, W) image of 8-bit levels with its defaults (3x3
-    Sobel on a replicated border, L1 magnitude, non-maximum suppression in four directions,
-    8-connected hysteresis): (N, H, W) booleans. Every test is a select, not a branch."""
+def _unlanes(lanes, k, border, out):
+    """The inverse of `_lanes`: lanes' images into out[k:k + L]."""
+    n, h, w = out.shape
+    for q in range(min(L, n - k)):
+        for i in range(h):
+            for j in range(w):
+                out[k + q, i, j] = lanes[i + border, (j + border) * L + q]
+
+
+@njit(nogil=True, cache=True)
+def _border(p, reflect):
+    """Fill a 1-pixel border of interleaved images in place: replicated, or reflected about the
+    edge pixel (BORDER_REFLECT_101, OpenCV's default)."""
+    rows, cols = p.shape
+    w = cols // L - 2
+    h = rows - 2
+    a, b = (2, w - 1) if reflect else (1, w)
+    for i in range(1, h + 1):
+        for q in range(L):
+            p[i, q], p[i, (w + 1) * L + q] = p[i, a * L + q], p[i, b * L + q]
+    top, bottom = (2, h - 1) if reflect else (1, h)
+    p[0] = p[top]
+    p[h + 1] = p[bottom]
+
+
+@njit(nogil=True, cache=True)
+def _canny(levels, k, low, high):
+    """cv2.Canny(img, low, high) with its defaults (3x3 Sobel on a replicated border, L1
+    magnitude, non-maximum suppression in four directions, 8-connected hysteresis) of images
+    k..k+L: (H + 2, W + 2) words whose bit q is image k + q's edge (a zero border)."""
     n, h, w = levels.shape
-    edges = np.empty((n, h, w), np.bool_)
-    mag = np.zeros((h + 2, w + 2, LANES), np.int32)  # zero outside the image
-    dx, dy = np.empty((h, w, LANES), np.int32), np.empty((h, w, LANES), np.int32)
-    state = np.zeros((h + 2, w + 2, LANES), np.uint8)  # 1 a candidate, 2 an edge
-    for k in range(0, n, LANES):
-        p = _lanes(levels, k, np.int32, 1, 0)
-        for i in range(1, h + 1):  # the replicated border
-            p[i, 0], p[i, w + 1] = p[i, 1], p[i, w]
-        p[0], p[h + 1] = p[1], p[h]
-        for i in range(h):
-            for j in range(w):
-                for q in range(LANES):
-                    gx = (p[i, j + 2, q] - p[i, j, q]) + 2 * (p[i + 1, j + 2, q] - p[i + 1, j, q]) \
-                        + (p[i + 2, j + 2, q] - p[i + 2, j, q])
-                    gy = (p[i + 2, j, q] - p[i, j, q]) + 2 * (p[i + 2, j + 1, q] - p[i, j + 1, q]) \
-                        + (p[i + 2, j + 2, q] - p[i, j + 2, q])
-                    dx[i, j, q], dy[i, j, q] = gx, gy
-                    mag[i + 1, j + 1, q] = abs(gx) + abs(gy)
-        for i in range(h):
-            for j in range(w):
-                for q in range(LANES):
-                    m, gx, gy = mag[i + 1, j + 1, q], dx[i, j, q], dy[i, j, q]
-                    ax, ay = abs(gx), abs(gy) << 15
-                    tg22x = ax * _TG22
-                    horizontal, vertical = ay < tg22x, ay > tg22x + (ax << 16)
-                    along_x = (m > mag[i + 1, j, q]) & (m >= mag[i + 1, j + 2, q])
-                    along_y = (m > mag[i, j + 1, q]) & (m >= mag[i + 2, j + 1, q])
-                    anti = (m > mag[i, j + 2, q]) & (m > mag[i + 2, j, q])
-                    main = (m > mag[i, j, q]) & (m > mag[i + 2, j + 2, q])
-                    diagonal = anti if (gx ^ gy) < 0 else main
-                    peak = (along_x if horizontal else (along_y if vertical else diagonal)) & (m > low)
-                    state[i + 1, j + 1, q] = np.uint8(peak) + np.uint8(peak & (m > high))
-        # hysteresis: raster passes down and up, each growing the edges into candidates that touch
-        # an edge already visited, until a pair of passes grows nothing (two or three on spatter)
-        grown = 1
-        while grown:
-            grown = 0
-            for step in (1, -1):
-                for ii in range(h):
-                    i = 1 + ii if step > 0 else h - ii
-                    above, row = state[i - step], state[i]
-                    for jj in range(w):
-                        j = 1 + jj if step > 0 else w - jj
-                        for q in range(LANES):
-                            touch = (above[j - 1, q] == 2) | (above[j, q] == 2) | (above[j + 1, q] == 2) \
-                                | (row[j - step, q] == 2)
-                            joins = np.uint8((row[j, q] == 1) & touch)
-                            row[j, q] += joins
-                            grown += joins
-        for lane in range(min(LANES, n - k)):
-            for i in range(h):
-                for j in range(w):
-                    edges[k + lane, i, j] = state[i + 1, j + 1, lane] == 2
+    p = _lanes(levels, k, np.int32, 1, 0)
+    _border(p, False)
+    dx, dy = np.empty((h, w * L), np.int32), np.empty((h, w * L), np.int32)
+    mag = np.zeros((h + 2, (w + 2) * L), np.int32)  # zero outside the image
+    for i in range(h):
+        p0, p1, p2, gxr, gyr, m = p[i], p[i + 1], p[i + 2], dx[i], dy[i], mag[i + 1]
+        for c in range(w * L):
+            gx = (p0[c + 2 * L] - p0[c]) + 2 * (p1[c + 2 * L] - p1[c]) + (p2[c + 2 * L] - p2[c])
+            gy = (p2[c] - p0[c]) + 2 * (p2[c + L] - p0[c + L]) + (p2[c + 2 * L] - p0[c + 2 * L])
+            gxr[c], gyr[c] = gx, gy
+            m[c + L] = abs(gx) + abs(gy)
+    # non-maximum suppression: each test a mask, combined with & and |, so no branch
+    cand, strong = np.empty((h, w * L), np.uint8), np.empty((h, w * L), np.uint8)
+    for i in range(h):
+        up, mid, dn, gxr, gyr, cr, sr = mag[i], mag[i + 1], mag[i + 2], dx[i], dy[i], cand[i], strong[i]
+        for c in range(w * L):
+            m, gx, gy = mid[c + L], gxr[c], gyr[c]
+            ax, ay = abs(gx), abs(gy) << 15
+            tg22x = ax * _TG22
+            horizontal, vertical = ay < tg22x, ay > tg22x + (ax << 16)
+            along_x = (m > mid[c]) & (m >= mid[c + 2 * L])
+            along_y = (m > up[c + L]) & (m >= dn[c + L])
+            anti = (m > up[c + 2 * L]) & (m > dn[c])  # gx and gy of opposite signs
+            main = (m > up[c]) & (m > dn[c + 2 * L])
+            opposite = (gx ^ gy) < 0
+            diagonal = (opposite & anti) | (~opposite & main)
+            peak = ((horizontal & along_x) | (vertical & along_y) | (~horizontal & ~vertical & diagonal)) & (m > low)
+            cr[c], sr[c] = peak, peak & (m > high)
+    # hysteresis on bit words (bit q: image k + q): raster passes down and up, each growing the
+    # edges into candidates touching an edge already visited, until a pair of passes grows none
+    cw, edges = np.zeros((h + 2, w + 2), np.int64), np.zeros((h + 2, w + 2), np.int64)
+    for i in range(h):
+        for j in range(w):
+            cb, sb = 0, 0
+            for q in range(L):
+                cb |= np.int64(cand[i, j * L + q]) << q
+                sb |= np.int64(strong[i, j * L + q]) << q
+            cw[i + 1, j + 1], edges[i + 1, j + 1] = cb, sb
+    grown = True
+    while grown:
+        grown = False
+        for s in (1, -1):
+            for ii in range(h):
+                i = 1 + ii if s > 0 else h - ii
+                for jj in range(w):
+                    j = 1 + jj if s > 0 else w - jj
+                    near = edges[i - s, j - 1] | edges[i - s, j] | edges[i - s, j + 1] | edges[i, j - s]
+                    v = edges[i, j] | (cw[i, j] & near)
+                    grown |= v != edges[i, j]
+                    edges[i, j] = v
     return edges
 
 
 @njit(nogil=True, cache=True)
-def distance_transform(zero, cap):
-    """cv2.distanceTransform(~zero, cv2.DIST_L2, 5) of each (H, W) image, truncated at `cap`
-    (cv2.THRESH_TRUNC): OpenCV's two raster passes in float32, the outside of the image
-    infinitely far. Each row takes the minimum over the two rows already done first, then the
-    running minimum along the row itself: a min is exact, so this order changes no bit."""
-    n, h, w = zero.shape
-    out = np.empty((n, h, w), np.float32)
-    tmp = np.empty((w + 4, LANES), np.float32)
-    for k in range(0, n, LANES):
-        t = _lanes(zero, k, np.float32, 2, 0)  # 1 where nonzero; lanes past the end all zero
-        for i in range(2, h + 2):
-            for j in range(2, w + 2):
-                for q in range(LANES):
-                    t[i, j, q] = 0 if t[i, j, q] else np.inf
-        t[:2] = np.inf
-        t[h + 2:] = np.inf
-        t[:, :2] = np.inf
-        t[:, w + 2:] = np.inf
-        for step in (1, -1):
-            for i in range(2, h + 2) if step > 0 else range(h + 1, 1, -1):
-                far, near, row = t[i - 2 * step], t[i - step], t[i]
-                for j in range(2, w + 2):
-                    for q in range(LANES):
-                        knight = min(min(far[j - 1, q], far[j + 1, q]), min(near[j - 2, q], near[j + 2, q])) + KNIGHT
-                        diagonal = min(near[j - 1, q], near[j + 1, q]) + DIAG
-                        tmp[j, q] = min(min(row[j, q], knight), min(diagonal, near[j, q] + HV))
-                for j in range(2, w + 2) if step > 0 else range(w + 1, 1, -1):
-                    for q in range(LANES):
-                        row[j, q] = min(tmp[j, q], row[j - step, q] + HV)
-        for lane in range(min(LANES, n - k)):
-            for i in range(h):
-                for j in range(w):
-                    out[k + lane, i, j] = min(t[i + 2, j + 2, lane], cap)
+def _forward_pass(t):
+    """OpenCV's forward raster pass of the 5x5 chamfer distance, in place on interleaved images
+    with a 2-pixel border. Each row takes the minimum over the two rows above first, then the
+    running minimum along the row: a min is exact, so this order changes no bit. Every index is a
+    loop counter plus a constant: numba then leaves out its negative-index handling, which kept
+    the loops from vectorising (4.7x slower)."""
+    rows, cols = t.shape
+    tmp, run = np.empty(cols, np.float32), np.empty(L, np.float32)
+    for i in range(2, rows - 2):
+        far, near, row = t[i - 2], t[i - 1], t[i]
+        for b in range(cols - 4 * L):
+            knight = min(min(far[b + L], far[b + 3 * L]), min(near[b], near[b + 4 * L])) + KNIGHT
+            diagonal = min(near[b + L], near[b + 3 * L]) + DIAG
+            tmp[b] = min(min(row[b + 2 * L], knight), min(diagonal, near[b + 2 * L] + HV))
+        run[:] = np.inf
+        for b in range(0, cols - 4 * L, L):
+            for q in range(L):
+                run[q] = min(tmp[b + q], run[q] + HV)
+                row[b + 2 * L + q] = run[q]
+
+
+@njit(nogil=True, cache=True)
+def _rotated(t):
+    """Interleaved images turned by 180 degrees: OpenCV's backward pass is the forward pass on them."""
+    rows, cols = t.shape
+    out = np.empty_like(t)
+    for i in range(rows):
+        src, dst = t[rows - 1 - i], out[i]
+        for b in range(0, cols, L):
+            for q in range(L):
+                dst[b + q] = src[cols - L - b + q]
     return out
 
 
 @njit(nogil=True, cache=True)
-def _reflect101(img, dtype):
-    """img with a 1-pixel BORDER_REFLECT_101 border (OpenCV's default): -1 -> 1, n -> n - 2."""
-    h, w = img.shape
-    p = np.empty((h + 2, w + 2), dtype)
-    for i in range(h + 2):
-        src = img[abs(i - 1) if i <= h else 2 * h - i - 1]
-        for j in range(w):
-            p[i, j + 1] = src[j]
-        p[i, 0], p[i, w + 1] = p[i, 2], p[i, w - 1]
-    return p
-
-
-@njit(nogil=True, cache=True)
-def box3(img):
-    """cv2.blur(img, (3, 3)) before its rounding: the sum of the nine values, then / 9. Of
-    float32 values at most 20 apart by 2^-23, or of 8-bit levels, the float64 sum is exact in
-    any order, so the rows are summed first."""
-    h, w = img.shape
-    p = _reflect101(img, np.float64)
-    rows = np.empty((h + 2, w), np.float64)
-    for i in range(h + 2):
-        for j in range(w):
-            rows[i, j] = p[i, j] + p[i, j + 1] + p[i, j + 2]
-    out = np.empty((h, w), np.float64)
+def _distance(edges, cap):
+    """cv2.distanceTransform(255 - edges, cv2.DIST_L2, 5) truncated at `cap` (cv2.THRESH_TRUNC)
+    from `_canny`'s words: OpenCV's two raster passes in float32, the outside of the image
+    infinitely far; interleaved, with a 1-pixel border for the box blur."""
+    h, w = edges.shape[0] - 2, edges.shape[1] - 2
+    t = np.full((h + 4, (w + 4) * L), np.inf, np.float32)
+    inf_or_zero = np.array([np.inf, 0], np.float32)  # a lookup, not a branch per bit
     for i in range(h):
+        row = t[i + 2]
         for j in range(w):
-            out[i, j] = (rows[i, j] + rows[i + 1, j] + rows[i + 2, j]) / 9
+            e = edges[i + 1, j + 1]
+            for q in range(L):
+                row[(j + 2) * L + q] = inf_or_zero[(e >> q) & 1]
+    _forward_pass(t)
+    t = _rotated(t)
+    _forward_pass(t)
+    t = _rotated(t)
+    out = np.empty((h + 2, (w + 2) * L), np.float64)
+    for i in range(h):
+        src, dst = t[i + 2], out[i + 1]
+        for b in range(w * L):
+            dst[b + L] = min(src[b + 2 * L], cap)
     return out
 
 
 @njit(nogil=True, cache=True)
-def equalize_hist(img):
-    """cv2.equalizeHist of 8-bit levels (any integer array): the cumulative count past the
-    first level present, times 255 / (count - that level's count) in float32, rounded."""
-    hist = np.zeros(256, np.int64)
-    for v in img.ravel():
-        hist[v] += 1
-    total = img.size
-    first = 0
-    while hist[first] == 0:
-        first += 1
-    lut = np.zeros(256, np.int64)
-    if hist[first] == total:
-        lut[:] = first
-    else:
-        scale = np.float32(255) / np.float32(total - hist[first])
+def _box3(p):
+    """cv2.blur(img, (3, 3)) before its rounding, of interleaved images with a filled border: the
+    sum of the nine values, then / 9. Of distances up to 20 (float32) or 8-bit levels the float64
+    sum is exact in any order, so the rows are summed first."""
+    h, w = p.shape[0] - 2, p.shape[1] // L - 2
+    rows = np.empty((h + 2, w * L), np.float64)
+    for i in range(h + 2):
+        src, dst = p[i], rows[i]
+        for c in range(w * L):
+            dst[c] = src[c] + src[c + L] + src[c + 2 * L]
+    out = np.empty((h, w * L), np.float64)
+    for i in range(h):
+        r0, r1, r2, dst = rows[i], rows[i + 1], rows[i + 2], out[i]
+        for c in range(w * L):
+            dst[c] = (r0[c] + r1[c] + r2[c]) / 9
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _equalize(levels):
+    """cv2.equalizeHist of each interleaved image of 8-bit levels (int32): the cumulative count
+    past the first level present, times 255 / (count - that level's count) in float32, rounded."""
+    h, wl = levels.shape
+    hist = np.zeros((256, L), np.int32)
+    for i in range(h):
+        for c in range(wl):
+            hist[levels[i, c], c % L] += 1
+    lut = np.zeros((256, L), np.int32)
+    total = h * wl // L
+    for q in range(L):
+        first = 0
+        while hist[first, q] == 0:
+            first += 1
+        if hist[first, q] == total:
+            lut[:, q] = first
+            continue
+        scale = np.float32(255) / np.float32(total - hist[first, q])
         s = 0
         for v in range(first + 1, 256):
-            s += hist[v]
-            lut[v] = int(np.round(np.float32(s) * scale))
-    out = np.empty_like(img)
-    for i in range(img.shape[0]):
-        for j in range(img.shape[1]):
-            out[i, j] = lut[img[i, j]]
-    return out
-
-
-@njit(nogil=True, cache=True)
-def emboss(img):
-    """cv2.filter2D(img, cv2.CV_8U, [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]]), saturated to 8 bits."""
-    h, w = img.shape
-    p = _reflect101(img, np.int32)
-    out = np.empty((h, w), np.int64)
+            s += hist[v, q]
+            lut[v, q] = int(np.round(np.float32(s) * scale))
+    out = np.empty((h + 2, wl + 2 * L), np.int32)  # with a border for the filter
     for i in range(h):
-        for j in range(w):
-            v = (-2 * p[i, j] - p[i, j + 1] - p[i + 1, j] + p[i + 1, j + 1] + p[i + 1, j + 2]
-                 + p[i + 2, j + 1] + 2 * p[i + 2, j + 2])
-            out[i, j] = min(max(v, 0), 255)
+        for c in range(wl):
+            out[i + 1, c + L] = lut[levels[i, c], c % L]
     return out
 
 
 @njit(nogil=True, cache=True)
-def _rims(levels, out):
-    dists = distance_transform(canny(levels, 50, 150), 20)
-    for k in range(len(levels)):
-        dist = emboss(equalize_hist(np.floor(box3(dists[k])).astype(np.int64)))  # the first blur's uint8 cast
-        out[k] = levels[k] * np.floor(box3(dist) + 0.5).astype(np.float32)  # the second blur's 8-bit rounding
+def _rims(liquid, thr, intensity, out):
+    """make_cifar_c's water spatter weights for (N, H, W) float32 liquid layers, into `out`: the
+    layer as 8-bit levels (zero below `thr`), each level times blur(emboss(equalize(blur(its
+    distance to the Canny edges)))), over the image's largest such product, times `intensity`."""
+    n, h, w = liquid.shape
+    levels = np.empty((n, h, w), np.uint8)
+    for k in range(n):
+        for i in range(h):
+            for j in range(w):
+                v = liquid[k, i, j]
+                v = np.float32(0) if v < thr else v * np.float32(255)
+                levels[k, i, j] = np.uint8(min(max(v, np.float32(0)), np.float32(255)))
+    for k in range(0, n, L):
+        d = _distance(_canny(levels, k, 50, 150), np.float32(20))
+        _border(d, True)
+        b = _box3(d)
+        q8 = np.empty((h, w * L), np.int32)
+        for i in range(h):
+            for c in range(w * L):
+                q8[i, c] = np.int32(np.floor(b[i, c]))  # the first blur's cast to uint8
+        e = _equalize(q8)
+        _border(e, True)
+        f = np.empty((h + 2, (w + 2) * L), np.float64)  # cv2.filter2D(CV_8U, [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
+        for i in range(h):
+            e0, e1, e2, dst = e[i], e[i + 1], e[i + 2], f[i + 1]
+            for c in range(w * L):
+                v = (-2 * e0[c] - e0[c + L] - e1[c] + e1[c + L] + e1[c + 2 * L] + e2[c + L] + 2 * e2[c + 2 * L])
+                dst[c + L] = min(max(v, 0), 255)
+        _border(f, True)
+        b = _box3(f)
+        m = _lanes(levels, k, np.float32, 0, 0)
+        peak = np.full(L, np.float32(1e-12))
+        for i in range(h):
+            for c in range(w * L):
+                m[i, c] *= np.float32(np.floor(b[i, c] + 0.5))  # the second blur's 8-bit rounding
+                peak[c % L] = max(peak[c % L], m[i, c])
+        for i in range(h):
+            for c in range(w * L):
+                m[i, c] = m[i, c] / peak[c % L] * intensity
+        _unlanes(m, k, 0, out)
 
 
-def water_rims(levels: torch.Tensor) -> torch.Tensor:
-    """make_cifar_c's water spatter weights `level * blur(filter(equalize(blur(distance to Canny
-    edges))))` for (N, H, W) uint8 levels; a float32 tensor on the levels' device."""
-    lv = levels.cpu().contiguous().numpy()
-    out = np.empty(lv.shape, np.float32)
-    half = len(lv) // 2
+def canny(levels: np.ndarray, low: int, high: int) -> np.ndarray:
+    """cv2.Canny of each image of (N, H, W) uint8 levels: (N, H, W) booleans."""
+    n, h, w = levels.shape
+    out = np.empty((n, h, w), bool)
+    for k in range(0, n, L):
+        words = _canny(levels, k, low, high)[1:-1, 1:-1]
+        for q in range(min(L, n - k)):
+            out[k + q] = (words >> q) & 1
+    return out
+
+
+def distance_transform(zero: np.ndarray, cap: float) -> np.ndarray:
+    """cv2.distanceTransform(255 * ~zero, cv2.DIST_L2, 5) of each (H, W) boolean image, capped."""
+    n, h, w = zero.shape
+    out = np.empty((n, h, w), np.float32)
+    for k in range(0, n, L):
+        words = np.zeros((h + 2, w + 2), np.int64)
+        for q in range(min(L, n - k)):
+            words[1:-1, 1:-1] |= zero[k + q].astype(np.int64) << q
+        d = _distance(words, np.float32(cap))
+        _unlanes(d, k, 1, out)
+    return out
+
+
+def equalize_hist(img: np.ndarray) -> np.ndarray:
+    """cv2.equalizeHist of one (H, W) image of 8-bit levels."""
+    h, w = img.shape
+    lanes = np.repeat(np.asarray(img, np.int32).reshape(h, w, 1), L, axis=2).reshape(h, w * L)
+    return _equalize(lanes)[1:-1, L:-L:L]
+
+
+def water_rims(liquid: torch.Tensor, thr: float, intensity: float) -> torch.Tensor:
+    """make_cifar_c's water spatter weights (`_rims`) for (N, H, W) liquid layers; float32 on
+    their device."""
+    lq = liquid.to("cpu", torch.float32).contiguous().numpy()
+    out = np.empty(lq.shape, np.float32)
+    half = -(-len(lq) // (2 * L)) * L  # the threads' split on a group of L
+    args = np.float32(thr), np.float32(intensity)
     with ThreadPoolExecutor(1) as pool:
-        other = pool.submit(_rims, lv[half:], out[half:])
-        _rims(lv[:half], out[:half])
+        other = pool.submit(_rims, lq[half:], *args, out[half:])
+        _rims(lq[:half], *args, out[:half])
         other.result()
-    return torch.from_numpy(out).to(levels.device)
+    return torch.from_numpy(out).to(liquid.device)

@@ -139,15 +139,14 @@ def spatter_draws(x: torch.Tensor, generator) -> torch.Tensor:
 def spatter(x, severity, z):
     loc, scale, sigma, thr, intensity, mud = param("spatter", severity)
     liquid = ops.gaussian_blur(z * scale + loc, sigma)
-    liquid = torch.where(liquid < thr, 0.0, liquid)
     if not mud:  # water: pale turquoise drops, bright at their rims
         from . import opencv  # numba's import alone takes 0.3 s: only the water severities need it
 
-        m = opencv.water_rims((liquid[:, 0] * 255).clamp(0, 255).to(torch.uint8))[:, None].to(x.dtype)
-        m = m / m.amax((2, 3), keepdim=True).clamp(min=1e-12) * intensity
+        m = opencv.water_rims(liquid[:, 0], thr, intensity)[:, None].to(x.dtype)
         colour = x.new_tensor([175, 238, 238]).view(1, 3, 1, 1) / 255
         return torch.addcmul(x, m, colour).clamp_(0, 1)
-    m = ops.gaussian_blur((liquid > thr).to(x.dtype), intensity)  # mud: brown blots
+    # mud: brown blots (the published code zeroes the layer below thr first: no value above thr changes)
+    m = ops.gaussian_blur((liquid > thr).to(x.dtype), intensity)
     m = torch.where(m < 0.8, 0.0, m)
     colour = x.new_tensor([63, 42, 20]).view(1, 3, 1, 1) / 255
     return torch.lerp(x, colour.expand_as(x), m).clamp_(0, 1)  # x (1 - m) + colour m
