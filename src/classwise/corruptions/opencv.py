@@ -208,8 +208,10 @@ def _equalize(levels):
     h, wl = levels.shape
     hist = np.zeros((256, L), np.int32)
     for i in range(h):
-        for c in range(wl):
-            hist[levels[i, c], c % L] += 1
+        row = levels[i]
+        for b in range(0, wl, L):
+            for q in range(L):
+                hist[row[b + q], q] += 1
     lut = np.zeros((256, L), np.int32)
     total = h * wl // L
     for q in range(L):
@@ -226,8 +228,10 @@ def _equalize(levels):
             lut[v, q] = int(np.round(np.float32(s) * scale))
     out = np.empty((h + 2, wl + 2 * L), np.int32)  # with a border for the filter
     for i in range(h):
-        for c in range(wl):
-            out[i + 1, c + L] = lut[levels[i, c], c % L]
+        src, dst = levels[i], out[i + 1]
+        for b in range(0, wl, L):
+            for q in range(L):
+                dst[b + L + q] = lut[src[b + q], q]
     return out
 
 
@@ -265,12 +269,17 @@ def _rims(liquid, thr, intensity, out):
         m = _lanes(levels, k, np.float32, 0, 0)
         peak = np.full(L, np.float32(1e-12))
         for i in range(h):
+            mi, bi = m[i], b[i]
             for c in range(w * L):
-                m[i, c] *= np.float32(np.floor(b[i, c] + 0.5))  # the second blur's 8-bit rounding
-                peak[c % L] = max(peak[c % L], m[i, c])
+                mi[c] *= np.float32(np.floor(bi[c] + 0.5))  # the second blur's 8-bit rounding
+            for c in range(0, w * L, L):
+                for q in range(L):
+                    peak[q] = max(peak[q], mi[c + q])
         for i in range(h):
-            for c in range(w * L):
-                m[i, c] = m[i, c] / peak[c % L] * intensity
+            mi = m[i]
+            for c in range(0, w * L, L):
+                for q in range(L):
+                    mi[c + q] = mi[c + q] / peak[q] * intensity
         _unlanes(m, k, 0, out)
 
 
