@@ -4,7 +4,6 @@ up) and JPEG."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
@@ -152,21 +151,16 @@ def pixelate(x, severity, generator=None):
     return torch.matmul(down, levels).add_(0.5).floor_().div_(255).view(n, ch, h, w)
 
 
-@register_corruption("digital", [80, 65, 58, 50, 40], chunk=1 << 23)
-def jpeg_compression(x, severity, generator=None):
+def jpeg_coefficients(x: torch.Tensor, generator=None) -> libjpeg.Coefficients | None:
+    """What every quality shares: the images' DCT coefficients (None where Pillow goes image by image)."""
+    return libjpeg.encode(x)
+
+
+@register_corruption("digital", [80, 65, 58, 50, 40], chunk=None, draw=jpeg_coefficients)
+def jpeg_compression(x, severity, coefficients):
     """Pillow's `save(..., 'JPEG', quality=q)` and reload (libjpeg, 4:2:0 chroma for colour), to
-    the bit, in `libjpeg.roundtrip`. The two halves of the batch go side by side in two threads
-    (the codec releases the GIL)."""
+    the bit: `libjpeg` decodes the coefficients it made once for all qualities; the shapes it does
+    not model go through Pillow image by image."""
     q = param("jpeg_compression", severity)
-    out = torch.empty(x.shape)
-
-    def part(lo, hi):
-        levels = x[lo:hi].cpu().clamp(0, 1).mul_(255).add_(0.5).floor_()
-        torch.div(libjpeg.roundtrip(levels, q), 255, out=out[lo:hi])
-
-    half = (len(x) + 1) // 2
-    with ThreadPoolExecutor(1) as pool:
-        rest = pool.submit(part, half, len(x))
-        part(0, half)
-        rest.result()
+    out = libjpeg.one_by_one(x, q) if coefficients is None else libjpeg.decode(coefficients, q)
     return out.to(x.device, x.dtype)
