@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import libjpeg, ops
+from . import libjpeg, ops, pixelate_kernel
 from .registry import param, register_corruption
 
 
@@ -126,29 +126,32 @@ def box_resize_matrix(n_in: int, n_out: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def _pixelate_matrix(n: int, small: int, device: str) -> torch.Tensor:
-    """(n, n): BOX down to `small` and back up to n along one axis, as Pillow computes it: the
-    enlargement copies one reduced pixel to each output position (its support is half a
-    source pixel), and a reduction by under 2 averages one or two source pixels, weights 1/2."""
-    down = box_resize_matrix(n, small)
-    up = box_resize_matrix(small, n)
-    assert (np.count_nonzero(up, 1) == 1).all() and set(np.unique(down)) <= {0.0, 0.5, 1.0}
-    return torch.as_tensor(down[up.argmax(1)], dtype=torch.float32, device=device)
+def _pixelate_sources(n: int, small: int) -> np.ndarray:
+    """(2, n): for each position along one axis, the two source pixels whose rounded mean BOX
+    down to `small` and back up gives, as Pillow computes it (equal where it is a copy): the
+    enlargement copies one reduced pixel to each position (its support is half a source
+    pixel), and a reduction by under 2 averages one or two source pixels, weights 1/2."""
+    composed = box_resize_matrix(n, small)[box_resize_matrix(small, n).argmax(1)]
+    sources = np.empty((2, n), np.int64)
+    for o, row in enumerate(composed):
+        taps = np.flatnonzero(row)
+        assert (len(taps) == 1 and row[taps[0]] == 1) or (len(taps) == 2 and (row[taps] == 0.5).all())
+        sources[:, o] = taps[0], taps[-1]
+    return sources
 
 
-@register_corruption("digital", [0.95, 0.9, 0.85, 0.75, 0.65])
-def pixelate(x, severity, generator=None):
-    """Pillow's BOX resize down by c and back up, on 8-bit levels, to the bit: the horizontal
-    pass, rounded half up to 8 bits (Pillow's 22-bit fixed point holds the weights 1/2 exactly),
-    then the vertical, rounded; each a product with the composed (n, n) matrix, so both passes
-    write the full size and no enlargement step is left."""
-    n, ch, h, w = x.shape
+def pixelate_levels(x: torch.Tensor, generator=None) -> np.ndarray:
+    """What every severity shares: the images' 8-bit levels."""
+    return pixelate_kernel.levels(x)
+
+
+@register_corruption("digital", [0.95, 0.9, 0.85, 0.75, 0.65], chunk=None, draw=pixelate_levels)
+def pixelate(x, severity, levels):
+    """Pillow's BOX resize down by c and back up, on 8-bit levels, to the bit (`pixelate_kernel`)."""
+    h, w = x.shape[-2:]
     c = param("pixelate", severity)
-    across = _pixelate_matrix(w, int(w * c), str(x.device)).T
-    down = _pixelate_matrix(h, int(h * c), str(x.device))
-    levels = x.reshape(n * ch, h, w).mul(255).round_().clamp_(0, 255)
-    levels = torch.matmul(levels, across).add_(0.5).floor_()
-    return torch.matmul(down, levels).add_(0.5).floor_().div_(255).view(n, ch, h, w)
+    out = pixelate_kernel.pixelate(levels, x.shape, _pixelate_sources(w, int(w * c)), _pixelate_sources(h, int(h * c)))
+    return out.to(x.device, x.dtype)
 
 
 def jpeg_coefficients(x: torch.Tensor, generator=None) -> libjpeg.Coefficients | None:
