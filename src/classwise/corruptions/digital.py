@@ -126,18 +126,19 @@ def box_resize_matrix(n_in: int, n_out: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def _pixelate_sources(n: int, small: int) -> np.ndarray:
-    """(2, n): for each position along one axis, the two source pixels whose rounded mean BOX
-    down to `small` and back up gives, as Pillow computes it (equal where it is a copy): the
-    enlargement copies one reduced pixel to each position (its support is half a source
-    pixel), and a reduction by under 2 averages one or two source pixels, weights 1/2."""
+def _pixelate_picks(n: int, small: int) -> np.ndarray:
+    """(n,) uint32: what BOX down to `small` and back up gives each position along one axis, as
+    Pillow computes it: p < n the copy of pixel p, n + p the rounded mean of p and p + 1. The
+    enlargement copies one reduced pixel to each position (its support is half a source pixel),
+    and a reduction by under 2 averages one pixel or two neighbours, weights 1/2."""
     composed = box_resize_matrix(n, small)[box_resize_matrix(small, n).argmax(1)]
-    sources = np.empty((2, n), np.int64)
+    picks = np.empty(n, np.uint32)
     for o, row in enumerate(composed):
         taps = np.flatnonzero(row)
-        assert (len(taps) == 1 and row[taps[0]] == 1) or (len(taps) == 2 and (row[taps] == 0.5).all())
-        sources[:, o] = taps[0], taps[-1]
-    return sources
+        one = len(taps) == 1 and row[taps[0]] == 1
+        assert one or (len(taps) == 2 and taps[1] == taps[0] + 1 and (row[taps] == 0.5).all())
+        picks[o] = taps[0] + (0 if one else n)
+    return picks
 
 
 def pixelate_levels(x: torch.Tensor, generator=None) -> np.ndarray:
@@ -150,7 +151,7 @@ def pixelate(x, severity, levels):
     """Pillow's BOX resize down by c and back up, on 8-bit levels, to the bit (`pixelate_kernel`)."""
     h, w = x.shape[-2:]
     c = param("pixelate", severity)
-    out = pixelate_kernel.pixelate(levels, x.shape, _pixelate_sources(w, int(w * c)), _pixelate_sources(h, int(h * c)))
+    out = pixelate_kernel.pixelate(levels, x.shape, _pixelate_picks(w, int(w * c)), _pixelate_picks(h, int(h * c)))
     return out.to(x.device, x.dtype)
 
 
