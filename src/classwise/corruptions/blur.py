@@ -9,7 +9,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from . import ops
+from . import filters, ops
 from .registry import CPU_CHUNK, param, register_corruption
 
 
@@ -36,9 +36,9 @@ def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
     return d[lim - r:lim + r + 1, lim - r:lim + r + 1]
 
 
-@register_corruption("blur", [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)])
+@register_corruption("blur", [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)], chunk=None)
 def defocus_blur(x, severity, generator=None):
-    return ops.correlate(x, disk_kernel(*param("defocus_blur", severity)), "mirror").clamp_(0, 1)
+    return filters.correlate(x, disk_kernel(*param("defocus_blur", severity)), "mirror").to(x.dtype).clamp_(0, 1)
 
 
 class GlassWalks:

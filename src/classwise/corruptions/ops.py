@@ -143,22 +143,6 @@ def gaussian_blur(x: torch.Tensor, sigma: float, mode: str = "nearest", truncate
     return separable(x, k, k, mode)
 
 
-@lru_cache(maxsize=64)
-def _sparse_operator(h: int, w: int, kernel: bytes, shape: tuple, mode: str, device: str) -> torch.Tensor:
-    k = np.frombuffer(kernel).reshape(shape)
-    kh, kw = shape
-    rows = border_index(h, -(kh // 2), h + kh // 2, mode).numpy()
-    cols = border_index(w, -(kw // 2), w + kw // 2, mode).numpy()
-    m = np.zeros((h * w, h * w))
-    out = np.arange(h * w).reshape(h, w)
-    for a in range(kh):
-        for b in range(kw):
-            if k[a, b]:
-                src = rows[a:a + h, None] * w + cols[None, b:b + w]
-                np.add.at(m, (out.ravel(), src.ravel()), k[a, b])
-    return to_sparse(m, device)
-
-
 def to_sparse(m: np.ndarray, device) -> torch.Tensor:
     with warnings.catch_warnings():  # "sparse CSR support is in beta": the product it needs works
         warnings.simplefilter("ignore", UserWarning)
@@ -170,14 +154,6 @@ def apply_operator(x: torch.Tensor, op: torch.Tensor) -> torch.Tensor:
     n, c, h, w = x.shape
     flat = x.reshape(n * c, h * w).to(torch.float32).T
     return (op @ flat).T.reshape(n, c, h, w).to(x.dtype)
-
-
-def correlate(x: torch.Tensor, kernel: np.ndarray, mode: str) -> torch.Tensor:
-    """2-D correlation of every channel with `kernel` (odd sides, anchor at its centre), as
-    cv2.filter2D and scipy.ndimage.correlate compute it, as one sparse product."""
-    k = np.ascontiguousarray(kernel, dtype=np.float64)
-    h, w = x.shape[-2:]
-    return apply_operator(x, _sparse_operator(h, w, k.tobytes(), k.shape, mode, str(x.device)))
 
 
 def sample_bilinear(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mode: str) -> torch.Tensor:
