@@ -555,7 +555,7 @@ def levels_of(y: torch.Tensor) -> np.ndarray:
     return np.round(y.permute(0, 2, 3, 1).double().numpy() * 255)
 
 
-# jpeg: colour as mosaics, grey padded to whole blocks, colour at 40 px image by image
+# jpeg: colour in whole 16-px MCUs, grey padded to whole blocks, colour at 40 px image by image
 @pytest.mark.parametrize("shape", [(3, 32, 32), (1, 28, 28), (3, 40, 40), (3, 40, 36)])
 def test_pixelate_and_jpeg_are_pillows_to_the_bit(shape):
     g = torch.Generator().manual_seed(0)

@@ -128,6 +128,8 @@ def _idct_plane(coef, table, out):
                 src, dst = coef[by * 8 + u], d[u]
                 for v in range(8):
                     qv = table[u * 8 + v]
+                    # floor((|c| + 4Q) / 8Q) in float64 is exact: the quotient of these integers is whole or
+                    # at least 1/2040 from whole (a reciprocal multiply rounded some ties the wrong way)
                     half, step = np.float64(4 * qv), np.float64(8 * qv)
                     for q in range(L):
                         c = src[base + v * L + q]
