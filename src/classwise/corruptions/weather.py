@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import ClasswiseError
-from . import ops
+from . import opencv, ops
 from .registry import param, register_corruption
 
 FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg")  # the reference draws of 5
@@ -140,8 +140,6 @@ def spatter(x, severity, z):
     loc, scale, sigma, thr, intensity, mud = param("spatter", severity)
     liquid = ops.gaussian_blur(z * scale + loc, sigma)
     if not mud:  # water: pale turquoise drops, bright at their rims
-        from . import opencv  # numba's import alone takes 0.3 s: only the water severities need it
-
         m = opencv.water_rims(liquid[:, 0], thr, intensity)[:, None].to(x.dtype)
         colour = x.new_tensor([175, 238, 238]).view(1, 3, 1, 1) / 255
         return torch.addcmul(x, m, colour).clamp_(0, 1)
