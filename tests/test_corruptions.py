@@ -17,7 +17,7 @@ from PIL import Image
 from scipy import ndimage
 
 from classwise.corruptions import CORRUPTIONS, ORDER, CorruptionPass, CorruptionSpec, corrupt, unavailable
-from classwise.corruptions.opencv import canny, distance_transform, equalize_hist, water_rims
+from classwise.corruptions.opencv import canny, distance_transform, equalize_hist, water_spatter
 from classwise.errors import ClasswiseError
 
 
@@ -516,8 +516,8 @@ def test_reference_opencv_steps():
 
 
 def test_water_spatter_is_opencvs_where_it_is_installed():
-    """Canny, the distance transform and the whole water-rim recipe of make_cifar_c.py, bit-equal
-    to cv2's on spatter's liquid layers and on noise (OpenCV comes with the test extras)."""
+    """Canny, the distance transform and the whole water recipe of make_cifar_c.py, bit-equal to
+    cv2's on spatter's liquid layers and on noise (OpenCV comes with the test extras)."""
     cv2 = pytest.importorskip("cv2")
     g = torch.Generator().manual_seed(0)
     layers = []
@@ -542,7 +542,10 @@ def test_water_spatter_is_opencvs_where_it_is_installed():
         m = lv * cv2.blur(dist, (3, 3)).astype(np.float32)
         return m / max(m.max(), np.float32(1e-12)) * np.float32(intensity)
 
-    assert np.array_equal(water_rims(liquid, thr, intensity).numpy(), np.stack([published(v) for v in levels]))
+    x = torch.rand(len(liquid), 3, 32, 32, generator=g)
+    tint = np.array([175, 238, 238], np.float32)[:, None, None] / np.float32(255)
+    ref = np.clip(x.numpy() + np.stack([published(v) for v in levels])[:, None] * tint, 0, 1)
+    assert np.array_equal(water_spatter(x, liquid, thr, intensity, (175, 238, 238)).numpy(), ref)
 
 
 def pillow_each(x: torch.Tensor, fn) -> np.ndarray:

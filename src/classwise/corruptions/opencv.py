@@ -123,38 +123,29 @@ def _canny(levels, k, low, high):
 
 
 @njit(nogil=True, cache=True)
-def _forward_pass(t):
-    """OpenCV's forward raster pass of the 5x5 chamfer distance, in place on interleaved images
-    with a 2-pixel border. Each row takes the minimum over the two rows above first, then the
-    running minimum along the row: a min is exact, so this order changes no bit. Every index is a
-    loop counter plus a constant: numba then leaves out its negative-index handling, which kept
-    the loops from vectorising (4.7x slower)."""
+def _chamfer_pass(t, forward):
+    """One of OpenCV's two raster passes of the 5x5 chamfer distance, in place on interleaved
+    images with a 2-pixel border: each row takes the minimum over the two rows done before it
+    first (the mask is symmetric, so the same loop serves both directions), then the running
+    minimum along the row. A min is exact, so this order changes no bit. The indices are loop
+    counters plus constants: numba then leaves out its negative-index handling, which kept the
+    loops from vectorising (4.7x slower)."""
     rows, cols = t.shape
+    width = cols // L - 4
     tmp, run = np.empty(cols, np.float32), np.empty(L, np.float32)
-    for i in range(2, rows - 2):
-        far, near, row = t[i - 2], t[i - 1], t[i]
+    for ii in range(rows - 4):
+        i = 2 + ii if forward else rows - 3 - ii
+        far, near, row = (t[i - 2], t[i - 1], t[i]) if forward else (t[i + 2], t[i + 1], t[i])
         for b in range(cols - 4 * L):
             knight = min(min(far[b + L], far[b + 3 * L]), min(near[b], near[b + 4 * L])) + KNIGHT
             diagonal = min(near[b + L], near[b + 3 * L]) + DIAG
             tmp[b] = min(min(row[b + 2 * L], knight), min(diagonal, near[b + 2 * L] + HV))
         run[:] = np.inf
-        for b in range(0, cols - 4 * L, L):
+        for jj in range(width):
+            b = (jj if forward else width - 1 - jj) * L
             for q in range(L):
                 run[q] = min(tmp[b + q], run[q] + HV)
                 row[b + 2 * L + q] = run[q]
-
-
-@njit(nogil=True, cache=True)
-def _rotated(t):
-    """Interleaved images turned by 180 degrees: OpenCV's backward pass is the forward pass on them."""
-    rows, cols = t.shape
-    out = np.empty_like(t)
-    for i in range(rows):
-        src, dst = t[rows - 1 - i], out[i]
-        for b in range(0, cols, L):
-            for q in range(L):
-                dst[b + q] = src[cols - L - b + q]
-    return out
 
 
 @njit(nogil=True, cache=True)
@@ -171,10 +162,8 @@ def _distance(edges, cap):
             e = edges[i + 1, j + 1]
             for q in range(L):
                 row[(j + 2) * L + q] = inf_or_zero[(e >> q) & 1]
-    _forward_pass(t)
-    t = _rotated(t)
-    _forward_pass(t)
-    t = _rotated(t)
+    _chamfer_pass(t, True)
+    _chamfer_pass(t, False)
     out = np.empty((h + 2, (w + 2) * L), np.float64)
     for i in range(h):
         src, dst = t[i + 2], out[i + 1]
@@ -214,7 +203,7 @@ def _equalize(levels):
             for q in range(L):
                 hist[row[b + q], q] += 1
     lut = np.zeros((256, L), np.int32)
-    total = h * wl // L
+    total, top = h * wl // L, levels.max()
     for q in range(L):
         first = 0
         while hist[first, q] == 0:
@@ -224,7 +213,7 @@ def _equalize(levels):
             continue
         scale = np.float32(255) / np.float32(total - hist[first, q])
         s = 0
-        for v in range(first + 1, 256):
+        for v in range(first + 1, top + 1):
             s += hist[v, q]
             lut[v, q] = int(np.round(np.float32(s) * scale))
     out = np.empty((h + 2, wl + 2 * L), np.int32)  # with a border for the filter
@@ -237,10 +226,11 @@ def _equalize(levels):
 
 
 @njit(nogil=True, cache=True)
-def _rims(liquid, thr, intensity, out):
-    """make_cifar_c's water spatter weights for (N, H, W) float32 liquid layers, into `out`: the
-    layer as 8-bit levels (zero below `thr`), each level times blur(emboss(equalize(blur(its
-    distance to the Canny edges)))), over the image's largest such product, times `intensity`."""
+def _rims(liquid, thr, intensity, x, colour, out):
+    """make_cifar_c's water spatter on (N, 3, H, W) float32 x, into `out`: x + m colour, clipped
+    to [0, 1], where m is the (N, H, W) float32 liquid layer as 8-bit levels (zero below `thr`),
+    each level times blur(emboss(equalize(blur(its distance to the Canny edges)))), over the
+    image's largest such product, times `intensity`."""
     n, h, w = liquid.shape
     levels = np.empty((n, h, w), np.uint8)
     for k in range(n):
@@ -281,7 +271,13 @@ def _rims(liquid, thr, intensity, out):
             for c in range(0, w * L, L):
                 for q in range(L):
                     mi[c + q] = mi[c + q] / peak[q] * intensity
-        _unlanes(m, k, 0, out)
+        for q in range(min(L, n - k)):
+            for ch in range(3):
+                tint = colour[ch]
+                for i in range(h):
+                    src, dst, mi = x[k + q, ch, i], out[k + q, ch, i], m[i]
+                    for j in range(w):
+                        dst[j] = min(max(src[j] + mi[j * L + q] * tint, np.float32(0)), np.float32(1))
 
 
 def canny(levels: np.ndarray, low: int, high: int) -> np.ndarray:
@@ -315,11 +311,17 @@ def equalize_hist(img: np.ndarray) -> np.ndarray:
     return _equalize(lanes)[1:-1, L:-L:L]
 
 
-def water_rims(liquid: torch.Tensor, thr: float, intensity: float) -> torch.Tensor:
-    """make_cifar_c's water spatter weights (`_rims`) for (N, H, W) liquid layers; float32 on
-    their device."""
+def water_spatter(x: torch.Tensor, liquid: torch.Tensor, thr: float, intensity: float, colour) -> torch.Tensor:
+    """make_cifar_c's water spatter (`_rims`) of (N, 3, H, W) images in [0, 1] with (N, H, W)
+    liquid layers, `colour` the drops' 8-bit RGB; float32 on x's device."""
+    xs = x.to("cpu", torch.float32).contiguous().numpy()
     lq = liquid.to("cpu", torch.float32).contiguous().numpy()
-    out = np.empty(lq.shape, np.float32)
+    out = np.empty(xs.shape, np.float32)
     args = np.float32(thr), np.float32(intensity)
-    ops.two_halves(lambda lo, hi: _rims(lq[lo * L:hi * L], *args, out[lo * L:hi * L]), -(-len(lq) // L))
-    return torch.from_numpy(out).to(liquid.device)
+    tint = np.array(colour, np.float32) / np.float32(255)
+
+    def run(lo, hi):
+        _rims(lq[lo * L:hi * L], *args, xs[lo * L:hi * L], tint, out[lo * L:hi * L])
+
+    ops.two_halves(run, -(-len(lq) // L))
+    return torch.from_numpy(out).to(x.device)

@@ -140,9 +140,7 @@ def spatter(x, severity, z):
     loc, scale, sigma, thr, intensity, mud = param("spatter", severity)
     liquid = ops.gaussian_blur(z * scale + loc, sigma)
     if not mud:  # water: pale turquoise drops, bright at their rims
-        m = opencv.water_rims(liquid[:, 0], thr, intensity)[:, None].to(x.dtype)
-        colour = x.new_tensor([175, 238, 238]).view(1, 3, 1, 1) / 255
-        return torch.addcmul(x, m, colour).clamp_(0, 1)
+        return opencv.water_spatter(x, liquid[:, 0], thr, intensity, (175, 238, 238)).to(x.dtype)
     # mud: brown blots (the published code zeroes the layer below thr first: no value above thr changes)
     m = ops.gaussian_blur((liquid > thr).to(x.dtype), intensity)
     m = torch.where(m < 0.8, 0.0, m)
