@@ -49,7 +49,7 @@ def correlate(x: torch.Tensor, kernel: np.ndarray, mode: str) -> torch.Tensor:
     (`ops.border_index`); float32 on x's device."""
     n, c, h, w = x.shape
     kh, kw = kernel.shape
-    planes = x.to("cpu", torch.float32).contiguous().numpy().reshape(n * c, h, w)
+    planes = ops.cpu_array(x).reshape(n * c, h, w)
     rows = ops.border_index(h, -(kh // 2), h + kh // 2, mode).numpy().astype(np.uint32)
     cols = ops.border_index(w, -(kw // 2), w + kw // 2, mode).numpy().astype(np.uint32)
     k = np.ascontiguousarray(kernel, dtype=np.float32)

@@ -310,7 +310,7 @@ def encode(x: torch.Tensor) -> Coefficients | None:
     n, c, h, w = x.shape
     if not aligned(c, h, w):
         return None
-    xs = x.to("cpu", torch.float32).contiguous().numpy()
+    xs = ops.cpu_array(x)
     groups = -(-n // L)
     luma = np.empty((groups, -(-h // 8) * 8, -(-w // 8) * 8 * L), np.int32)
     chroma = np.empty((groups, 2, h // 2, w // 2 * L) if c == 3 else (groups, 0, 0, 0), np.int32)

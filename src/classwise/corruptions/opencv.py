@@ -314,8 +314,8 @@ def equalize_hist(img: np.ndarray) -> np.ndarray:
 def water_spatter(x: torch.Tensor, liquid: torch.Tensor, thr: float, intensity: float, colour) -> torch.Tensor:
     """make_cifar_c's water spatter (`_rims`) of (N, 3, H, W) images in [0, 1] with (N, H, W)
     liquid layers, `colour` the drops' 8-bit RGB; float32 on x's device."""
-    xs = x.to("cpu", torch.float32).contiguous().numpy()
-    lq = liquid.to("cpu", torch.float32).contiguous().numpy()
+    xs = ops.cpu_array(x)
+    lq = ops.cpu_array(liquid)
     out = np.empty(xs.shape, np.float32)
     args = np.float32(thr), np.float32(intensity)
     tint = np.array(colour, np.float32) / np.float32(255)

@@ -47,6 +47,12 @@ def in_streams(x: torch.Tensor, generator, fn, dtype: torch.dtype | None = None)
     return out
 
 
+def cpu_array(x: torch.Tensor) -> np.ndarray:
+    """x as a C-contiguous float32 NumPy array on the CPU, for the compiled loops (a view where
+    it is one already)."""
+    return x.to("cpu", torch.float32).contiguous().numpy()
+
+
 _HALF_POOL: ThreadPoolExecutor | None = None  # made on first use; a forked child makes its own
 os.register_at_fork(after_in_child=lambda: globals().update(_HALF_POOL=None))  # its thread is not copied
 

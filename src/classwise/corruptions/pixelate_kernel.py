@@ -56,7 +56,7 @@ def _pixelate(levels, cols, rows, lo, hi, out):
 def levels(x: torch.Tensor) -> np.ndarray:
     """(N, C, H, W) images in [0, 1] -> their planes' 8-bit levels, (N C, H, W) int32."""
     n, c, h, w = x.shape
-    planes = x.to("cpu", torch.float32).contiguous().numpy().reshape(n * c, h, w)
+    planes = ops.cpu_array(x).reshape(n * c, h, w)
     out = np.empty(planes.shape, np.int32)
     ops.two_halves(lambda lo, hi: _levels(planes, lo, hi, out), len(planes))
     return out
