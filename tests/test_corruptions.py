@@ -16,7 +16,7 @@ from corruption_reference import clipped_zoom, hsv2rgb, motion, pil_roundtrip, p
 from PIL import Image
 from scipy import ndimage
 
-from classwise.corruptions import CORRUPTIONS, ORDER, CorruptionPass, CorruptionSpec, corrupt, unavailable
+from classwise.corruptions import CORRUPTIONS, ORDER, CorruptionPass, CorruptionSpec, corrupt, filters, ops, unavailable
 from classwise.corruptions.opencv import canny, distance_transform, equalize_hist, water_spatter
 from classwise.errors import ClasswiseError
 
@@ -376,6 +376,22 @@ def test_reference_blurs(img):
     for sev, stop in enumerate([1.06, 1.11, 1.16, 1.21, 1.26], 1):
         out = sum(clipped_zoom(x, z) for z in np.arange(1, stop, 0.01))
         check(run("zoom_blur", img, sev), np.clip((x + out) / (len(np.arange(1, stop, 0.01)) + 1), 0, 1), 1e-5)
+
+
+@pytest.mark.parametrize("shape", [(9, 3, 32, 32), (5, 1, 28, 28), (4, 2, 20, 37)])
+def test_compiled_motion_blur_is_the_tensor_one(shape):
+    """The CPU's compiled loop against the tensor form CUDA and MPS run, every image its own
+    angle over motion blur's range and snow's (-135..-45: rows shift both ways), and a radius
+    whose taps reach past the image."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(shape, generator=g)
+    for radius, sigma, lo in [(6, 1, -45), (9, 2.5, -45), (14, 12, -135), (25, 8, -135)]:
+        angle = torch.rand(shape[0], generator=g, dtype=torch.float64) * 90 + lo
+        got = filters.motion_blur(x, radius, sigma, angle)
+        torch.testing.assert_close(got, ops.motion_blur(x, radius, sigma, angle), rtol=0, atol=1e-6)
+        clipped = filters.motion_blur(x * 3 - 1, radius, sigma, angle, clip=True)
+        torch.testing.assert_close(clipped, ops.motion_blur(x * 3 - 1, radius, sigma, angle).clamp(0, 1),
+                                   rtol=0, atol=1e-6)
 
 
 def test_reference_motion_and_glass(img):

@@ -90,7 +90,7 @@ def glass_blur(x, severity, walks: GlassWalks):
 def motion_blur(x, severity, generator=None):
     radius, sigma = param("motion_blur", severity)
     angle = torch.rand(len(x), generator=generator, device=x.device, dtype=torch.float64) * 90 - 45
-    return ops.motion_blur(x, radius, sigma, angle).clamp_(0, 1)
+    return filters.motion_blur(x, radius, sigma, angle, clip=True)
 
 
 @lru_cache(maxsize=32)

@@ -1,5 +1,6 @@
-"""2-D correlation of image planes with a small kernel, compiled with numba: the sum of the
-kernel's nonzero taps times shifted copies of the border-extended plane, each a SIMD loop."""
+"""Filters of image planes compiled with numba: a 2-D correlation with a small kernel and the
+motion blur (each image's own taps along its angle). Both are the sum of their taps times
+shifted copies of the border-extended plane, each a SIMD loop."""
 
 from __future__ import annotations
 
@@ -56,3 +57,59 @@ def correlate(x: torch.Tensor, kernel: np.ndarray, mode: str) -> torch.Tensor:
     out = np.empty(planes.shape, np.float32)
     ops.two_halves(lambda lo, hi: _correlate(planes, k, rows, cols, lo, hi, out), len(planes))
     return torch.from_numpy(out).view(n, c, h, w).to(x.device)
+
+
+@njit(nogil=True, cache=True)
+def _motion(planes, per_image, weights, drow, dcol, rows, cols, top, left, low, high, lo, hi, out):
+    """Planes lo..hi of (P, H, W) float32, plane p of image p // per_image: the sum over taps t
+    of weights[t] times the plane shifted by (drow, dcol)[image, t], clipped to [low, high]. As
+    in `_correlate`, each tap is one flat loop over the plane extended by `rows` and `cols`
+    (edge-repeating source indices, `top` rows and `left` columns before the image), on the
+    extended width; the extra columns are dropped."""
+    h, w = out.shape[1:]
+    wide, tall = len(cols), len(rows)
+    p = np.empty(tall * wide, np.float32)
+    acc = np.empty(h * wide, np.float32)
+    for k in range(lo, hi):
+        plane, image = planes[k], k // per_image
+        for i in range(tall):
+            for j in range(wide):
+                p[i * wide + j] = plane[rows[i], cols[j]]
+        acc[:] = 0
+        for t in range(len(weights)):
+            start = (top + drow[image, t]) * wide + left + dcol[image, t]
+            weight, shifted = weights[t], p[start:start + h * wide]
+            for f in range(h * wide):
+                acc[f] += weight * shifted[f]
+        dst = out[k]
+        for i in range(h):
+            for j in range(w):
+                dst[i, j] = min(max(acc[i * wide + j], low), high)
+
+
+def motion_blur(x: torch.Tensor, radius: float, sigma: float, angle: torch.Tensor, *,
+                clip: bool = False) -> torch.Tensor:
+    """ImageMagick's motion blur of each image along its own angle (`ops.motion_taps`), pixels
+    past the border repeating the edge; clipped to [0, 1] with `clip`. On the CPU in float32 the
+    compiled loop (`_motion`: 2,000 CIFAR images, 13-29 taps, 12-28 ms against 43-153 for the
+    tensor form), else `ops.motion_blur`."""
+    if x.device.type != "cpu" or x.dtype != torch.float32:
+        out = ops.motion_blur(x, radius, sigma, angle)
+        return out.clamp_(0, 1) if clip else out
+    n, c, h, w = x.shape
+    k, drow, dcol = ops.motion_taps(radius, sigma, angle)
+    drow, dcol = drow.numpy(), dcol.numpy()
+    top, left = max(0, -int(drow.min())), max(0, -int(dcol.min()))
+    # one row more than the shifts need: the last row's dropped columns run into it
+    rows = ops.border_index(h, -top, h + max(0, int(drow.max())) + 1, "nearest").numpy().astype(np.uint32)
+    cols = ops.border_index(w, -left, w + max(0, int(dcol.max())), "nearest").numpy().astype(np.uint32)
+    planes = ops.cpu_array(x).reshape(n * c, h, w)
+    bounds = (np.float32(0), np.float32(1)) if clip else (np.float32(-np.inf), np.float32(np.inf))
+    out = np.empty(planes.shape, np.float32)
+    weights = np.asarray(k, np.float32)
+
+    def run(lo, hi):
+        _motion(planes, c, weights, drow, dcol, rows, cols, top, left, *bounds, lo, hi, out)
+
+    ops.two_halves(run, len(planes))
+    return torch.from_numpy(out).view(n, c, h, w)
