@@ -394,6 +394,22 @@ def test_compiled_motion_blur_is_the_tensor_one(shape):
                                    rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("mode", ["nearest", "symmetric", "mirror"])
+def test_compiled_gaussian_blur_is_the_matrix_one(mode, monkeypatch):
+    """The CPU's compiled blur against the two matrix products CUDA and MPS run (and the CPU
+    past 9 taps), kernels from 3 taps to longer than a side."""
+    monkeypatch.setattr(filters, "MIN_PLANES", 0)  # small batches take the compiled loop too
+    g = torch.Generator().manual_seed(4)
+    for shape in [(5, 3, 32, 32), (3, 2, 11, 6)]:
+        x = torch.rand(shape, generator=g) * 1.4 - 0.2
+        for sigma in (0.25, 0.5, 0.7, 1.0):
+            k = ops.gaussian_kernel1d(sigma)
+            torch.testing.assert_close(filters.gaussian_blur(x, sigma, mode), ops.separable(x, k, k, mode),
+                                       rtol=0, atol=1e-6)
+            torch.testing.assert_close(filters.gaussian_blur(x, sigma, mode, clip=True),
+                                       ops.separable(x, k, k, mode).clamp(0, 1), rtol=0, atol=1e-6)
+
+
 def test_reference_motion_and_glass(img):
     x = hwc(img)
     for sev, (radius, sigma) in enumerate([(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)], 1):

@@ -79,10 +79,10 @@ def glass_blur(x, severity, walks: GlassWalks):
     # in chunks of CPU_CHUNK values: temporaries in cache (~5% faster; the draws are the batch's)
     step = max(1, CPU_CHUNK // (c * h * w)) if x.device.type == "cpu" else n
     for i in range(0, n, step):
-        part = ops.quantize(ops.gaussian_blur(x[i:i + step], sigma))
+        part = ops.quantize(filters.gaussian_blur(x[i:i + step], sigma))
         m = len(part)
         part = part.reshape(m, c, h * w).gather(2, src[i:i + step, None].expand(m, c, -1)).view(m, c, h, w)
-        out[i:i + step] = ops.gaussian_blur(part, sigma).clamp_(0, 1)
+        out[i:i + step] = filters.gaussian_blur(part, sigma, clip=True)
     return out
 
 
@@ -110,6 +110,6 @@ def zoom_blur(x, severity, generator=None):
     return ops.apply_operator(x, _zoom_operator(h, w, param("zoom_blur", severity), str(x.device))).clamp_(0, 1)
 
 
-@register_corruption("blur", [0.4, 0.6, 0.7, 0.8, 1.0], extra=True)
+@register_corruption("blur", [0.4, 0.6, 0.7, 0.8, 1.0], extra=True, chunk=None)
 def gaussian_blur(x, severity, generator=None):
-    return ops.gaussian_blur(x, param("gaussian_blur", severity)).clamp(0, 1)
+    return filters.gaussian_blur(x, param("gaussian_blur", severity), clip=True)

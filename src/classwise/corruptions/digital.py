@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import libjpeg, ops, pixelate_kernel
+from . import filters, libjpeg, ops, pixelate_kernel
 from .registry import param, register_corruption
 
 
@@ -92,7 +92,7 @@ def elastic_transform(x, severity, drawn):
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=True)  # reflect-101
     if alpha == 0:  # severity 1: no displacement
         return x.clamp_(0, 1)
-    field = ops.gaussian_blur(noise, sigma, mode="symmetric", truncate=3)
+    field = filters.gaussian_blur(noise, sigma, mode="symmetric", truncate=3)
     field = field.clone() if field is noise else field  # the noise is every severity's
     # pixel displacements in align_corners=False units: 2/w per column, 2/h per row
     scale = torch.tensor([2 * alpha / w, 2 * alpha / h], dtype=x.dtype, device=dev).view(1, 2, 1, 1)

@@ -154,14 +154,6 @@ def separable(x: torch.Tensor, k_rows, k_cols, mode: str) -> torch.Tensor:
     return apply_rows_cols(x, filter_matrix(h, k_rows, mode), filter_matrix(w, k_cols, mode))
 
 
-def gaussian_blur(x: torch.Tensor, sigma: float, mode: str = "nearest", truncate: float = 4.0) -> torch.Tensor:
-    """skimage.filters.gaussian over H and W (its default border is scipy's `nearest`)."""
-    k = gaussian_kernel1d(sigma, truncate) if sigma > 1e-15 else [1.0]
-    if len(k) == 1:  # radius 0 (sigma under 1 / (2 truncate)): the identity
-        return x
-    return separable(x, k, k, mode)
-
-
 def to_sparse(m: np.ndarray, device) -> torch.Tensor:
     with warnings.catch_warnings():  # "sparse CSR support is in beta": the product it needs works
         warnings.simplefilter("ignore", UserWarning)

@@ -138,11 +138,11 @@ def spatter_draws(x: torch.Tensor, generator) -> torch.Tensor:
 @ops.colour_op
 def spatter(x, severity, z):
     loc, scale, sigma, thr, intensity, mud = param("spatter", severity)
-    liquid = ops.gaussian_blur(z * scale + loc, sigma)
+    liquid = filters.gaussian_blur(z * scale + loc, sigma)
     if not mud:  # water: pale turquoise drops, bright at their rims
         return opencv.water_spatter(x, liquid[:, 0], thr, intensity, (175, 238, 238)).to(x.dtype)
     # mud: brown blots (the published code zeroes the layer below thr first: no value above thr changes)
-    m = ops.gaussian_blur((liquid > thr).to(x.dtype), intensity)
+    m = filters.gaussian_blur((liquid > thr).to(x.dtype), intensity)
     m = torch.where(m < 0.8, 0.0, m)
     colour = x.new_tensor([63, 42, 20]).view(1, 3, 1, 1) / 255
     return torch.lerp(x, colour.expand_as(x), m).clamp_(0, 1)  # x (1 - m) + colour m
