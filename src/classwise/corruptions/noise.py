@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
+import numpy as np
 import torch
+from numba import njit
 
 from . import ops
 from .registry import param, register_corruption
@@ -93,18 +95,40 @@ def shot_lookup(out: torch.Tensor, at: torch.Tensor, c: float, generator) -> Non
     slices, width = 1 << SLICE_BITS, len(shifted) // 256
     torch.index_select(guide, 0, at, out=out)
     miss = ops.negative_at(out)
-    if len(miss):
-        at = out[miss].neg_().sub_(1).long()  # k S + s
+    if not len(miss):
+        return
+    u = torch.rand(len(miss), dtype=torch.float64, generator=generator, device=at.device)
+    if out.device.type == "cpu" and out.dtype == torch.float32:
+        _settle(out.numpy(), miss.numpy(), u.numpy(), one_step.numpy(), shifted.numpy(), np.float32(c))
+        return
+    at = out[miss].neg_().sub_(1).long()  # k S + s
+    row = at >> SLICE_BITS
+    u.add_(at & (slices - 1)).div_(slices).add_(row)  # uniform on the slice, on row's shifted CDF
+    j = one_step[at]
+    far = (j < 0).nonzero().flatten()
+    j.clamp_(min=0)
+    j.add_(shifted[row * width + j].le(u))  # before the step or past it
+    if len(far):
+        j[far] = torch.searchsorted(shifted, u[far], right=True) - row[far] * width
+    out[miss] = (j.float() / c).clamp_(max=1).to(out.dtype)
+
+
+@njit(nogil=True, cache=True)
+def _settle(out, miss, u, one_step, shifted, c):
+    """`shot_lookup`'s unsettled values on the CPU, the same arithmetic as its tensor form one
+    value at a time (those ten tensor ops cost ~90 ns a value: 13 of a severity's 28 ms at c =
+    500 on 2,000 CIFAR images)."""
+    slices, width = 1 << SLICE_BITS, len(shifted) // 256
+    for m in range(len(miss)):
+        at = np.int64(-out[miss[m]]) - 1  # k S + s
         row = at >> SLICE_BITS
-        u = torch.rand(len(miss), dtype=torch.float64, generator=generator, device=at.device)
-        u.add_(at & (slices - 1)).div_(slices).add_(row)  # uniform on the slice, on row's shifted CDF
+        v = (u[m] + np.float64(at & (slices - 1))) / slices + np.float64(row)
         j = one_step[at]
-        far = (j < 0).nonzero().flatten()
-        j.clamp_(min=0)
-        j.add_(shifted[row * width + j].le(u))  # before the step or past it
-        if len(far):
-            j[far] = torch.searchsorted(shifted, u[far], right=True) - row[far] * width
-        out[miss] = (j.float() / c).clamp_(max=1).to(out.dtype)
+        if j < 0:
+            j = np.searchsorted(shifted, v, side="right") - row * width
+        elif shifted[row * width + j] <= v:
+            j += 1
+        out[miss[m]] = min(np.float32(j) / c, np.float32(1))
 
 
 @register_corruption("noise", [500, 250, 100, 75, 50], chunk=None, draw=shot_draw)
