@@ -410,6 +410,29 @@ def test_compiled_gaussian_blur_is_the_matrix_one(mode, monkeypatch):
                                        ops.separable(x, k, k, mode).clamp(0, 1), rtol=0, atol=1e-6)
 
 
+def test_compiled_glass_is_the_tensor_one():
+    """The CPU's compiled walk and blur-shuffle-blur against the tensor forms CUDA and MPS run."""
+    from classwise.corruptions.blur import glass_moves
+
+    g = torch.Generator().manual_seed(6)
+    for n, c, h, w in [(6, 3, 32, 32), (4, 1, 9, 13)]:
+        words = ops.random_words(n * (h - 2) * (w - 2) * 2, g)
+        first = filters.glass_moves(words, n, h, w, None)
+        assert torch.equal(first, glass_moves(words, n, h, w, None))
+        assert not torch.equal(first, torch.arange(h * w).expand(n, -1))  # the walk moved pixels
+        words = ops.random_words(n * (h - 2) * (w - 2) * 2, g)
+        assert torch.equal(filters.glass_moves(words, n, h, w, first), glass_moves(words, n, h, w, first))
+        x = torch.rand((n, c, h, w), generator=g)
+        for sigma in (0.05, 0.25, 0.4):
+            blurred = ops.quantize(ops.separable(x, *[ops.gaussian_kernel1d(sigma)] * 2, "nearest"))
+            moved = blurred.reshape(n, c, h * w).gather(2, first[:, None].expand(n, c, -1)).view(n, c, h, w)
+            ref = ops.separable(moved, *[ops.gaussian_kernel1d(sigma)] * 2, "nearest").clamp(0, 1)
+            got = filters.glass(x, sigma, first)
+            # float32 sums in another order: a value on an 8-bit boundary may store one level apart
+            assert (got - ref).abs().max() <= 1.01 / 255
+            assert (got - ref).abs().gt(1e-6).float().mean() < 0.01
+
+
 def test_reference_motion_and_glass(img):
     x = hwc(img)
     for sev, (radius, sigma) in enumerate([(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)], 1):

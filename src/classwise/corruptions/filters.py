@@ -116,47 +116,132 @@ def motion_blur(x: torch.Tensor, radius: float, sigma: float, angle: torch.Tenso
 
 
 @njit(nogil=True, cache=True)
-def _separable(planes, k_rows, k_cols, rows, cols, low, high, lo, hi, out):
-    """Planes lo..hi of (P, H, W) float32 correlated along W with k_cols, then along H with
-    k_rows, clipped to [low, high]; rows (H + kh - 1) and cols (W + kw - 1) as in `_correlate`.
-    Along W the taps run flat over the plane extended to W + kw - 1 columns, along H over the
-    first pass's rows that `rows` picks, laid one after the other. A tap reads through a slice,
-    so that its loop's index is the counter alone (with `f + b` numba kept its negative-index
-    handling and the loops did not vectorise: 2.5-4x slower)."""
-    h, w = out.shape[1:]
+def _scratch(h, w, taps):
+    """`_blur_plane`'s work arrays for (h, w) planes and a kernel of `taps` (one set a thread)."""
+    wide = w + taps - 1
+    p = np.zeros(h * wide + taps, np.float32)  # the last row's taps read past it: taps spare values
+    return p, np.empty(h * wide, np.float32), np.empty((h + taps - 1) * w, np.float32), np.empty(h * w, np.float32)
+
+
+@njit(nogil=True, cache=True)
+def _blur_plane(plane, k_rows, k_cols, rows, cols, p, acc, tall, flat):
+    """(H, W) float32 plane correlated along W with k_cols, then along H with k_rows, into flat
+    (H W); rows (H + kh - 1) and cols (W + kw - 1) as in `_correlate`. Along W the taps run flat
+    over the plane extended to W + kw - 1 columns, along H over the first pass's rows that
+    `rows` picks, laid one after the other. A tap reads through a slice, so that its loop's
+    index is the counter alone (with `f + b` numba kept its negative-index handling and the
+    loops did not vectorise: 2.5-4x slower)."""
+    h, w = plane.shape
     kh, kw = len(k_rows), len(k_cols)
     wide = w + kw - 1
-    p = np.zeros(h * wide + kw, np.float32)  # the last row's taps read past it: kw spare values
-    acc = np.empty(h * wide, np.float32)
-    tall = np.empty((h + kh - 1) * w, np.float32)
-    flat = np.empty(h * w, np.float32)
-    for k in range(lo, hi):
-        plane = planes[k]
-        for i in range(h):
-            for j in range(wide):
-                p[i * wide + j] = plane[i, cols[j]]
-        weight = k_cols[0]
+    for i in range(h):
+        for j in range(wide):
+            p[i * wide + j] = plane[i, cols[j]]
+    weight = k_cols[0]
+    for f in range(h * wide):
+        acc[f] = weight * p[f]
+    for b in range(1, kw):
+        weight, shifted = k_cols[b], p[b:b + h * wide]
         for f in range(h * wide):
-            acc[f] = weight * p[f]
-        for b in range(1, kw):
-            weight, shifted = k_cols[b], p[b:b + h * wide]
-            for f in range(h * wide):
-                acc[f] += weight * shifted[f]
-        for i in range(h + kh - 1):
-            start = rows[i] * wide
-            for j in range(w):
-                tall[i * w + j] = acc[start + j]
-        weight = k_rows[0]
+            acc[f] += weight * shifted[f]
+    for i in range(h + kh - 1):
+        start = rows[i] * wide
+        for j in range(w):
+            tall[i * w + j] = acc[start + j]
+    weight = k_rows[0]
+    for f in range(h * w):
+        flat[f] = weight * tall[f]
+    for a in range(1, kh):
+        weight, shifted = k_rows[a], tall[a * w:a * w + h * w]
         for f in range(h * w):
-            flat[f] = weight * tall[f]
-        for a in range(1, kh):
-            weight, shifted = k_rows[a], tall[a * w:a * w + h * w]
-            for f in range(h * w):
-                flat[f] += weight * shifted[f]
+            flat[f] += weight * shifted[f]
+
+
+@njit(nogil=True, cache=True)
+def _separable(planes, k_rows, k_cols, rows, cols, low, high, lo, hi, out):
+    """Planes lo..hi of (P, H, W) float32 blurred (`_blur_plane`), clipped to [low, high]."""
+    h, w = out.shape[1:]
+    p, acc, tall, flat = _scratch(h, w, max(len(k_rows), len(k_cols)))
+    for k in range(lo, hi):
+        _blur_plane(planes[k], k_rows, k_cols, rows, cols, p, acc, tall, flat)
         dst = out[k]
         for i in range(h):
             for j in range(w):
                 dst[i, j] = min(max(flat[i * w + j], low), high)
+
+
+@njit(nogil=True, cache=True)
+def _glass(planes, per_image, taps, rows, cols, moves, lo, hi, out):
+    """Glass blur's steps on planes lo..hi (plane p of image p // per_image), one plane at a
+    time in cache: blur, store as 8 bits (`ops.quantize`), move pixel f to where moves[image, f]
+    says it comes from, blur, clip to [0, 1]."""
+    h, w = out.shape[1:]
+    p, acc, tall, flat = _scratch(h, w, len(taps))
+    moved = np.empty((h, w), np.float32)
+    levels = np.empty(h * w, np.float32)
+    for k in range(lo, hi):
+        _blur_plane(planes[k], taps, taps, rows, cols, p, acc, tall, flat)
+        for f in range(h * w):
+            v = min(max(flat[f], np.float32(0)), np.float32(1)) * np.float32(255)
+            levels[f] = np.floor(v + np.float32(1e-4)) / np.float32(255)
+        src = moves[k // per_image]
+        for i in range(h):
+            for j in range(w):
+                moved[i, j] = levels[src[i * w + j]]
+        _blur_plane(moved, taps, taps, rows, cols, p, acc, tall, flat)
+        dst = out[k]
+        for i in range(h):
+            for j in range(w):
+                dst[i, j] = min(max(flat[i * w + j], np.float32(0)), np.float32(1))
+
+
+@njit(nogil=True, cache=True)
+def _moves(words, h, w, prev, lo, hi, out):
+    """Images lo..hi of `glass_moves`."""
+    rows, cols = h - 2, w - 2
+    for i in range(lo, hi):
+        src = out[i]
+        for f in range(h * w):
+            src[f] = f
+        base = i * rows * cols * 2
+        for a in range(rows):
+            for b in range(cols):
+                draw = base + 2 * (rows * cols - 1 - (a * cols + b))  # the walk goes from the bottom-right
+                dx = (words[draw // 31] >> (draw % 31)) & 1
+                dy = (words[(draw + 1) // 31] >> ((draw + 1) % 31)) & 1
+                src[(a + 2) * w + b + 2] -= dy * w + dx
+        if prev.shape[0]:
+            before = prev[i]
+            for f in range(h * w):
+                src[f] = before[src[f]]
+
+
+def glass_moves(words: torch.Tensor, n: int, h: int, w: int, prev: torch.Tensor | None) -> torch.Tensor:
+    """One pass of glass blur's walk for n (h, w) images from `ops.random_words`' words: for each
+    pixel (raster order, (n, h w) int64) the one its value comes from, each pixel of rows and
+    columns 2.. reading the one 0 or 1 up and 0 or 1 left (draws 2 t and 2 t + 1 of its image,
+    t counted from the bottom-right); after the pass `prev` where given (pass k reads pass k - 1)."""
+    out = np.empty((n, h * w), np.int64)
+    before = prev.numpy() if prev is not None else np.empty((0, h * w), np.int64)
+    bits = words.numpy()
+    ops.two_halves(lambda lo, hi: _moves(bits, h, w, before, lo, hi, out), n)
+    return torch.from_numpy(out)
+
+
+def glass(x: torch.Tensor, sigma: float, moves: torch.Tensor) -> torch.Tensor:
+    """Glass blur of (N, C, H, W) float32 CPU images with `GlassWalks`' moves (N, H W): each
+    plane's blur, 8-bit store, shuffle and blur in one compiled pass (`_glass`) where the tensor
+    form made four passes over the batch."""
+    n, c, h, w = x.shape
+    k = ops.gaussian_kernel1d(sigma) if sigma > 1e-15 else np.ones(1)
+    rows, cols = (ops.border_index(m, -(len(k) // 2), m + len(k) // 2, "nearest").numpy().astype(np.uint32)
+                  for m in (h, w))
+    planes = ops.cpu_array(x).reshape(n * c, h, w)
+    src = moves.numpy()
+    out = np.empty(planes.shape, np.float32)
+    taps = np.asarray(k, np.float32)
+    ops.two_halves(lambda lo, hi: _glass(planes, c, taps, rows, cols, src, lo, hi, out), len(planes))
+    return torch.from_numpy(out).view(n, c, h, w)
 
 
 # Where the compiled loop beats ops.separable's two dense (n, n) products (medians on 4,000
