@@ -132,7 +132,7 @@ def _chamfer_pass(t, forward):
     loops from vectorising (4.7x slower)."""
     rows, cols = t.shape
     width = cols // L - 4
-    tmp, run = np.empty(cols, np.float32), np.empty(L, np.float32)
+    tmp = np.empty(cols, np.float32)
     for ii in range(rows - 4):
         i = 2 + ii if forward else rows - 3 - ii
         far, near, row = (t[i - 2], t[i - 1], t[i]) if forward else (t[i + 2], t[i + 1], t[i])
@@ -140,12 +140,11 @@ def _chamfer_pass(t, forward):
             knight = min(min(far[b + L], far[b + 3 * L]), min(near[b], near[b + 4 * L])) + KNIGHT
             diagonal = min(near[b + L], near[b + 3 * L]) + DIAG
             tmp[b] = min(min(row[b + 2 * L], knight), min(diagonal, near[b + 2 * L] + HV))
-        run[:] = np.inf
-        for jj in range(width):
+        for jj in range(width):  # the running minimum, read back from the column done before
             b = (jj if forward else width - 1 - jj) * L
+            done, cur, fresh = row[b + (L if forward else 3 * L):], row[b + 2 * L:b + 3 * L], tmp[b:b + L]
             for q in range(L):
-                run[q] = min(tmp[b + q], run[q] + HV)
-                row[b + 2 * L + q] = run[q]
+                cur[q] = min(fresh[q], done[q] + HV)
 
 
 @njit(nogil=True, cache=True)
