@@ -1,6 +1,7 @@
 """Filters of image planes compiled with numba: a 2-D correlation with a small kernel, the
-motion blur (each image's own taps along its angle) and short Gaussian blurs. Each is the sum of
-its taps times shifted copies of the border-extended plane, each a SIMD loop."""
+motion blur (each image's own taps along its angle), short Gaussian blurs and glass blur's steps.
+Each filter is the sum of its taps times shifted copies of the border-extended plane, each a SIMD
+loop. The halves of a batch run in two threads (`ops.two_halves`)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,11 @@ def correlate(x: torch.Tensor, kernel: np.ndarray, mode: str) -> torch.Tensor:
     return torch.from_numpy(out).view(n, c, h, w).to(x.device)
 
 
+def _bounds(clip: bool) -> tuple[np.float32, np.float32]:
+    """What the compiled loops clip their output to: [0, 1], or nothing."""
+    return (np.float32(0), np.float32(1)) if clip else (np.float32(-np.inf), np.float32(np.inf))
+
+
 @njit(nogil=True, cache=True)
 def _motion(planes, per_image, weights, drow, dcol, rows, cols, top, left, low, high, lo, hi, out):
     """Planes lo..hi of (P, H, W) float32, plane p of image p // per_image: the sum over taps t
@@ -104,7 +110,7 @@ def motion_blur(x: torch.Tensor, radius: float, sigma: float, angle: torch.Tenso
     rows = ops.border_index(h, -top, h + max(0, int(drow.max())) + 1, "nearest").numpy().astype(np.uint32)
     cols = ops.border_index(w, -left, w + max(0, int(dcol.max())), "nearest").numpy().astype(np.uint32)
     planes = ops.cpu_array(x).reshape(n * c, h, w)
-    bounds = (np.float32(0), np.float32(1)) if clip else (np.float32(-np.inf), np.float32(np.inf))
+    bounds = _bounds(clip)
     out = np.empty(planes.shape, np.float32)
     weights = np.asarray(k, np.float32)
 
@@ -268,7 +274,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float, mode: str = "nearest", truncate
     rows = ops.border_index(h, -(len(k) // 2), h + len(k) // 2, mode).numpy().astype(np.uint32)
     cols = ops.border_index(w, -(len(k) // 2), w + len(k) // 2, mode).numpy().astype(np.uint32)
     taps = np.asarray(k, np.float32)
-    bounds = (np.float32(0), np.float32(1)) if clip else (np.float32(-np.inf), np.float32(np.inf))
+    bounds = _bounds(clip)
     out = np.empty(planes.shape, np.float32)
     ops.two_halves(lambda lo, hi: _separable(planes, taps, taps, rows, cols, *bounds, lo, hi, out), len(planes))
     return torch.from_numpy(out).view(n, c, h, w)
