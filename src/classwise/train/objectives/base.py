@@ -82,6 +82,12 @@ class Objective:
         """(scalar loss to minimise, logits on the inputs trained on, for the training accuracy)."""
         raise NotImplementedError
 
+    def preflight(self) -> list[str]:
+        """Settings that are valid one by one but make the method a no-op within this run (a
+        warm-up that ends after the last epoch): one line each. The constructor has already
+        refused what cannot run at all (an unknown class)."""
+        return []
+
     def end_epoch(self, epoch: int, val, robust_key: str | None) -> None:
         """Update per-class state from the epoch's validation `EvalResult` (per-sample
         predictions and per-class sums of logits, softmax and loss, clean and under attack)."""
