@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo)
 STUDY_ARGS ?=
 
-.PHONY: demo test install data lint bench bench-quick clean
+.PHONY: demo test install data lint docs bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,15 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+
+# the docs site (MkDocs Material + mkdocstrings) into site/; --strict: any warning fails the build.
+# NO_MKDOCS_2_WARNING: Material's start-up banner about MkDocs 2.0 (not a build warning)
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install --no-cache-dir -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # the benchmarks' baselines: a DataLoader + torchattacks loop (--no-deps: torchattacks' own
 # requirements would replace the installed torch) and the published per-image corruption code
