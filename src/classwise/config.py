@@ -26,11 +26,13 @@ class TrainConfig(Settings):  # Settings: inf/NaN refused, errors are ClasswiseE
     norm: Literal["linf", "l2"] = "linf"
     attack_steps: int = Field(default=10, ge=1, description="PGD steps when training with pgd")
     attack_alpha: float | None = Field(default=None, gt=0,
-                                       description="default: eps/4 for pgd, 1.25*eps for fgsm-rs")
-    # BatchNorm while crafting training attacks: "eval" (running statistics, as TRADES, MART
-    # and torchattacks do; BN is then folded into the convs, see attacks/fold.py) or "train"
-    # (batch statistics, as Madry et al.'s and Wong et al.'s reference loops do)
-    attack_bn: Literal["eval", "train"] = "eval"
+                                       description="default: the method's released code's step as a share of eps "
+                                                   "(eps/4 PGD-AT, 0.2258 eps TRADES, 1.25 eps FGSM-RS)")
+    # BatchNorm while crafting training attacks: "eval" (running statistics; BN is then folded
+    # into the convs, see attacks/fold.py) or "train" (batch statistics, which the attack's passes
+    # also update); default: the method's released code's (eval for all but CFA's PGD-AT base)
+    attack_bn: Literal["eval", "train"] | None = Field(default=None, description="BatchNorm mode while "
+                                                        "crafting training inputs (default: the method's)")
     # optimisation
     epochs: int = Field(default=10, ge=1)
     batch_size: int = Field(default=128, ge=2)
@@ -72,9 +74,16 @@ class TrainConfig(Settings):  # Settings: inf/NaN refused, errors are ClasswiseE
         return self
 
     def resolved(self, grey: bool, hflip_ok: bool = False) -> TrainConfig:
-        """The config with data-set dependent defaults filled in (eps, augmentation)."""
+        """The config with every default that depends on the data or the method filled in (eps,
+        augmentation, the attack's step and BatchNorm mode): decided here once, read everywhere."""
+        from .train.objectives.base import objective_class
+
+        method = objective_class(self.method)
+        eps = self.eps if self.eps is not None else (0.1 if grey else 8 / 255)
         return self.model_copy(update={
-            "eps": self.eps if self.eps is not None else (0.1 if grey else 8 / 255),
+            "eps": eps,
+            "attack_alpha": self.attack_alpha or method.step_share(self.method_params) * eps or None,
+            "attack_bn": self.attack_bn or method.attack_bn(self.method_params),
             "crop_padding": self.crop_padding if self.crop_padding is not None else (0 if grey else 4),
             "hflip": self.hflip if self.hflip is not None else hflip_ok,
         })

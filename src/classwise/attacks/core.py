@@ -16,7 +16,8 @@ from ..errors import ClasswiseError
 from .input_grad import fast_input_grad
 
 NORMS = ("linf", "l2")
-LOSSES = ("ce", "margin")
+LOSSES = ("ce", "margin", "kl")
+INITS = ("uniform", "normal")
 
 
 @contextmanager
@@ -53,8 +54,11 @@ def _margin(logits: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
     return other - own
 
 
-def attack_loss(logits, y, target=None, loss: str = "ce") -> torch.Tensor:
-    """Per-sample objective the attacker *ascends*."""
+def attack_loss(logits, y, target=None, loss: str = "ce", reference=None) -> torch.Tensor:
+    """Per-sample objective the attacker *ascends*. "kl" is TRADES's: KL(reference || softmax
+    of the logits), `reference` the clean prediction's softmax."""
+    if loss == "kl":
+        return F.kl_div(F.log_softmax(logits, 1), reference, reduction="none").sum(1)
     if target is None:
         return F.cross_entropy(logits, y, reduction="none") if loss == "ce" else _margin(logits, y)
     return -F.cross_entropy(logits, target, reduction="none") if loss == "ce" else -_margin(logits, target)
@@ -70,7 +74,11 @@ def _per_image(v, x):
     return v.view(-1, *([1] * (x.ndim - 1))) if torch.is_tensor(v) else v
 
 
-def random_init(x, eps, norm, generator=None):
+def random_init(x, eps, norm, generator=None, init: str = "uniform"):
+    """A random first iterate: uniform in the eps-ball (Madry et al.), or x + 0.001 N(0, 1)
+    left unclipped, as TRADES's code starts (its first gradient is taken there)."""
+    if init == "normal":
+        return x + 0.001 * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     if norm == "linf":
         if torch.is_tensor(eps):
             u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -107,11 +115,10 @@ class AttackOutput:
     success: torch.Tensor  # bool: fooled (untargeted) / reached the target (targeted)
 
 
-def check_args(eps, alpha, steps, norm, loss):
-    if torch.is_tensor(eps) or torch.is_tensor(alpha):  # per-image values come from training objectives
-        if (torch.as_tensor(eps) < 0).any() or (alpha is not None and (torch.as_tensor(alpha) < 0).any()):
-            raise ClasswiseError("per-image eps and step sizes must be >= 0")
-    else:
+def check_args(eps, alpha, steps, norm, loss, init="uniform"):
+    # per-image values come from training objectives and are taken as their formulas give them:
+    # DAFA's class weights may in principle turn negative, and its authors' code uses them as they are
+    if not (torch.is_tensor(eps) or torch.is_tensor(alpha)):
         if eps < 0:
             raise ClasswiseError(f"eps must be >= 0, got {eps}")
         if alpha is not None and alpha <= 0 and eps > 0:
@@ -122,30 +129,40 @@ def check_args(eps, alpha, steps, norm, loss):
         raise ClasswiseError(f"norm must be one of {NORMS}, got '{norm}'")
     if loss not in LOSSES and not callable(loss):
         raise ClasswiseError(f"loss must be one of {LOSSES}, got '{loss}'")
+    if init not in INITS:
+        raise ClasswiseError(f"init must be one of {INITS}, got '{init}'")
 
 
 def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int,
-            alpha: float | None = None, norm: str = "linf", random_start: bool = True,
-            target: torch.Tensor | None = None, loss: str = "ce", early_stop: bool = True,
-            track: bool = True, batch_size: int | None = None,
-            generator: torch.Generator | None = None, start: torch.Tensor | None = None) -> AttackOutput:
-    """Projected gradient ascent from x (or a random point of the eps-ball around it).
+            alpha: float | None = None, norm: str = "linf", random_start: bool = True, init: str = "uniform",
+            target: torch.Tensor | None = None, loss: str = "ce", reference: torch.Tensor | None = None,
+            early_stop: bool = True, last: bool = False, track: bool = True, batch_size: int | None = None,
+            generator: torch.Generator | None = None, start: torch.Tensor | None = None,
+            update=None) -> AttackOutput:
+    """Projected gradient ascent from x (or a random point near it: `init` "uniform" in the
+    eps-ball, "normal" x + 0.001 N(0, 1) as TRADES starts; or the given first iterate `start`,
+    taken as it is). `reference` is the clean softmax the "kl" loss ascends away from.
 
     It runs the model in whatever mode it is in (`attack` puts it in eval mode; training
     methods craft their examples in train mode as the reference implementations do).
     `track=False` is the training path: no success bookkeeping and no final forward pass; there
     `eps` and `alpha` may be per-image tensors and `loss` a callable logits -> per-image
-    objective (TRADES ascends the KL divergence from the clean prediction).
+    objective, and `update(x_adv, grad)` may replace the step and projection (DAFA's two steps).
 
     With tracking, points are attacked from a pool of `batch_size`: a point leaves when it is
     fooled (with `early_stop`) or has taken all its steps, and the next point takes its place,
     so batches stay full instead of shrinking as points fall (see benchmarks/). Random starts
-    are drawn for all points up front, so the answer does not depend on the pool size.
+    are drawn for all points up front, so the answer does not depend on the pool size. A point
+    reports the first iterate that fooled it, or with `last` (no early stop) its last iterate,
+    as the fair-training papers' validation loops score it.
     """
-    check_args(eps, alpha, steps, norm, loss)
+    check_args(eps, alpha, steps, norm, loss, init)
     if track and (callable(loss) or torch.is_tensor(eps) or torch.is_tensor(alpha)):
         raise ClasswiseError("per-image eps and callable losses are for crafting training inputs (track=False)")
+    if loss == "kl" and reference is None:
+        raise ClasswiseError("the kl loss needs the clean prediction (reference) it moves away from")
     alpha = 2.5 * eps / steps if alpha is None else alpha
+    early_stop = early_stop and not last
     x = x.detach()
     if not torch.is_tensor(eps) and eps == 0:
         with torch.no_grad():
@@ -154,18 +171,19 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, s
         return AttackOutput(x.clone(), pred, success)
 
     with fast_input_grad(model):
-        if start is not None:  # a given first iterate (TRADES starts at x + 0.001 N(0, 1))
-            x_init = project(start.detach().clone(), x, eps, norm)
+        if start is not None:
+            x_init = start.detach().clone()
         else:
-            x_init = random_init(x, eps, norm, generator) if random_start else x.clone()
+            x_init = random_init(x, eps, norm, generator, init) if random_start else x.clone()
         if not track:
             x_adv = x_init
             for _ in range(steps):
                 x_adv.requires_grad_(True)
                 logits = model(x_adv)
-                objective = loss(logits) if callable(loss) else attack_loss(logits, y, target, loss)
+                objective = loss(logits) if callable(loss) else attack_loss(logits, y, target, loss, reference)
                 grad, = torch.autograd.grad(objective.sum(), x_adv)
-                x_adv = project(step(x_adv.detach(), grad, alpha, norm), x, eps, norm)
+                x_adv = (update(x_adv.detach(), grad) if update is not None
+                         else project(step(x_adv.detach(), grad, alpha, norm), x, eps, norm))
             return AttackOutput(x_adv.detach(), torch.empty(0), torch.empty(0))
 
         n = x.shape[0]
@@ -184,16 +202,21 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, s
             yi = y[idx]
             ti = target[idx] if target is not None else None
             hit = p.eq(ti) if ti is not None else p.ne(yi)
-            first = hit & ~success[idx]  # fooled at this iterate for the first time: keep it
             done = k.eq(steps) | (hit if early_stop else torch.zeros_like(hit))
-            report = first | (done & ~success[idx])  # unfooled points report their last iterate
+            if last:
+                report = done
+                success[idx[done]] = hit[done]
+            else:
+                first = hit & ~success[idx]  # fooled at this iterate for the first time: keep it
+                report = first | (done & ~success[idx])  # unfooled points report their last iterate
+                success[idx] = success[idx] | hit
             best[idx[report]] = xa.detach()[report]
             pred[idx[report]] = p[report]
-            success[idx] = success[idx] | hit
             go = ~done
             n_go = int(go.sum())
             if n_go:
-                objective = attack_loss(logits[go], yi[go], None if ti is None else ti[go], loss)
+                ref = None if reference is None else reference[idx[go]]
+                objective = attack_loss(logits[go], yi[go], None if ti is None else ti[go], loss, ref)
                 grad, = torch.autograd.grad(objective.sum(), xa)
                 xa_go = project(step(xa.detach()[go], grad[go], alpha, norm), x[idx[go]], eps, norm)
             new = torch.arange(queued, min(queued + size - n_go, n), device=x.device)

@@ -22,7 +22,17 @@ class AttackSpec(Settings):
     norm: Literal["linf", "l2"] = "linf"
     random_start: bool = True
     restarts: int = Field(default=1, ge=1)
-    loss: Literal["ce", "margin"] = "ce"
+    loss: Literal["ce", "margin", "kl"] = Field(default="ce", description="ce, the CW margin, or TRADES's KL "
+                                                "divergence from the clean prediction")
+    init: Literal["uniform", "normal"] = Field(default="uniform", description="random start: uniform in the "
+                                               "eps-ball, or x + 0.001 N(0, 1) (TRADES)")
+    # how the fair-training papers' validation loops score an attack (FRL, WAT, CFA): every image
+    # attacked, its last iterate counted; an evaluation's default keeps the first iterate that fools
+    # and attacks the images the model gets right (the others need no attack)
+    iterate: Literal["best", "last"] = Field(default="best", description="best: an image counts as fooled if "
+                                             "any iterate fools it; last: only the last iterate counts")
+    images: Literal["correct", "all"] = Field(default="correct", description="attack the correctly classified "
+                                              "images only, or every image")
 
     @model_validator(mode="after")
     def _check(self):
@@ -39,6 +49,12 @@ class AttackSpec(Settings):
             base += f"-{self.norm}"
         if self.loss != "ce":
             base += f"-{self.loss}"
+        if self.init != "uniform" and self.effective_random_start:
+            base += f"-{self.init}"
+        if self.iterate != "best":
+            base += f"-{self.iterate}"
+        if self.images != "correct":
+            base += f"-{self.images}"
         if self.restarts > 1:
             base += f"x{self.restarts}"
         return base
@@ -46,7 +62,10 @@ class AttackSpec(Settings):
     def describe(self) -> str:
         return (f"{self.label}: {self.norm} eps={self.eps:.4g}, steps={self.effective_steps}, "
                 f"alpha={self.effective_alpha:.4g}, random start={self.effective_random_start}, "
-                f"restarts={self.restarts}, loss={self.loss}")
+                f"restarts={self.restarts}, loss={self.loss}"
+                + (f", start={self.init}" if self.init != "uniform" else "")
+                + (f", iterate={self.iterate}, images={self.images}" if self.iterate != "best" or
+                   self.images != "correct" else ""))
 
     @property
     def effective_steps(self) -> int:
@@ -85,6 +104,10 @@ def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec,
     `batch_size` bounds how many points go through the model at once (default: all)."""
     with eval_mode(model):
         net = GradSafe(model)
+        reference = None
+        if spec.loss == "kl":
+            with torch.no_grad():
+                reference = torch.softmax(model(x), 1)
         out = None
         for _ in range(spec.restarts):
             todo = torch.arange(len(x), device=x.device) if out is None else (~out.success).nonzero().flatten()
@@ -92,8 +115,9 @@ def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec,
                 break
             run = perturb(net, x[todo], y[todo], eps=spec.eps, steps=spec.effective_steps,
                           alpha=spec.effective_alpha, norm=spec.norm,
-                          random_start=spec.effective_random_start,
+                          random_start=spec.effective_random_start, init=spec.init,
                           target=None if target is None else target[todo], loss=spec.loss,
+                          reference=None if reference is None else reference[todo], last=spec.iterate == "last",
                           early_stop=early_stop, batch_size=batch_size, generator=generator)
             if out is None:
                 out = run

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import ClasswiseError
+from .heads import with_head
 
 MODELS: dict[str, ModelEntry] = {}
 
@@ -49,7 +50,9 @@ class Normalized(nn.Module):
 
 def create_model(name: str, num_classes: int = 10, in_channels: int = 3, input_size: int = 32,
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                 **kwargs) -> nn.Module:
+                 head: dict | None = None, **kwargs) -> nn.Module:
+    """The architecture `name` for images in [0, 1], its output layer replaced as `head` says
+    (see models/heads.py; a checkpoint's meta records it)."""
     for what, value, low in (("num_classes", num_classes, 1), ("in_channels", in_channels, 1),
                              ("input_size", input_size, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -58,7 +61,7 @@ def create_model(name: str, num_classes: int = 10, in_channels: int = 3, input_s
     if name.startswith("tv:"):
         from .torchvision_models import IMAGENET_MEAN, IMAGENET_STD, build_torchvision
 
-        net = build_torchvision(name[3:], num_classes)
+        net = with_head(build_torchvision(name[3:], num_classes), head)
         return Normalized(net, mean or IMAGENET_MEAN, std or IMAGENET_STD)
     if name not in MODELS:
         raise ClasswiseError(f"unknown architecture '{name}'; choose one of: {', '.join(sorted(MODELS))}, "
@@ -66,7 +69,8 @@ def create_model(name: str, num_classes: int = 10, in_channels: int = 3, input_s
     entry = MODELS[name]
     if input_size < entry.min_size:
         raise ClasswiseError(f"{name} needs inputs of at least {entry.min_size} px, got {input_size}")
-    net = entry.build(num_classes=num_classes, in_channels=in_channels, input_size=input_size, **kwargs)
+    net = with_head(entry.build(num_classes=num_classes, in_channels=in_channels, input_size=input_size, **kwargs),
+                    head)
     mean = [0.0] * in_channels if mean is None else list(mean)
     std = [1.0] * in_channels if std is None else list(std)
     if len(mean) != in_channels or len(std) != in_channels:

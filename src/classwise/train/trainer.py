@@ -26,7 +26,7 @@ from ..models import create_model, load_weights, read_weights_file
 from ..progress import console, progress
 from ..settings import config_differences
 from .objectives import Objective, Step, make_objective
-from .objectives.base import crafter
+from .objectives.base import crafter, objective_class
 from .optim import make_optimizer, make_scheduler
 
 CHECKPOINT = "checkpoint.pt"
@@ -35,16 +35,22 @@ BEST_WORST = "best_worst.pt"  # the epoch with the best worst-class validation a
 METRICS = "metrics.jsonl"
 
 
+def model_head(cfg: TrainConfig) -> dict | None:
+    """The output layer the run's method trains, if not the architecture's (LDAM's cosine one)."""
+    return objective_class(cfg.method).head(cfg.method_params)
+
+
 def build_model(cfg: TrainConfig, data: ClassData) -> nn.Module:
     c, h, w = data.shape
     mean, std = data.channel_stats()
-    return create_model(cfg.arch, data.num_classes, c, h, mean=mean, std=std)
+    return create_model(cfg.arch, data.num_classes, c, h, mean=mean, std=std, head=model_head(cfg))
 
 
 def model_meta(cfg: TrainConfig, data: ClassData) -> dict:
     c, h, _ = data.shape
     return {"arch": cfg.arch, "num_classes": data.num_classes, "in_channels": c, "input_size": h,
-            "classes": list(data.classes), "dataset": cfg.dataset, "config": cfg.model_dump()}
+            "head": model_head(cfg), "classes": list(data.classes), "dataset": cfg.dataset,
+            "config": cfg.model_dump()}
 
 
 @dataclass
@@ -117,7 +123,7 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
     """Train `cfg.method` on `splits.train`; write checkpoints and metrics to `out_dir`.
     `on_epoch(record)` sees every epoch's record (again for epochs restored on resume); under
     torchrun every rank trains its shard and only rank 0 writes."""
-    if cfg.eps is None or cfg.crop_padding is None or cfg.hflip is None:
+    if cfg.eps is None or cfg.crop_padding is None or cfg.hflip is None or cfg.attack_bn is None:
         raise ClasswiseError("TrainConfig has unresolved defaults; call cfg.resolved(...) first")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -140,6 +146,8 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
     scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
     generator = torch.Generator().manual_seed(cfg.seed)
     robust_spec = AttackSpec(name="pgd", eps=cfg.eps, steps=cfg.eval_steps, norm=cfg.norm)
+    # the per-epoch check, and the attacks the objective's own statistics need, in one pass
+    val_specs = [robust_spec, *(s for s in objective.validation_attacks() if s.label != robust_spec.label)]
     history: list[dict] = []
     best = None  # (robust accuracy, epoch, weights) for the collapse guard
     best_worst = None  # {"epoch", "worst"}: the epoch whose worst class did best on validation
@@ -173,6 +181,10 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
     if world()[1] > 1:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
+    if start_epoch == 1 and any(st.when == "start" for st in objective.statistics):
+        # statistics taken at each epoch's start (FRL): the first epoch's come from the model before training
+        objective.end_epoch(0, evaluate(model, eval_data, val_specs, batch_size=512, device=device, seed=cfg.seed,
+                                        show_progress=False), robust_spec.label)
     adversarial = objective.adversarial
     stopped = bool(history and history[-1].get("stopped"))
     for epoch in range(start_epoch, cfg.epochs + 1):
@@ -183,7 +195,7 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
                                             desc=f"{tag}epoch {epoch}/{cfg.epochs}" if main else None,
                                             objective=objective, epoch=epoch)
         lr = optimizer.param_groups[0]["lr"]
-        res = evaluate(model, eval_data, [robust_spec], batch_size=512, device=device,
+        res = evaluate(model, eval_data, val_specs, batch_size=512, device=device,
                        seed=cfg.seed + epoch, show_progress=False)
         rec = _epoch_record(epoch, res, train_loss, train_acc, lr,
                             time.perf_counter() - t0, robust_spec.label)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +48,35 @@ def objective_params(name: str, params: dict | None) -> dict:
                              f"(its parameters: {', '.join(cls.Params.model_fields) or 'none'})") from exc
 
 
+@dataclass(frozen=True)
+class Statistics:
+    """The per-class statistics an objective adapts from, so that the trainer supplies them from
+    the passes it already makes (no second pass over the training data) and `classwise methods`
+    can say what each method reads.
+
+    `source`: "batch" (the step's own batch, nothing kept), "training" (the epoch's training
+    batches, counted by the objective as they go by), "check" (the trainer's per-epoch
+    validation check: its PGD on the images the model gets right, first fooling iterate), or
+    "validation" (the objective's own attack, `Objective.validation_attacks`, run in the same
+    validation pass). `when`: "end" of each epoch, or "start" (before each epoch from the model
+    then, the first included: the trainer also checks the model before it trains)."""
+
+    source: Literal["batch", "training", "check", "validation"]
+    what: str
+    when: Literal["end", "start"] = "end"
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A way this objective can depart from its authors' released code: always behind a named
+    parameter, off by default (`classwise methods --differences` lists them)."""
+
+    parameter: str
+    authors: str
+    option: str
+    why: str
+
+
 @dataclass
 class Step:
     """What an objective sees of one training batch. `model` is the network being trained (in
@@ -61,15 +90,43 @@ class Step:
     epoch: int
 
 
+# the attack step a method's released code trains with, as a share of eps: Madry et al.'s
+# 2/255 at 8/255, TRADES's 0.007 at 0.031 (and the papers that copied its script), Wong et al.'s
+# 1.25 eps for one step from a random start
+STEP = {"pgd": 1 / 4, "trades": 0.007 / 0.031, "fgsm-rs": 1.25}
+
+
 class Objective:
-    """Base class. Subclasses set `name`, `paper`, `adversarial`, `Params`, implement `loss`,
-    and keep per-class state as tensors listed in `state` (saved in checkpoints)."""
+    """Base class. Subclasses set `name`, `paper`, `adversarial`, `Params`, `statistics`,
+    implement `loss`, and keep per-class state as tensors listed in `state` (saved in
+    checkpoints). `code` names the authors' released code the default reproduces, and
+    `differences` what a parameter can change from it."""
 
     name: ClassVar[str]
     paper: ClassVar[str] = ""
+    code: ClassVar[str] = ""
     adversarial: ClassVar[bool] = True
     Params: ClassVar[type[BaseModel]] = Params
     state: ClassVar[tuple[str, ...]] = ()
+    statistics: ClassVar[tuple[Statistics, ...]] = ()
+    differences: ClassVar[tuple[Difference, ...]] = ()
+
+    @classmethod
+    def step_share(cls, params: dict) -> float:
+        """The attack step as a share of eps when the run gives none: the base's, else PGD-AT's."""
+        return STEP[params.get("base", "pgd")]
+
+    @classmethod
+    def attack_bn(cls, params: dict) -> Literal["eval", "train"]:
+        """BatchNorm mode while crafting training inputs when the run gives none: eval, as every
+        released code here crafts (model.eval() before the attack), except where one says so."""
+        return "eval"
+
+    @classmethod
+    def head(cls, params: dict) -> dict | None:
+        """The output layer the method trains, if not the architecture's linear one (LDAM's
+        cosine classifier): `create_model(..., head=...)`."""
+        return None
 
     def __init__(self, cfg: TrainConfig, classes: list[str], class_counts: torch.Tensor):
         self.cfg = cfg
@@ -88,9 +145,17 @@ class Objective:
         refused what cannot run at all (an unknown class)."""
         return []
 
+    def validation_attacks(self) -> list:
+        """The attacks (`AttackSpec`s) its "validation" statistics need, run in the trainer's
+        validation pass next to the check's own; their results come in `end_epoch`'s `val` under
+        each spec's label."""
+        return []
+
     def end_epoch(self, epoch: int, val, robust_key: str | None) -> None:
         """Update per-class state from the epoch's validation `EvalResult` (per-sample
-        predictions and per-class sums of logits, softmax and loss, clean and under attack)."""
+        predictions and per-class sums of logits, softmax and loss, clean and under attack).
+        An objective whose statistics come at the epoch's start gets them as `end_epoch` of
+        the epoch before (epoch 0: the model before training)."""
 
     def after_step(self, model: nn.Module) -> None:
         """Called after every optimizer step (weight averaging)."""
@@ -133,26 +198,29 @@ def class_index(value: str | int, classes: list[str]) -> int:
 
 
 def crafter(attacked: nn.Module, cfg: TrainConfig, generator: torch.Generator) -> Callable[..., torch.Tensor]:
-    """An attack on the model being trained, in the BatchNorm mode `cfg.attack_bn` asks for.
-    Defaults: the run's eps, norm and PGD steps, step eps/4; any may be given per call, eps and
-    alpha per image."""
+    """An attack on the model being trained, in the BatchNorm mode `cfg.attack_bn` asks for,
+    its random draws from `generator`. Defaults: the run's eps, norm, steps and step (resolved
+    from the method, see `TrainConfig.resolved`); any may be given per call, eps and step per
+    image."""
 
-    def craft(x, y, *, eps=None, alpha=None, steps=None, loss="ce", target=None, random_start=True, start=None):
+    def craft(x, y, *, eps=None, alpha=None, steps=None, loss="ce", target=None, random_start=True,
+              init="uniform", update=None):
         """`loss`: "ce", "margin", a callable logits -> per-image objective, or "kl": the KL
-        divergence from the model's own clean prediction, as TRADES ascends it."""
+        divergence from the model's own clean prediction, as TRADES ascends it (its start
+        `init="normal"`: x + 0.001 N(0, 1)); `update(x_adv, grad)` replaces a step and its
+        projection."""
         eps = cfg.eps if eps is None else eps
         steps = cfg.attack_steps if steps is None else steps
-        alpha = (cfg.attack_alpha or eps / 4) if alpha is None else alpha
+        alpha = cfg.attack_alpha if alpha is None else alpha
 
         def run(model):
-            objective = loss
+            reference = None
             if loss == "kl":
                 with torch.no_grad():
-                    p_clean = F.softmax(model(x), 1)
-                def objective(logits):
-                    return F.kl_div(F.log_softmax(logits, 1), p_clean, reduction="none").sum(1)
+                    reference = F.softmax(model(x), 1)
             return perturb(model, x, y, eps=eps, steps=steps, alpha=alpha, norm=cfg.norm, random_start=random_start,
-                           target=target, loss=objective, track=False, generator=generator, start=start).x_adv
+                           init=init, target=target, loss=loss, reference=reference, track=False,
+                           generator=generator, update=update).x_adv
 
         if cfg.attack_bn == "eval":
             with eval_mode(attacked):
@@ -160,14 +228,6 @@ def crafter(attacked: nn.Module, cfg: TrainConfig, generator: torch.Generator) -
         return run(attacked)
 
     return craft
-
-
-def weighted_ce(logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Cross-entropy with per-class weights on the samples, normalised by the batch size (the
-    weights' scale matters, as in the cost-sensitive formulations)."""
-    if weights is None:
-        return F.cross_entropy(logits, y)
-    return (weights.to(logits.device, logits.dtype)[y] * F.cross_entropy(logits, y, reduction="none")).mean()
 
 
 def robust_per_class(val, robust_key: str | None) -> torch.Tensor:

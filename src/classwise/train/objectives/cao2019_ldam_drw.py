@@ -1,21 +1,21 @@
 """LDAM with deferred re-weighting (Cao et al., "Learning Imbalanced Datasets with
-Label-Distribution-Aware Margin Loss", NeurIPS 2019) on adversarial training:
+Label-Distribution-Aware Margin Loss", NeurIPS 2019) on adversarial training, as the authors'
+code (kaidic/LDAM-DRW, losses.py and cifar_train.py) computes it:
 
-    L = -log( e^{z_y - s D_y} / (e^{z_y - s D_y} + sum_{j != y} e^{z_j}) ),   D_k = C / n_k^{1/4},
+    L = sum_i w_{y_i} CE(s (cos theta_i - D_{y_i} e_{y_i}), y_i) / sum_i w_{y_i},   D_k = C / n_k^{1/4},
 
-C chosen so that the largest margin is `max_margin` = 0.5, s = 30; and deferred re-weighting
-(DRW): from epoch int(drw_at * epochs) + 1 on (their 161st of 200, drw_at = 0.8) each image's
-loss is weighted by the class-balanced weight (1 - b) / (1 - b^{n_k}) normalised to sum C,
-b = 0.9999 (Cui et al. 2019).
+C chosen so that the largest margin is `max_margin` = 0.5, s = 30, cos theta the output of a
+normalised-cosine last layer (their `NormedLinear`: features and class vectors each of unit
+length; ours outputs s cos theta, so the logits an attack sees are on the loss's scale). The
+weights are 1 until deferred re-weighting (DRW) starts, at epoch int(drw_at * epochs) + 1 (their
+161st of 200, drw_at = 0.8), then the class-balanced (1 - b) / (1 - b^{n_k}), normalised to sum
+C, b = 0.9999 (Cui et al. 2019); the loss is PyTorch's `cross_entropy(weight=w)`, whose mean
+divides by the batch's weights.
 
-The paper's head is cosine-normalised, its logits s cos(theta) with the margin subtracted
-inside the scale; our heads are plain linear layers, whose logits z play the role of
-s cos(theta), so the true class's logit is lowered by s D_y (15 for the hardest class).
-
-On balanced data the counts are the class difficulty as a count (`effective_counts`):
-n_k := N_k * max(a_k, floor) from the epoch's validation robust accuracy a_k, so the weakest
-class gets the largest margin and, after the switch, the largest weight. Before the first
-validation n_k = N_k (equal margins of max_margin on balanced data)."""
+On long-tailed data n_k are the training counts, as the paper's. On balanced data they are the
+class difficulty as a count (`effective_counts`, see class-balanced): n_k := N_k * max(a_k,
+floor) from the epoch's validation robust accuracy a_k, so the weakest class gets the largest
+margin and, after the switch, the largest weight. Before the first validation n_k = N_k."""
 
 from __future__ import annotations
 
@@ -23,16 +23,20 @@ import torch
 from pydantic import Field
 
 from .adversarial_base import AdversarialParams, base_loss, effective_counts
-from .base import Objective, Step, register_objective, robust_per_class
-from .cui2019_class_balanced import class_balanced_weights
+from .base import Difference, Objective, Statistics, Step, register_objective, robust_per_class
+from .cui2019_class_balanced import COUNTS_DIFFERENCE, Counts, class_balanced_weights, uses_difficulty
 
 
 class LDAMParams(AdversarialParams):
     max_margin: float = Field(default=0.5, gt=0, description="largest margin D_k (before the scale s)")
     scale: float = Field(default=30.0, gt=0, description="s: the logit scale the margins are in units of")
+    cosine_head: bool = Field(default=True, description="a normalised-cosine last layer giving s cos theta (the "
+                                                        "authors'); false keeps the architecture's linear layer")
     drw_at: float = Field(default=0.8, ge=0, le=1, description="deferred re-weighting from this fraction "
                                                                 "of the epochs on (160/200)")
     drw_beta: float = Field(default=0.9999, ge=0, lt=1, description="class-balanced beta after the switch")
+    counts: Counts = Field(default="auto", description="n_k: the training counts (data), the class difficulty "
+                                                       "(difficulty), or data when they are long-tailed (auto)")
     floor: float = Field(default=0.1, gt=0, le=1, description="robust accuracy floor of the effective count "
                                                               "(the largest imbalance it expresses is 1/floor)")
 
@@ -52,8 +56,22 @@ def drw_active(epoch: int, epochs: int, drw_at: float) -> bool:
 class LDAMDRW(Objective):
     name = "ldam-drw"
     paper = "Cao et al. 2019"
+    code = "kaidic/LDAM-DRW@2536330 (losses.py, cifar_train.py)"
     Params = LDAMParams
     state = ("counts", "margins", "drw_weights")
+    statistics = (Statistics("check", "per-class robust accuracy, as the class difficulty on balanced data "
+                                      "(none on long-tailed data: the training counts)"),)
+    differences = (Difference(*COUNTS_DIFFERENCE),
+                   Difference("base", "standard training (LDAM on clean images)",
+                              "LDAM on an adversarial base's cross-entropy (pgd by default; trades: its clean "
+                              "cross-entropy term)", "the method is applied to adversarial training"),
+                   Difference("cosine_head", "a normalised-cosine classifier, s cos theta",
+                              "cosine_head=false: the architecture's linear layer, its logits standing in for "
+                              "s cos theta", "to compare with the other arms on the same architecture"))
+
+    @classmethod
+    def head(cls, params):
+        return {"kind": "cosine", "scale": params.get("scale", 30.0)} if params.get("cosine_head", True) else None
 
     def __init__(self, cfg, classes, class_counts):
         super().__init__(cfg, classes, class_counts)
@@ -73,7 +91,8 @@ class LDAMDRW(Objective):
         return self.drw_weights if drw_active(epoch, self.cfg.epochs, self.p.drw_at) else None
 
     def loss(self, s: Step):
-        return base_loss(s, self.cfg, self.p, weights=self.weights_at(s.epoch), transform=self.transform)
+        return base_loss(s, self.p, weights=self.weights_at(s.epoch), normalise=True, transform=self.transform)
 
     def end_epoch(self, epoch, val, robust_key):
-        self._set(effective_counts(self.class_counts, robust_per_class(val, robust_key), self.p.floor))
+        if uses_difficulty(self.p.counts, self.class_counts):
+            self._set(effective_counts(self.class_counts, robust_per_class(val, robust_key), self.p.floor))

@@ -1,7 +1,8 @@
-"""Inter-class cosine regulariser (the research plan's §3.3: "a regularizer term to decrease
-the inter-class cosine similarity") on adversarial training: with m_k the mean adversarial
-logit vector of the batch's images of class k (centred: its mean over the C logits taken off,
-since softmax ignores a shared offset that would otherwise count as similarity),
+"""Inter-class cosine regulariser (Benz, Zhang, Karjauv and Kweon, "Robustness May Be at Odds with
+Fairness", 2021: "a regularizer term to decrease the inter-class cosine similarity") on
+adversarial training: with m_k the mean adversarial logit vector of the batch's images of class
+k (centred: its mean over the C logits taken off, since softmax ignores a shared offset that
+would otherwise count as similarity),
 
     L = l_base + gamma * mean_{i < j, both in the batch} cos(m_i, m_j).
 
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from .adversarial_base import AdversarialParams, base_loss
-from .base import Objective, Step, register_objective
+from .base import Objective, Statistics, Step, register_objective
 
 
 class CosineParams(AdversarialParams):
@@ -43,9 +44,10 @@ def class_mean_cosine(logits: torch.Tensor, y: torch.Tensor, num_classes: int, c
 @register_objective
 class CosineReg(Objective):
     name = "cosine-reg"
-    paper = "research plan §3.3"
+    paper = "Benz et al. 2021"
     Params = CosineParams
+    statistics = (Statistics("batch", "the batch's class-mean adversarial logits"),)
 
     def loss(self, s: Step):
-        loss, logits = base_loss(s, self.cfg, self.p)
+        loss, logits = base_loss(s, self.p)
         return loss + self.p.gamma * class_mean_cosine(logits, s.y, self.num_classes, self.p.center), logits

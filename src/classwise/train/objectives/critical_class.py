@@ -1,7 +1,8 @@
-"""One critical class (the research plan's §3.3, second scenario: "a certain class is
-critical and the target is to increase the accuracy and/or robustness for that class while
-minimizing the decrease for other classes"): cost-sensitive adversarial training (Elkan 2001)
-with weight W on the critical class c and 1 on every other,
+"""One critical class (Benz, Zhang, Karjauv and Kweon, "Robustness May Be at Odds with Fairness",
+2021, their second scenario: "a certain class is critical and the target is to increase the
+accuracy and/or robustness for that class while minimizing the decrease for other classes"):
+cost-sensitive adversarial training (Elkan 2001) with weight W on the critical class c and 1 on
+every other,
 
     L = 1/N sum_i w_{y_i} l(x_i, y_i),   w_c = W (default 5), w_k = 1 otherwise,
 
@@ -14,7 +15,7 @@ from pydantic import Field
 
 from ...errors import ClasswiseError
 from .adversarial_base import AdversarialParams, base_loss
-from .base import Objective, Step, class_index, register_objective
+from .base import Objective, Statistics, Step, class_index, register_objective
 
 
 class CriticalParams(AdversarialParams):
@@ -25,8 +26,9 @@ class CriticalParams(AdversarialParams):
 @register_objective
 class Critical(Objective):
     name = "critical"
-    paper = "research plan §3.3"
+    paper = "Benz et al. 2021"
     Params = CriticalParams
+    statistics = (Statistics("batch", "none: a fixed weight on one class"),)
     benchmark_params = {"critical": 0}  # benchmarks/objectives.py: any class will do for timing
 
     def __init__(self, cfg, classes, class_counts):
@@ -39,4 +41,4 @@ class Critical(Objective):
         self.weights[self.index] = self.p.critical_weight
 
     def loss(self, s: Step):
-        return base_loss(s, self.cfg, self.p, weights=self.weights)
+        return base_loss(s, self.p, weights=self.weights)

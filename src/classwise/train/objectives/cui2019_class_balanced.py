@@ -4,27 +4,37 @@ effective number of its class,
 
     E_n = (1 - beta^n) / (1 - beta),   w_k = (1 - beta) / (1 - beta^{n_k}),  scaled so sum_k w_k = C,
 
-beta = 0.999 (the paper's choice for CIFAR-10-LT is in {0.9, 0.99, 0.999, 0.9999}).
+beta = 0.9999 (the authors' CIFAR-10 scripts, richardaecn/class-balanced-loss), the batch's loss
+the mean of w_{y_i} l_i (TensorFlow's default weighted reduction in their code).
 
-On balanced data counts carry no signal, so n_k is the class's *difficulty* as a count (see
-`adversarial_base.effective_counts`): n_k := N_k * max(a_k, floor), N_k its training images
-and a_k the validation robust accuracy of the epoch's model: a class the model gets right
-under attack only 20% of the time counts as a fifth of its images. Before the first
-validation n_k = N_k (all weights 1 on balanced data). With thousands of images a class and
-beta = 0.999, beta^{n_k} is small and the weights stay near 1 unless a class is weak; a
-smaller beta flattens them further, beta -> 1 approaches inverse-count (1 / n_k) weights."""
+On long-tailed data n_k are the training counts, as the paper's. On balanced data the counts
+carry no signal (all weights 1), so n_k is then the class's *difficulty* as a count (see
+`adversarial_base.effective_counts`): n_k := N_k * max(a_k, floor), N_k its training images and
+a_k the validation robust accuracy of the epoch's model: a class the model gets right under
+attack only 20% of the time counts as a fifth of its images (`counts`: "auto" chooses by the
+data, "data" or "difficulty" force one). Before the first validation n_k = N_k."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from pydantic import Field
 
-from .adversarial_base import AdversarialParams, base_loss, effective_counts
-from .base import Objective, Step, register_objective, robust_per_class
+from .adversarial_base import AdversarialParams, base_loss, effective_counts, imbalanced
+from .base import Difference, Objective, Statistics, Step, register_objective, robust_per_class
+
+Counts = Literal["auto", "data", "difficulty"]
+COUNTS_DIFFERENCE = ("counts", "the training set's class counts (on balanced data every weight is 1: the base "
+                     "method)", "auto: on balanced data, the class difficulty as a count (n_k a_k from the "
+                     "validation robust accuracy), updated each epoch; counts=data for the authors'",
+                     "Benz et al. apply the long-tail methods to balanced data, where counts say nothing")
 
 
 class ClassBalancedParams(AdversarialParams):
-    beta: float = Field(default=0.999, ge=0, lt=1, description="effective-number beta")
+    beta: float = Field(default=0.9999, ge=0, lt=1, description="effective-number beta")
+    counts: Counts = Field(default="auto", description="n_k: the training counts (data), the class difficulty "
+                                                       "(difficulty), or data when they are long-tailed (auto)")
     floor: float = Field(default=0.1, gt=0, le=1, description="robust accuracy floor of the effective count "
                                                               "(the largest imbalance it expresses is 1/floor)")
 
@@ -35,12 +45,23 @@ def class_balanced_weights(counts: torch.Tensor, beta: float) -> torch.Tensor:
     return w / w.sum() * len(counts)
 
 
+def uses_difficulty(counts_rule: str, class_counts: torch.Tensor) -> bool:
+    return counts_rule == "difficulty" or (counts_rule == "auto" and not imbalanced(class_counts))
+
+
 @register_objective
 class ClassBalanced(Objective):
     name = "class-balanced"
     paper = "Cui et al. 2019"
+    code = "richardaecn/class-balanced-loss@1d78572 (src/cifar_main.py)"
     Params = ClassBalancedParams
     state = ("counts", "weights")
+    statistics = (Statistics("check", "per-class robust accuracy, as the class difficulty on balanced data "
+                                      "(none on long-tailed data: the training counts)"),)
+    differences = (Difference(*COUNTS_DIFFERENCE),
+                   Difference("base", "standard training (cross-entropy on clean images)",
+                              "the cross-entropy (or TRADES loss) of an adversarial base, pgd by default",
+                              "the method is applied to adversarial training"))
 
     def __init__(self, cfg, classes, class_counts):
         super().__init__(cfg, classes, class_counts)
@@ -48,8 +69,9 @@ class ClassBalanced(Objective):
         self.weights = class_balanced_weights(self.counts, self.p.beta)
 
     def loss(self, s: Step):
-        return base_loss(s, self.cfg, self.p, weights=self.weights)
+        return base_loss(s, self.p, weights=self.weights)
 
     def end_epoch(self, epoch, val, robust_key):
-        self.counts = effective_counts(self.class_counts, robust_per_class(val, robust_key), self.p.floor)
-        self.weights = class_balanced_weights(self.counts, self.p.beta)
+        if uses_difficulty(self.p.counts, self.class_counts):
+            self.counts = effective_counts(self.class_counts, robust_per_class(val, robust_key), self.p.floor)
+            self.weights = class_balanced_weights(self.counts, self.p.beta)

@@ -1,5 +1,5 @@
 """Cost-sensitive adversarial training (Elkan, "The Foundations of Cost-Sensitive Learning",
-IJCAI 2001; the research plan's §3.3 "higher weight on the vulnerable classes"): the base's
+IJCAI 2001; Benz et al. 2021 propose a "higher weight on the vulnerable classes"): the base's
 per-image loss times a per-class cost,
 
     L = 1/N sum_i w_{y_i} l(x_i, y_i),
@@ -19,7 +19,7 @@ from pydantic import Field, field_validator
 
 from ...errors import ClasswiseError
 from .adversarial_base import AdversarialParams, base_loss
-from .base import Objective, Step, class_index, register_objective, robust_per_class
+from .base import Objective, Statistics, Step, class_index, register_objective, robust_per_class
 
 
 class WeightedParams(AdversarialParams):
@@ -57,6 +57,7 @@ class Weighted(Objective):
     paper = "Elkan 2001"
     Params = WeightedParams
     state = ("weights",)
+    statistics = (Statistics("check", "per-class robust accuracy (adaptive weights; none with fixed weights)"),)
 
     def __init__(self, cfg, classes, class_counts):
         super().__init__(cfg, classes, class_counts)
@@ -71,7 +72,7 @@ class Weighted(Objective):
                 self.weights[class_index(key, self.classes)] = w
 
     def loss(self, s: Step):
-        return base_loss(s, self.cfg, self.p, weights=self.weights)
+        return base_loss(s, self.p, weights=self.weights)
 
     def end_epoch(self, epoch, val, robust_key):
         if self.p.weights is None:

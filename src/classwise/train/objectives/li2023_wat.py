@@ -1,35 +1,36 @@
 """WAT, worst-class adversarial training (Li and Liu, "WAT: Improve the Worst-class Robustness in
-Adversarial Training", AAAI 2023), as the authors' code (worst_class_adversarial_training)
-runs it: a no-regret Hedge over C + 1 experts, the C classes and the average.
+Adversarial Training", AAAI 2023), as the authors' code (boqili/WAT,
+worst_class_adversarial_train.py) runs it: a no-regret Hedge over C + 1 experts, the C classes
+and the average.
 
-After each epoch, expert k's cost is its validation loss: for k < C the mean over class k,
-for k = C the mean over all images; with the TRADES base (the authors') the loss is
-CE(x) + beta KL(x || x'), with PGD-AT the cross-entropy on the adversarial image. Hedge, with
-the costs summed over the epochs so far and eta = 0.1:
+After each epoch, every validation image is attacked with the run's TRADES attack (PGD on the KL
+term from x + 0.001 N(0, 1), last iterate, eval mode) and expert k's cost is its TRADES loss
+CE(x) + beta KL(x || x') summed over class k (k = C: over all images, divided by C), times
+C / (iterations x batch size) of the validation loader (the authors' normalisation: the mean
+over the class on balanced data, the last batch counted full). Hedge, the costs summed over the
+epochs so far, eta = 0.1:
 
-    w = C * softmax(eta * sum_{epochs} cost).
+    w = C * softmax(eta * sum_{epochs} cost),   w = 1 before the first validation.
 
-The training loss of a batch weighs each image's base loss l_i by its class's expert and adds
-the average expert (their "expected training loss in the decision set"):
+The training loss of a batch weighs each image's TRADES loss l_i by its class's expert and adds
+the average expert's (their "expected training loss in the decision set"):
 
-    L = [1/N sum_i w_{y_i} l_i + w_C * 1/N sum_i l_i] * (C + 1) / (2C).
+    L = 1/N sum_i w_{y_i} l_i + w_C * 1/N sum_i l_i,
 
-The last factor (ours) makes uniform weights give exactly the base loss, so WAT and its base
-train at the same step size; the authors start from w = 1 (twice the base loss) before the
-first validation, we from the Hedge of zero cost (uniform). The costs come from the trainer's
-epoch-end validation pass (class sums of the clean and adversarial cross-entropy and of the KL
-term), whose attack is the run's PGD rather than their TRADES attack."""
+its forward passes clean then adversarial (the KL's target from the same clean pass)."""
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
 import torch
 from pydantic import Field
 
+from ...attacks import AttackSpec
 from .adversarial_base import per_image_loss
-from .base import Objective, Params, Step, register_objective
+from .base import STEP, Difference, Objective, Params, Statistics, Step, register_objective
 
 
 class WatParams(Params):
@@ -38,14 +39,13 @@ class WatParams(Params):
     beta: float = Field(default=6.0, ge=0, description="TRADES KL weight (base trades)")
 
 
-def wat_costs(val, robust_key: str, base: str, beta: float) -> torch.Tensor:
-    """C + 1 validation costs: each class's mean loss, then the mean over all images."""
-    counts = np.bincount(val.labels, minlength=len(val.classes)).astype(float)
-    sums = val.class_sums[robust_key]["loss"]
-    if base == "trades":
-        sums = val.class_sums["clean"]["loss"] + beta * val.class_sums[robust_key]["kl"]
-    per_class = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
-    return torch.tensor(np.append(per_class, sums.sum() / max(counts.sum(), 1)), dtype=torch.float64)
+def wat_costs(clean_loss: np.ndarray, robust_kl: np.ndarray, n: int, batch_size: int, beta: float) -> torch.Tensor:
+    """C + 1 validation costs from the per-class sums of the clean cross-entropy and of KL(clean
+    || adversarial) over n validation images read in batches of `batch_size`."""
+    c = len(clean_loss)
+    sums = np.asarray(clean_loss, dtype=np.float64) + beta * np.asarray(robust_kl, dtype=np.float64)
+    denominator = math.ceil(n / batch_size) * batch_size
+    return torch.tensor(np.append(sums * c, sums.sum()) / denominator, dtype=torch.float64)
 
 
 def hedge_weights(cum_cost: torch.Tensor, eta: float) -> torch.Tensor:
@@ -57,18 +57,38 @@ def hedge_weights(cum_cost: torch.Tensor, eta: float) -> torch.Tensor:
 class Wat(Objective):
     name = "wat"
     paper = "Li & Liu 2023"
+    code = "boqili/WAT@62d1184 (worst_class_adversarial_train.py)"
     Params = WatParams
     state = ("cum_cost", "weights")
+    statistics = (Statistics("validation", "per-class TRADES loss (clean CE + beta KL) under its own TRADES attack, "
+                                           "every image, last iterate"),)
+    differences = (Difference("base", "TRADES", "base=pgd: the experts weigh the cross-entropy on PGD inputs, "
+                              "costed by PGD's cross-entropy", "to compare with PGD-AT arms"),)
+
+    @classmethod
+    def step_share(cls, params):
+        return STEP["trades"]  # their 0.007 at 0.031 for both the training and the validation attack
 
     def __init__(self, cfg, classes, class_counts):
         super().__init__(cfg, classes, class_counts)
         self.cum_cost = torch.zeros(self.num_classes + 1, dtype=torch.float64)
-        self.weights = hedge_weights(self.cum_cost, self.p.eta)
+        self.weights = torch.ones(self.num_classes + 1, dtype=torch.float64)
+
+    def validation_attacks(self):
+        trades = self.p.base == "trades"
+        return [AttackSpec(name="pgd", eps=self.cfg.eps, steps=self.cfg.attack_steps, alpha=self.cfg.attack_alpha,
+                           norm=self.cfg.norm, loss="kl" if trades else "ce", init="normal" if trades else "uniform",
+                           iterate="last", images="all")]
 
     def end_epoch(self, epoch, val, robust_key):
-        if not robust_key:
-            return
-        self.cum_cost = self.cum_cost + wat_costs(val, robust_key, self.p.base, self.p.beta)
+        key = self.validation_attacks()[0].label
+        sums = val.class_sums[key]
+        if self.p.base == "trades":
+            costs = wat_costs(val.class_sums["clean"]["loss"], sums["kl"], len(val.labels), self.cfg.batch_size,
+                              self.p.beta)
+        else:
+            costs = wat_costs(sums["loss"], np.zeros_like(sums["loss"]), len(val.labels), self.cfg.batch_size, 0.0)
+        self.cum_cost = self.cum_cost + costs
         self.weights = hedge_weights(self.cum_cost, self.p.eta)
 
     def describe_state(self):
@@ -77,8 +97,6 @@ class Wat(Objective):
                 "cum_cost": self.cum_cost[:c].tolist(), "cum_cost_average": float(self.cum_cost[c])}
 
     def loss(self, s: Step):
-        per_image, logits_adv = per_image_loss(s, self.p.base, self.p.beta)
+        per_image, adv = per_image_loss(s, self.p.base, self.p.beta, passes="ca")
         w = self.weights.to(per_image.device, per_image.dtype)
-        c = self.num_classes
-        loss = ((w[s.y] * per_image).mean() + w[c] * per_image.mean()) * (c + 1) / (2 * c)
-        return loss, logits_adv
+        return (w[s.y] * per_image).mean() + w[self.num_classes] * per_image.mean(), adv

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .base import Objective, Step, register_objective, weighted_ce
+import torch.nn.functional as F
+
+from .base import Objective, Statistics, Step, register_objective
 
 
 @register_objective
@@ -10,7 +12,8 @@ class Standard(Objective):
     name = "standard"
     paper = "-"
     adversarial = False
+    statistics = (Statistics("batch", "none"),)
 
     def loss(self, s: Step):
         logits = s.model(s.x)
-        return weighted_ce(logits, s.y), logits
+        return F.cross_entropy(logits, s.y), logits

@@ -1,6 +1,7 @@
-"""Adversarial training with a targeted attack toward a vulnerable or critical class (the
-research plan's §3.3: "a targeted attack by choosing the vulnerable or important class as the
-target class"): a fraction `mix` of each batch is crafted by targeted PGD toward class t,
+"""Adversarial training with a targeted attack toward a vulnerable or critical class (Benz, Zhang,
+Karjauv and Kweon, "Robustness May Be at Odds with Fairness", 2021: "a targeted attack by
+choosing the vulnerable or important class as the target class"): a fraction `mix` of each batch
+is crafted by targeted PGD toward class t,
 
     x' = argmin_{||x' - x|| <= eps} CE(f(x'), t),
 
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from .base import Objective, Params, Step, class_index, register_objective, robust_per_class
+from .base import Objective, Params, Statistics, Step, class_index, register_objective, robust_per_class
 
 
 class TargetedParams(Params):
@@ -32,9 +33,10 @@ class TargetedParams(Params):
 @register_objective
 class Targeted(Objective):
     name = "targeted"
-    paper = "research plan §3.3"
+    paper = "Benz et al. 2021"
     Params = TargetedParams
     state = ("target_class",)
+    statistics = (Statistics("check", "per-class robust accuracy (target \"weakest\")"),)
 
     def __init__(self, cfg, classes, class_counts):
         super().__init__(cfg, classes, class_counts)
@@ -57,7 +59,7 @@ class Targeted(Objective):
             toward = -F.cross_entropy(logits, torch.full_like(s.y, t), reduction="none")
             return torch.where(mask, toward, away)
 
-        steps = {"steps": 1, "alpha": self.cfg.attack_alpha or 1.25 * self.cfg.eps} if self.p.base == "fgsm-rs" else {}
+        steps = {"steps": 1} if self.p.base == "fgsm-rs" else {}
         logits = s.model(s.craft(s.x, s.y, loss=objective, **steps))
         return F.cross_entropy(logits, s.y), logits
 

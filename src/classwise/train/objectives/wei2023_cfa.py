@@ -2,25 +2,29 @@
 Class-wise Calibrated Fair Adversarial Training", CVPR 2023), as the authors' code
 (PKU-ML/CFA, train.py and attack.py) runs it.
 
-t_k is class k's robust accuracy on the previous epoch's own training batches (the logits the
-objective trains on, counted as they go by; `source = "val"` takes the epoch-end validation
-robust accuracy instead). From epoch `begin` + 1 on:
+t_k is class k's robust accuracy on the previous epoch's own training batches, as their
+`CW_log` counts it: C * correct_k / N, N the images of the epoch (correct_k / n_k on balanced
+data), from the logits the loss trains on (`source = "val"` takes the epoch-end validation robust
+accuracy instead). From epoch `begin` + 1 on:
 
 - CCM, class-wise margin: class k is attacked with eps_k = (lambda1 + t_k) eps, lambda1 = 0.5,
   at the run's fixed step (their 2/255 at 8/255);
 - CCR, class-wise regularisation (TRADES base): class k's KL weight is
   b_k = (lambda2 + t_k) beta / (1 + (lambda2 + t_k) beta), lambda2 = 0.5, beta = 6, and the loss
-  (1 + beta) * 1/N sum_i [(1 - b_{y_i}) CE(x_i) + b_{y_i} KL_i]. The authors' loss is the same
-  without the factor (1 + beta), and so is their TRADES baseline (b = beta / (1 + beta));
-  the factor makes the uniform case our TRADES loss exactly, at the same step size.
+  1/N sum_i [(1 - b_{y_i}) CE(x_i) + b_{y_i} KL_i]; before calibrating (and without CCR) b =
+  beta / (1 + beta), so their TRADES is TRADES's loss divided by 1 + beta. Its forward passes are
+  TRADES's: clean, adversarial, clean.
+- The PGD-AT base crafts in train mode (their `attack_pgd` runs on the model `train_epoch` left in
+  train mode: BatchNorm's batch statistics, and every attack step updates the running ones), from
+  a uniform start, and trains on the mean cross-entropy.
 - FAWA, fairness-aware weight averaging: after every epoch whose worst-class validation robust
-  accuracy reaches `threshold` (0.24, their default), w_fawa <- d w_fawa + (1 - d) w, d = 0.88
-  (the first such epoch copies w); other epochs leave it. The run's final model is w_fawa once
-  an epoch has passed (else the last iterate); checkpoint.pt and best_worst.pt keep the
-  iterate, model.pt the average.
+  accuracy (PGD-10, steps of eps/4, every image, last iterate: their `eval_epoch`) reaches
+  `threshold` (0.24), w_fawa <- d w_fawa + (1 - d) w, d = 0.88 (the first such epoch copies w);
+  other epochs leave it. The run's final model is w_fawa once an epoch has passed (else the last
+  iterate); checkpoint.pt and best_worst.pt keep the iterate, model.pt the average.
 
-`begin` defaults to the paper's 10 of 200 epochs scaled to the run (5%, at least 1: a run of 3
-epochs calibrates from epoch 2); give an integer to fix it."""
+`begin` defaults to the authors' 10 of 200 epochs as a share of the run (5%, at least 1: a run of
+3 epochs calibrates from epoch 2); give an integer to fix it."""
 
 from __future__ import annotations
 
@@ -30,8 +34,9 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from .base import Objective, Params, Step, register_objective, robust_per_class
-from .zhang2019_trades import trades_inputs, trades_terms
+from ...attacks import AttackSpec
+from .base import STEP, Difference, Objective, Params, Statistics, Step, register_objective, robust_per_class
+from .zhang2019_trades import trades_inputs, trades_logits, trades_terms
 
 PAPER_BEGIN = 10 / 200  # the authors' calibration start, as a share of their 200 epochs
 
@@ -65,6 +70,14 @@ def class_beta(t: torch.Tensor, lambda2: float, beta: float) -> torch.Tensor:
     return r / (1 + r)
 
 
+def class_share(val, key: str) -> torch.Tensor:
+    """C * correct_k / N under attack `key`: their CW_log's per-class robust accuracy (the class's
+    accuracy on a balanced set)."""
+    labels, preds = val.labels, val.preds(key)
+    correct = torch.bincount(torch.as_tensor(labels[preds == labels]), minlength=len(val.classes)).double()
+    return len(val.classes) * correct / len(labels)
+
+
 def fawa_update(avg: dict | None, weights: dict, worst: float, threshold: float, decay: float) -> dict | None:
     """One epoch of FAWA: copy on the first epoch that passes, EMA on later ones, else unchanged.
     Integer buffers (BatchNorm's batch count) are taken from the model."""
@@ -80,8 +93,35 @@ def fawa_update(avg: dict | None, weights: dict, worst: float, threshold: float,
 class Cfa(Objective):
     name = "cfa"
     paper = "Wei et al. 2023"
+    code = "PKU-ML/CFA@071f333 (train.py, attack.py)"
     Params = CfaParams
     state = ("t", "fawa", "fawa_epochs")
+    statistics = (Statistics("training", "per-class robust accuracy on the epoch's own training batches (t_k)"),
+                  Statistics("validation", "the worst class's robust accuracy under PGD-10 (every image, last "
+                                           "iterate), for FAWA"))
+    differences = (Difference("source", "t_k from the epoch's training batches", "source=val: t_k from the "
+                              "validation check", "a held-out estimate of each class's robustness"),
+                   Difference("begin", "calibration from epoch 10, whatever the run's length",
+                              "the default scales it to the run (5% of the epochs, equal at the authors' 200); "
+                              "begin=10 for theirs", "so that a short run calibrates at all"))
+
+    @classmethod
+    def step_share(cls, params):
+        return STEP["pgd"]  # their fixed 2/255 at 8/255 for both bases
+
+    @classmethod
+    def attack_bn(cls, params):
+        return "train" if params.get("base") == "pgd" else "eval"
+
+    def validation_attacks(self):
+        return [AttackSpec(name="pgd", eps=self.cfg.eps, steps=10, alpha=self.cfg.eps * STEP["pgd"],
+                           norm=self.cfg.norm, iterate="last", images="all")]
+
+    def preflight(self):
+        if self.p.begin is not None and self.p.begin >= self.cfg.epochs and (self.p.ccm or self.p.ccr):
+            return [f"cfa: calibration begins after epoch {self.p.begin}, but the run has {self.cfg.epochs} epochs: "
+                    "CCM and CCR would never act (lower --cfa-begin)"]
+        return []
 
     def __init__(self, cfg, classes, class_counts):
         super().__init__(cfg, classes, class_counts)
@@ -100,19 +140,17 @@ class Cfa(Objective):
         calibrated = s.epoch > self.begin
         t = self.t.to(s.x.device, s.x.dtype)
         eps = class_eps(t, self.p.lambda1, self.cfg.eps)[s.y] if calibrated and self.p.ccm else None
-        alpha = self.cfg.attack_alpha or self.cfg.eps / 4  # fixed step, as the authors' 2/255
+        beta = self.p.beta
         if self.p.base == "trades":
-            x_adv = trades_inputs(s, eps=eps, alpha=alpha)
-            logits_clean, logits_adv = s.model(s.x), s.model(x_adv)
-            ce, kl = trades_terms(logits_clean, logits_adv, s.y)
-            beta = self.p.beta
+            clean, adv, target = trades_logits(s.model, s.x, trades_inputs(s, eps=eps))
+            ce, kl = trades_terms(clean, adv, s.y, target)
             b = class_beta(t, self.p.lambda2, beta)[s.y] if calibrated and self.p.ccr else beta / (1 + beta)
-            loss = (1 + beta) * ((1 - b) * ce + b * kl).mean()
+            loss = ((1 - b) * ce + b * kl).mean()
         else:
-            logits_adv = s.model(s.craft(s.x, s.y, eps=eps, alpha=alpha))
-            loss = F.cross_entropy(logits_adv, s.y)
-        self._count(logits_adv.detach(), s.y)
-        return loss, logits_adv
+            adv = s.model(s.craft(s.x, s.y, eps=eps))
+            loss = F.cross_entropy(adv, s.y)
+        self._count(adv.detach(), s.y)
+        return loss, adv
 
     def _count(self, logits, y):
         c = self.num_classes
@@ -129,12 +167,11 @@ class Cfa(Objective):
         if self.p.source == "val" or self._seen is None:
             self.t = robust_per_class(val, robust_key)
         else:
-            seen = self._seen.cpu().double()
-            # a class absent from the epoch (a tiny subset) keeps its last value
-            self.t = torch.where(seen > 0, self._correct.cpu().double() / seen.clamp_min(1), self.t)
+            # C correct_k / N, as their CW_log (a class absent from the epoch counts 0)
+            self.t = self.num_classes * self._correct.cpu().double() / float(self._seen.sum())
         self._correct = self._seen = None
-        if self.p.fawa and self._model is not None and robust_key:
-            worst = float(robust_per_class(val, robust_key).min())
+        if self.p.fawa and self._model is not None:
+            worst = float(class_share(val, self.validation_attacks()[0].label).min())
             before = self.fawa
             self.fawa = fawa_update(self.fawa, self._model.state_dict(), worst, self.p.threshold, self.p.decay)
             if self.fawa is not before:

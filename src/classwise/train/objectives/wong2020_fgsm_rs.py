@@ -3,15 +3,21 @@
 
 from __future__ import annotations
 
-from .base import Objective, Step, register_objective, weighted_ce
+import torch.nn.functional as F
+
+from .base import STEP, Objective, Statistics, Step, register_objective
 
 
 @register_objective
 class FGSMRS(Objective):
     name = "fgsm-rs"
     paper = "Wong et al. 2020"
+    statistics = (Statistics("batch", "none: the batch's own adversarial predictions"),)
+
+    @classmethod
+    def step_share(cls, params):
+        return STEP["fgsm-rs"]
 
     def loss(self, s: Step):
-        eps = self.cfg.eps
-        logits = s.model(s.craft(s.x, s.y, steps=1, alpha=self.cfg.attack_alpha or 1.25 * eps))
-        return weighted_ce(logits, s.y), logits
+        logits = s.model(s.craft(s.x, s.y, steps=1))
+        return F.cross_entropy(logits, s.y), logits

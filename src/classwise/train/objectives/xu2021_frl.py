@@ -1,6 +1,6 @@
 """FRL, Fair Robust Learning (Xu, Liu, Li, Jain and Tang, "To be Robust or to be Fair: Towards
 Fairness in Adversarial Training", ICML 2021), reweight + remargin, as the authors' code
-(hannxu123/fair_robust, frlrmrw.py) fine-tunes a robust model with TRADES.
+(hannxu123/fair_robust, frlrmrw.py and utils_frl2.py) fine-tunes a robust model with TRADES.
 
 The fairness constraints, per class k, on the validation clean error E_k and boundary error
 B_k = a_k - r_k (clean minus robust accuracy), against the overall E and B, with tolerance
@@ -8,13 +8,15 @@ tau = 0.07:
 
     g0_k = E_k - E - tau,    g1_k = B_k - B - tau.
 
-Lagrange multipliers move by gradient ascent on the constraint violations, the reweighting
-ones projected back to {l >= 0, sum l <= lim} (lim = 0.5, clipped then rescaled as their
-`normalize_lambda`):
+At the start of every epoch, the first included, the model is evaluated on the validation set
+(PGD-20 on the cross-entropy, steps of eps/4, uniform start, every image, last iterate, eval
+mode) and the Lagrange multipliers move by gradient ascent on the constraint violations, the
+reweighting ones projected back to {l >= 0, sum l <= lim} (lim = 0.5, clipped then rescaled as
+their `normalize_lambda`):
 
     l0 <- proj(l0 + r1 g0),    l1 <- proj(l1 + 2 r1 g1),    l2 <- l2 + r2 g1,
 
-r1 = 0.05 (halved every 40 epochs), r2 = 0.2. The class weights of the clean and the boundary
+r1 = 0.05 (halved at every 40th epoch), r2 = 0.2. The class weights of the clean and the boundary
 term (their `cost_sensitive`, written for C classes) and the class-wise eps multiplier are
 
     w_k = 1/C + l_k - 1/C sum_j l_j,      m_k = clip(exp(2 l2_k), 0.98, 3),
@@ -23,12 +25,9 @@ and the loss, on TRADES inputs crafted at eps m_{y_i} eps with step max_i(m_{y_i
 
     L = sum_i w0_{y_i} CE(x_i) / sum_i w0_{y_i} + beta sum_i w1_{y_i} KL_i / sum_i w1_{y_i},
 
-beta = 1.5 (their default). The authors evaluate the model on the validation set at the start
-of each epoch; here the multipliers are updated from the epoch-end validation pass the trainer
-already runs (the same model), so the first epoch trains with all multipliers 0 (plain
-TRADES). Give a robust model as `init_weights` (e.g. a PGD or TRADES model.pt) to fine-tune
-as the paper does (the authors: SGD lr 0.001, 40 epochs); from scratch it still works, as a
-constrained TRADES."""
+beta = 1.5 (their default), its forward passes clean, adversarial, clean (as TRADES's). Give a
+robust model as `init_weights` (e.g. a PGD or TRADES model.pt) to fine-tune as the paper does
+(the authors: SGD lr 0.001, 40 epochs); from scratch it still works, as a constrained TRADES."""
 
 from __future__ import annotations
 
@@ -37,8 +36,9 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from .base import Objective, Params, Step, register_objective
-from .zhang2019_trades import trades_inputs, trades_terms
+from ...attacks import AttackSpec
+from .base import STEP, Objective, Params, Statistics, Step, register_objective
+from .zhang2019_trades import trades_inputs, trades_logits, trades_terms
 
 
 class FrlParams(Params):
@@ -54,6 +54,8 @@ class FrlParams(Params):
     lim: float = Field(default=0.5, gt=0, lt=1, description="bound on the sum of the reweighting multipliers "
                        "(below 1 keeps every class weight positive)")
     beta: float = Field(default=1.5, ge=0, description="TRADES KL weight (the authors' FRL default)")
+    val_steps: int = Field(default=20, ge=1, description="PGD steps of the validation attack the multipliers "
+                                                         "are updated from")
 
 
 def frl_errors(val, robust_key: str) -> tuple[torch.Tensor, torch.Tensor, float, float]:
@@ -97,17 +99,26 @@ def frl_weights(lmbda: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
 class Frl(Objective):
     name = "frl"
     paper = "Xu et al. 2021"
+    code = "hannxu123/fair_robust@a80547d (frlrmrw.py, utils_frl2.py)"
     Params = FrlParams
     state = ("lmbda",)
+    statistics = (Statistics("validation", "per-class clean and robust accuracy under its own PGD-20 (every image, "
+                                           "last iterate)", when="start"),)
+
+    @classmethod
+    def step_share(cls, params):
+        return STEP["pgd"]  # their max(eps m) / 4
+
+    def validation_attacks(self):
+        return [AttackSpec(name="pgd", eps=self.cfg.eps, steps=self.p.val_steps, alpha=self.cfg.eps * STEP["pgd"],
+                           norm=self.cfg.norm, iterate="last", images="all")]
 
     def __init__(self, cfg, classes, class_counts):
         super().__init__(cfg, classes, class_counts)
         self.lmbda = torch.zeros(3 * self.num_classes, dtype=torch.float64)
 
     def end_epoch(self, epoch, val, robust_key):
-        if not robust_key:
-            return
-        clean_err, bndy_err, total_clean, total_bndy = frl_errors(val, robust_key)
+        clean_err, bndy_err, total_clean, total_bndy = frl_errors(val, self.validation_attacks()[0].label)
         # the multipliers are for epoch + 1; the authors halve r1 at every 40th epoch
         rate = self.p.rate_weight * 0.5 ** ((epoch + 1) // 40)
         new = frl_update(self.lmbda, clean_err, bndy_err, total_clean, total_bndy, tau=self.p.tau,
@@ -127,10 +138,9 @@ class Frl(Objective):
     def loss(self, s: Step):
         w0, w1, margin = (t.to(s.x.device, s.x.dtype) for t in frl_weights(self.lmbda))
         m = margin[s.y]
-        alpha = (self.cfg.attack_alpha or self.cfg.eps / 4) * float(m.max())
-        x_adv = trades_inputs(s, eps=self.cfg.eps * m, alpha=alpha)
-        logits_clean, logits_adv = s.model(s.x), s.model(x_adv)
-        ce, kl = trades_terms(logits_clean, logits_adv, s.y)
+        x_adv = trades_inputs(s, eps=self.cfg.eps * m, alpha=self.cfg.attack_alpha * float(m.max()))
+        clean, adv, target = trades_logits(s.model, s.x, x_adv)
+        ce, kl = trades_terms(clean, adv, s.y, target)
         a, b = w0[s.y], w1[s.y]
         loss = (a * ce).sum() / a.sum() + self.p.beta * (b * kl).sum() / b.sum()
-        return loss, logits_adv
+        return loss, adv
