@@ -40,16 +40,21 @@ def _objective(name, **params):
     return OBJECTIVES[name](cfg, ["a", "b", "c"], torch.full((3,), 10))
 
 
+def _key(objective):
+    """The result key of the objective's own validation attack."""
+    return objective.validation_attacks()[0].label
+
+
 def test_frl_multipliers_weights_and_margins_by_hand():
     # clean errors .1 .3 .2 (overall .2); boundary errors .9-.7, .7-.2, .8-.6 = .2 .5 .2 (overall .8-.5 = .3)
-    val = _val([1, 3, 2], [7, 2, 6])
-    clean_err, bndy_err, total_clean, total_bndy = frl_errors(val, "pgd")
+    frl = _objective("frl")
+    val = _val([1, 3, 2], [7, 2, 6], key=_key(frl))
+    clean_err, bndy_err, total_clean, total_bndy = frl_errors(val, _key(frl))
     assert torch.allclose(clean_err, torch.tensor([.1, .3, .2], dtype=torch.float64))
     assert torch.allclose(bndy_err, torch.tensor([.2, .5, .2], dtype=torch.float64))
     assert total_clean == pytest.approx(.2) and total_bndy == pytest.approx(.3)
 
-    frl = _objective("frl")
-    frl.end_epoch(1, val, "pgd")
+    frl.end_epoch(1, val, None)
     # g0 = [-.17, .03, -.07] -> l0 = clip(.05 g0) = [0, .0015, 0]; g1 = [-.17, .13, -.17] -> l1 = clip(.1 g1),
     # l2 = .2 g1 (not clipped)
     expected = torch.tensor([0, .0015, 0, 0, .013, 0, -.034, .026, -.034], dtype=torch.float64)
@@ -68,7 +73,7 @@ def test_frl_multipliers_weights_and_margins_by_hand():
                        rate_margin=.2, lim=.5)
     assert torch.allclose(again, torch.tensor([0, .003, 0, 0, .026, 0, -.068, .052, -.068], dtype=torch.float64))
     remargin_only = _objective("frl", mode="remargin")
-    remargin_only.end_epoch(1, val, "pgd")
+    remargin_only.end_epoch(1, val, None)
     assert torch.allclose(remargin_only.lmbda[:6], torch.zeros(6, dtype=torch.float64))
 
 
@@ -87,9 +92,10 @@ def test_cfa_class_eps_beta_and_the_crafted_margins():
 
     cfa = _objective("cfa", base="pgd", begin=1)
     logits = torch.tensor([[5., 0, 0], [0, 5., 0], [0, 0, 5.], [5., 0, 0], [0, 5., 0]])
-    cfa._count(logits, torch.tensor([0, 0, 2, 1, 1]))  # right: 1/2 of class 0, 1/2 of class 1, 1/1 of class 2
-    cfa.end_epoch(1, _val([0, 0, 0], [10, 10, 10]), "pgd")
-    assert torch.allclose(cfa.t, torch.tensor([.5, .5, 1.], dtype=torch.float64))
+    cfa._count(logits, torch.tensor([0, 0, 2, 1, 1]))  # right: 1 of class 0, 1 of class 1, 1 of class 2
+    cfa.end_epoch(1, _val([0, 0, 0], [10, 10, 10], key=_key(cfa)), "pgd")
+    # their CW_log: C correct_k / N (N the epoch's 5 images), not correct_k / n_k
+    assert torch.allclose(cfa.t, torch.tensor([.6, .6, .6], dtype=torch.float64))
 
     seen = {}
 
@@ -99,10 +105,10 @@ def test_cfa_class_eps_beta_and_the_crafted_margins():
 
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
     x, y = torch.rand(3, 1, 2, 2), torch.tensor([0, 1, 2])
-    for epoch, expected in ((1, None), (2, torch.tensor([.1, .1, .15]))):  # eps 0.1: (0.5 + t) * 0.1
+    for epoch, expected in ((1, None), (2, torch.tensor([.11, .11, .11]))):  # eps 0.1: (0.5 + t) * 0.1
         cfa.loss(Step(model, x, y, craft, epoch))
         assert (seen["eps"] is None) if expected is None else torch.allclose(seen["eps"], expected)
-        assert seen["alpha"] == pytest.approx(.1 / 4)  # the step stays the run's
+        assert seen["alpha"] is None and cfa.cfg.attack_alpha == pytest.approx(.1 / 4)  # the run's fixed step
 
 
 def test_cfa_fawa_averages_only_the_epochs_that_pass():
@@ -122,34 +128,36 @@ def test_cfa_fawa_averages_only_the_epochs_that_pass():
     for weight, robust_right in ((1., [1, 9, 9]), (3., [3, 9, 9]), (5., [9, 9, 9])):
         nn.init.constant_(model.weight, weight)
         cfa.after_step(model)
-        cfa.end_epoch(1, _val([0, 0, 0], robust_right), "pgd")
+        cfa.end_epoch(1, _val([0, 0, 0], robust_right, key=_key(cfa)), _key(cfa))
     assert cfa.fawa_epochs == 2 and cfa.final_weights(model)["weight"][0, 0].item() == pytest.approx(.88 * 3 + .12 * 5)
 
 
 def test_wat_hedge_weights_by_hand():
-    val = _val([0, 0, 0], [10, 10, 10])
-    val.class_sums = {"clean": {"loss": np.array([1., 2., 3.])}, "pgd": {"loss": np.array([10., 20., 60.]),
-                                                                        "kl": np.array([.5, .5, 2.])}}
-    # 10 images a class: PGD-AT costs are the mean adversarial CE, then the overall mean
-    assert torch.allclose(wat_costs(val, "pgd", "pgd", 6.), torch.tensor([1., 2., 6., 3.], dtype=torch.float64))
-    # TRADES: clean CE + beta KL, i.e. (1 + 6 * .5) / 10, (2 + 3) / 10, (3 + 12) / 10, and 24 / 30
-    assert torch.allclose(wat_costs(val, "pgd", "trades", 6.), torch.tensor([.4, .5, 1.5, .8], dtype=torch.float64))
+    # 10 images a class read in batches of 128: one batch, so the costs divide by 128 (their
+    # iterations x batch size), each class's sum times C, the average's sum alone
+    clean, kl = np.array([1., 2., 3.]), np.array([.5, .5, 2.])
+    sums = clean + 6 * kl
+    assert torch.allclose(wat_costs(clean, kl, 30, 128, 6.), torch.tensor([*(3 * sums / 128), sums.sum() / 128],
+                                                                          dtype=torch.float64))
+    assert torch.allclose(wat_costs(clean, kl, 300, 128, 6.)[:3], torch.tensor(3 * sums / 384, dtype=torch.float64))
 
-    wat = _objective("wat", base="pgd")
-    assert torch.allclose(wat.weights, torch.full((4,), .75, dtype=torch.float64))  # Hedge of zero cost
+    wat = _objective("wat")
+    assert torch.equal(wat.weights, torch.ones(4, dtype=torch.float64))  # theirs start at 1
+    val = _val([0, 0, 0], [10, 10, 10], key=_key(wat))
+    val.class_sums = {"clean": {"loss": clean}, _key(wat): {"kl": kl, "loss": clean}}
     wat.end_epoch(1, val, "pgd")
     wat.end_epoch(2, val, "pgd")
-    cum = [2., 4., 12., 6.]
-    e = [math.exp(.1 * c) for c in cum]
+    cum = 2 * wat_costs(clean, kl, 30, wat.cfg.batch_size, 6.)
+    e = [math.exp(.1 * c) for c in cum.tolist()]
     assert torch.allclose(wat.weights, torch.tensor([3 * v / sum(e) for v in e], dtype=torch.float64))
-    assert torch.allclose(hedge_weights(torch.tensor(cum, dtype=torch.float64), .1), wat.weights)
+    assert torch.allclose(hedge_weights(cum, .1), wat.weights)
 
-    # uniform weights give exactly the base loss
+    # weights of 1: each image's loss counted once for its class and once for the average
     fresh = _objective("wat", base="pgd")
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
     x, y = torch.rand(6, 1, 2, 2), torch.tensor([0, 1, 2, 0, 1, 1])
     loss, logits = fresh.loss(Step(model, x, y, lambda x, y, **kw: x, 1))
-    assert loss.item() == pytest.approx(nn.functional.cross_entropy(logits, y).item(), rel=1e-6)
+    assert loss.item() == pytest.approx(2 * nn.functional.cross_entropy(logits, y).item(), rel=1e-6)
 
 
 def test_dafa_weight_matrix_by_hand():
@@ -159,14 +167,19 @@ def test_dafa_weight_matrix_by_hand():
     assert torch.allclose(dafa_weights(p, 1.0), torch.tensor([1.30, .88, .82], dtype=torch.float64))
     assert torch.allclose(dafa_weights(p, 2.0), torch.tensor([1.60, .76, .64], dtype=torch.float64))
 
+    # the last warm-up epoch's training batches: their mean train-mode adversarial softmax per class
     dafa = _objective("dafa", warmup=2)
-    val = _val([0, 0, 0], [10, 10, 10])
-    counts = np.array([10., 10., 10.])
-    val.class_sums = {"pgd": {"probs": p * counts[:, None]}}
-    dafa.end_epoch(1, val, "pgd")  # still warming up
-    assert torch.equal(dafa.weights, torch.ones(3, dtype=torch.float64))
-    dafa.end_epoch(2, val, "pgd")
+    y = torch.tensor([0, 1, 2])
+    logits = torch.tensor(np.log(p), dtype=torch.float32)  # softmax gives p back, row by row
+    dafa._record(logits, y)
+    dafa.end_epoch(1, None, "pgd")
+    assert torch.equal(dafa.weights, torch.ones(3, dtype=torch.float64))  # nothing before the warm-up's end
+    dafa.end_epoch(2, None, "pgd")
     assert torch.allclose(dafa.weights, torch.tensor([1.30, .88, .82], dtype=torch.float64))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    fresh = _objective("dafa", warmup=2)
+    fresh.loss(Step(model, torch.rand(3, 1, 2, 2), y, lambda x, y, **kw: x, 2))  # the warm-up's last epoch records
+    assert fresh._counts.tolist() == [1, 1, 1]
 
     seen = {}
 
@@ -174,11 +187,11 @@ def test_dafa_weight_matrix_by_hand():
         seen["eps"], seen["alpha"] = eps, alpha
         return x
 
-    pgd_dafa = _objective("dafa", base="pgd", warmup=2)
-    pgd_dafa.weights = dafa.weights
-    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
-    pgd_dafa.loss(Step(model, torch.rand(2, 1, 2, 2), torch.tensor([0, 2]), craft, 3))
-    assert torch.allclose(seen["eps"], torch.tensor([.13, .082])) and torch.allclose(seen["alpha"], seen["eps"] / 4)
+    trades_dafa = _objective("dafa", warmup=2)
+    trades_dafa.weights = dafa.weights
+    trades_dafa.loss(Step(model, torch.rand(2, 1, 2, 2), torch.tensor([0, 2]), craft, 3))
+    assert torch.allclose(seen["eps"], torch.tensor([.13, .082]))
+    assert torch.allclose(seen["alpha"], seen["eps"] * .007 / .031)  # their 0.007 at 0.031, scaled by W
 
 
 class _Killed(Exception):

@@ -14,8 +14,12 @@ from golden_cases import CLASSES, Tiny, load
 from classwise.config import TrainConfig
 from classwise.evaluate import EvalResult, evaluate
 from classwise.evaluate.evaluate import _ClassSums
+from classwise.models import Normalized
+from classwise.models.heads import with_head
 from classwise.train.objectives import Step, make_objective
 from classwise.train.objectives.base import crafter
+from classwise.train.objectives.cui2019_class_balanced import ClassBalancedParams, class_balanced_weights
+from classwise.train.objectives.wei2023_cfa import class_beta, class_eps, class_share, fawa_update
 from classwise.train.objectives.xu2021_frl import frl_errors, frl_weights
 
 INPUTS = load("inputs")
@@ -30,8 +34,15 @@ def config(method: str, **fields) -> TrainConfig:
 
 def tiny(model: torch.nn.Module | None = None) -> torch.nn.Module:
     model = (model or Tiny()).double()  # before loading: float32 parameters would round the fixture's values
-    model.load_state_dict(INPUTS["model"], strict=False)
+    own = model.state_dict()
+    model.load_state_dict({k: v for k, v in INPUTS["model"].items() if k in own and own[k].shape == v.shape},
+                          strict=False)
     return model.train()
+
+
+def seeded(model, cfg, seed):
+    """Our attack on the model, its random start drawn from a generator under the case's seed."""
+    return crafter(model, cfg, torch.Generator().manual_seed(seed))
 
 
 def fixed(x_adv):
@@ -183,3 +194,152 @@ def test_wat_step_as_released(batch):
     loss, state = one_step(wat, model, b, crafter(model, cfg, torch.Generator().manual_seed(want["seed"])))
     assert loss == pytest.approx(want["loss"], abs=1e-5)
     assert_state(state, want["state"], 1e-5)
+
+
+def cfa_model(gold: dict, dtype=torch.float64, state: dict | None = None) -> torch.nn.Module:
+    """Their PreAct ResNet sees normalize_cifar(x); ours carries the normalization inside."""
+    model = Normalized(Tiny(), gold["mean"], gold["std"]).to(dtype)
+    model.net.load_state_dict(state or INPUTS["model"])
+    model.mean.copy_(torch.tensor(gold["mean"], dtype=dtype).view_as(model.mean))
+    model.std.copy_(torch.tensor(gold["std"], dtype=dtype).view_as(model.std))
+    return model.train()
+
+
+def test_cfa_class_robustness_and_calibration_as_released():
+    gold = load("cfa")
+    cal = gold["calibration"]
+    cfa = make_objective(config("cfa"), NAMES, torch.full((CLASSES,), 4))
+    for name, logits in cal["logits"].items():
+        cfa._count(logits, INPUTS["batches"][name]["y"])
+    cfa.end_epoch(1, None, None)  # t from the training batches: C correct_k / N, over 1 on an unbalanced epoch
+    assert torch.allclose(cfa.t, cal["t"], rtol=0, atol=1e-12)
+    assert torch.allclose(class_eps(cfa.t, 0.5, INPUTS["eps"]), cal["class_eps"], rtol=0, atol=1e-12)
+    assert torch.allclose(class_beta(cfa.t, 0.5, gold["beta"]), cal["class_beta"], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("base", ["trades", "pgd"])
+@pytest.mark.parametrize("calibrated", [False, True])
+@pytest.mark.parametrize("batch", BATCHES)
+def test_cfa_step_as_released(batch, calibrated, base):
+    gold, b = load("cfa"), INPUTS["batches"][batch]
+    cfg = config("cfa", attack_alpha=None, method_params={"base": base, "begin": 1, "fawa": False})
+    assert cfg.attack_alpha == pytest.approx(gold["alpha"]) and cfg.attack_bn == ("train" if base == "pgd" else "eval")
+    want_all = gold["cases"][batch][base + ("_calibrated" if calibrated else "")]
+    for kind, tol in (("fixed", 1e-6), ("e2e", 1e-5)):
+        want = want_all[kind]
+        cfa = make_objective(cfg, NAMES, torch.bincount(b["y"], minlength=CLASSES))
+        cfa.t = gold["calibration"]["t"].clone()
+        model = cfa_model(gold)
+        craft = fixed(b["x_adv"]) if kind == "fixed" else seeded(model, cfg, want["seed"])
+        loss, state = one_step(cfa, model, b, craft, epoch=2 if calibrated else 1, after_step=True)
+        assert loss == pytest.approx(want["loss"], abs=tol), kind
+        assert_state(state, want["state"], tol, strip="net.")  # with the pass after the step, as theirs
+        cfa.end_epoch(2, None, None)
+        assert torch.allclose(cfa.t, want["t"], rtol=0, atol=1e-12), kind
+
+
+def test_cfa_fawa_as_released():
+    f = load("cfa")["fawa"]
+    avg = None
+    for weights, worst, want in zip(f["states"], f["r_min"], f["after"], strict=True):
+        avg = fawa_update(avg, weights, worst, threshold=0.24, decay=0.88)
+        if want is None:
+            assert avg is None
+            continue
+        for key, value in want.items():  # their integer buffers are averaged and truncated; ours copied
+            if value.is_floating_point():
+                assert torch.allclose(avg[key], value, rtol=0, atol=1e-12), key
+
+
+def test_cfa_validation_worst_class_as_released():
+    gold = load("cfa")
+    v = gold["validation"]
+    cfa = make_objective(config("cfa"), NAMES, torch.full((CLASSES,), 3))
+    model = cfa_model(gold, torch.float32, v["model"]).eval()
+    spec = cfa.validation_attacks()[0]
+    res = evaluate(model, (v["x"], v["y"]), [spec], seed=v["seed"], show_progress=False)
+    assert torch.allclose(class_share(res, spec.label), v["class_robust"], rtol=0, atol=1e-6)
+
+
+def test_dafa_class_weights_as_released():
+    """Their warm-up epoch remembers the train-mode adversarial softmax of every training image
+    (three batches, the model stepping between them); at its end calculate_class_weights."""
+    gold = load("dafa")
+    dafa = make_objective(config("dafa", method_params={"warmup": 1}), NAMES, torch.full((CLASSES,), 5))
+    model = tiny()
+    opt = torch.optim.SGD(model.parameters(), **INPUTS["sgd"])
+    for b in INPUTS["batches"].values():
+        loss, _ = dafa.loss(Step(model, b["x"], b["y"], fixed(b["x_adv"]), 1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    dafa.end_epoch(1, None, None)
+    assert torch.allclose(dafa.weights, gold["warmup"]["weights"], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("base", ["trades", "pgd"])
+@pytest.mark.parametrize("batch", BATCHES)
+def test_dafa_step_as_released(batch, base):
+    gold, b = load("dafa"), INPUTS["batches"][batch]
+    cfg = config("dafa", method_params={"base": base, "warmup": 1})
+    for kind, tol in (("fixed", 1e-6), ("e2e", 1e-5)):
+        want = gold["cases"][batch][base][kind]
+        dafa = make_objective(cfg, NAMES, torch.bincount(b["y"], minlength=CLASSES))
+        dafa.weights = gold["warmup"]["weights"].clone()
+        model = tiny()
+        craft = fixed(b["x_adv"]) if kind == "fixed" else seeded(model, cfg, want["seed"])
+        loss, state = one_step(dafa, model, b, craft, epoch=2)
+        assert loss == pytest.approx(want["loss"], abs=tol), kind
+        assert_state(state, want["state"], tol)
+
+
+@pytest.mark.parametrize("base", ["pgd", "trades"])
+@pytest.mark.parametrize("batch", BATCHES)
+def test_fat_step_as_released(batch, base):
+    """The variance over their 100-slot buffer (90 empty slots on 10 classes, an absent class 0)."""
+    gold, b = load("fat"), INPUTS["batches"][batch]
+    cfg = config("fat-var", attack_alpha=None, method_params={"base": base})
+    assert cfg.attack_alpha == pytest.approx(INPUTS["step"])  # their 0.007 at 0.031 for both bases
+    for kind, tol in (("fixed", 1e-6), ("e2e", 1e-5)):
+        want = gold["cases"][batch][base][kind]
+        fat = make_objective(cfg, NAMES, torch.bincount(b["y"], minlength=CLASSES))
+        model = tiny()
+        craft = fixed(b["x_adv"]) if kind == "fixed" else seeded(model, cfg, want["seed"])
+        loss, state = one_step(fat, model, b, craft)
+        assert loss == pytest.approx(want["loss"], abs=tol), kind
+        assert_state(state, want["state"], tol)
+
+
+@pytest.mark.parametrize("epoch", [1, 161])
+@pytest.mark.parametrize("batch", BATCHES)
+def test_ldam_drw_step_as_released(batch, epoch):
+    """LDAM on the cosine classifier, the deferred re-weighting from their 161st of 200 epochs as
+    cross_entropy(weight=w): on the fixed adversarial inputs, and on the clean batch (their own,
+    standard-training step)."""
+    gold, b = load("ldam"), INPUTS["batches"][batch]
+    want_all = gold["cases"][batch][str(epoch - 1)]
+    ldam = make_objective(config("ldam-drw"), NAMES, gold["cls_num_list"])  # long-tailed counts: used as they are
+    assert ldam.head(ldam.cfg.method_params) == {"kind": "cosine", "scale": gold["s"]}
+    weights = ldam.weights_at(epoch)
+    assert (weights is None) == (epoch == 1)
+    if weights is not None:
+        assert torch.allclose(weights, want_all["weights"], rtol=1e-6)  # theirs in float32
+    for kind in ("fixed", "clean"):
+        want = want_all[kind]
+        model = tiny(with_head(Tiny(), ldam.head(ldam.cfg.method_params)))
+        model.fc.weight.data.copy_(gold["head"])
+        loss, state = one_step(ldam, model, b, fixed(b["x_adv"] if kind == "fixed" else b["x"]), epoch=epoch)
+        assert loss == pytest.approx(want["loss"], abs=1e-6), kind
+        assert_state(state, want["state"], 1e-6)
+
+
+def test_class_balanced_weights_as_released():
+    """Their TensorFlow 1 code does not run on Python 3.11: the fixture holds their weight lines
+    executed as they stand, and their CIFAR-10 script's beta."""
+    gold = load("class_balanced")
+    assert ClassBalancedParams().beta == gold["script_beta"]
+    for name, c in gold["cases"].items():
+        beta = float(name.split("@")[1])
+        assert torch.allclose(class_balanced_weights(c["counts"], beta), c["weights"], rtol=0, atol=1e-12), name
+    cb = make_objective(config("class-balanced"), NAMES, gold["cases"]["cao@0.9999"]["counts"])
+    assert torch.allclose(cb.weights, gold["cases"]["cao@0.9999"]["weights"], rtol=0, atol=1e-12)

@@ -202,9 +202,13 @@ def test_base_loss_trades_weights_each_images_terms():
     obj = _objective("class-balanced", base="trades", trades_beta=2.0)
     w = torch.tensor([1.0, 2.0, 3.0])
     x_adv = (x + 0.05).clamp(0, 1)
-    loss, _ = base_loss(_step(model, x, y), obj.cfg, obj.p, weights=w, x_adv=x_adv)
+    step = Step(model, x, y, lambda *a, **k: x_adv, 1)
+    loss, _ = base_loss(step, obj.p, weights=w)
     ce, kl = trades_terms(model(x), model(x_adv), y)
     assert loss.item() == pytest.approx((w[y] * (ce + 2.0 * kl)).mean().item(), rel=1e-6)
+    # normalised by the batch's weights, as cross_entropy(weight=w) (LDAM-DRW's DRW)
+    loss, _ = base_loss(step, obj.p, weights=w, normalise=True)
+    assert loss.item() == pytest.approx(((w[y] * (ce + 2.0 * kl)).sum() / w[y].sum()).item(), rel=1e-6)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,8 @@ accuracy instead). From epoch `begin` + 1 on:
   1/N sum_i [(1 - b_{y_i}) CE(x_i) + b_{y_i} KL_i]; before calibrating (and without CCR) b =
   beta / (1 + beta), so their TRADES is TRADES's loss divided by 1 + beta. Its forward passes are
   TRADES's: clean, adversarial, clean.
+- After each step, one more train-mode pass over the clean batch (their `train_epoch` logs clean
+  accuracy with it; BatchNorm's running statistics take it in).
 - The PGD-AT base crafts in train mode (their `attack_pgd` runs on the model `train_epoch` left in
   train mode: BatchNorm's batch statistics, and every attack step updates the running ones), from
   a uniform start, and trains on the mean cross-entropy.
@@ -130,6 +132,7 @@ class Cfa(Objective):
         self.fawa: dict | None = None
         self.fawa_epochs = 0
         self._correct = self._seen = None  # this epoch's training counts, on the device
+        self._x = None  # the last batch, for the pass after the step
         self._model = None  # the model of the last step, for FAWA
 
     @property
@@ -150,6 +153,7 @@ class Cfa(Objective):
             adv = s.model(s.craft(s.x, s.y, eps=eps))
             loss = F.cross_entropy(adv, s.y)
         self._count(adv.detach(), s.y)
+        self._x = s.x
         return loss, adv
 
     def _count(self, logits, y):
@@ -161,6 +165,11 @@ class Cfa(Objective):
         self._correct += torch.bincount(y[logits.argmax(1) == y], minlength=c)
 
     def after_step(self, model):
+        # their train_epoch logs clean accuracy with one more train-mode pass after the step: BatchNorm's
+        # running statistics take it in
+        if self._x is not None:
+            with torch.no_grad():
+                model(self._x)
         self._model = model
 
     def end_epoch(self, epoch, val, robust_key):
