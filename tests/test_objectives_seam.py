@@ -127,3 +127,70 @@ def test_methods_listing_and_flags_come_from_the_registry(capsys, tmp_path):
     assert main(["train", "--dataset", "digits", "--method", "trades", "--trades-beta", "-3", "--out",
                  str(tmp_path / "r")]) == 2
     assert "method 'trades': beta" in capsys.readouterr().err
+
+
+def test_statistics_the_objective_declares_come_from_the_validation_pass(synth, tmp_path):
+    """An objective's own validation attack runs in the trainer's validation pass and its result
+    reaches end_epoch under the spec's label; statistics taken at an epoch's start get the
+    untrained model's as epoch 0."""
+    from classwise.attacks import AttackSpec
+    from classwise.train.objectives.base import Statistics
+
+    seen = []
+
+    @register_objective
+    class StartStats(Objective):
+        name = "test-start-stats"
+        adversarial = False
+        statistics = (Statistics("validation", "per-class accuracy under its own attack", when="start"),)
+
+        def validation_attacks(self):
+            return [AttackSpec(name="pgd", eps=self.cfg.eps, steps=3, iterate="last", images="all")]
+
+        def loss(self, s):
+            logits = s.model(s.x)
+            return F.cross_entropy(logits, s.y), logits
+
+        def end_epoch(self, epoch, val, robust_key):
+            key = self.validation_attacks()[0].label
+            seen.append((epoch, key in val.adv_pred, len(val.adv_pred[key])))
+
+    try:
+        cfg = TrainConfig(method="test-start-stats", **{**BASE, "epochs": 2}).resolved(grey=True)
+        train(cfg, synth, tmp_path / "run")
+    finally:
+        OBJECTIVES.pop("test-start-stats")
+    assert seen == [(0, True, 100), (1, True, 100), (2, True, 100)]
+
+
+def test_fair_training_validation_protocol_last_iterate_and_every_image():
+    """iterate="last" scores the last iterate (an image fooled midway that recovers counts as
+    robust); images="all" attacks the misclassified images too (one can come out right)."""
+    from classwise.attacks import AttackSpec, attack
+    from classwise.evaluate import evaluate
+
+    class Flicker(torch.nn.Module):
+        """Predicts class 0, except on its forward calls listed in `wrong`, or with `wrong_clean` on
+        every pass without gradients (an evaluation's clean pass), where it predicts class 1."""
+
+        def __init__(self, wrong=(), wrong_clean=False):
+            super().__init__()
+            self.calls, self.wrong, self.wrong_clean = 0, set(wrong), wrong_clean
+
+        def forward(self, x):
+            out = torch.tensor([[5.0, 0.0]]).repeat(len(x), 1) + 0.0 * x.flatten(1)[:, :1]
+            if self.calls in self.wrong or (self.wrong_clean and not torch.is_grad_enabled()):
+                out = out.flip(1)
+            self.calls += 1
+            return out
+
+    x, y = torch.rand(1, 1, 4, 4), torch.zeros(1, dtype=torch.long)
+    spec = AttackSpec(name="pgd", eps=0.1, steps=3)
+    assert attack(Flicker({1}), x, y, spec, early_stop=False).success.item()  # fooled at iterate 1
+    last = spec.model_copy(update={"iterate": "last"})
+    assert not attack(Flicker({1}), x, y, last).success.item()  # but not at the last
+    assert last.label == "pgd3-last"
+    # the clean pass gets it wrong: only images="all" attacks it, and it comes out right
+    every = spec.model_copy(update={"images": "all", "iterate": "last"})
+    res = evaluate(Flicker(wrong_clean=True), (x, y), [spec, every], show_progress=False, class_sums=False)
+    assert res.accuracy("clean") == 0 and res.accuracy("pgd3") == 0 and res.accuracy("pgd3-last-all") == 1

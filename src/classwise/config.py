@@ -50,7 +50,10 @@ class TrainConfig(Settings):  # Settings: inf/NaN refused, errors are ClasswiseE
     hflip: bool | None = Field(default=None, description="default: if the data set allows it")
     val_size: float | int = 0.1
     train_limit: int | None = Field(default=None, ge=10, description="stratified training subset")
-    seed: int = 0
+    imbalance: float | None = Field(default=None, ge=1, description="long-tailed training set: the largest class's "
+                                    "count over the smallest (Cao et al.'s profile); default: the data set's own "
+                                    "(100 for cifar10-lt, cifar100-lt), else as it is")
+    seed: int = Field(default=0, ge=0, le=2**32 - 1, description="0 to 2^32 - 1")
     # per-epoch evaluation on a fixed stratified validation subset
     eval_subset: int = Field(default=1000, ge=10)
     eval_steps: int = Field(default=10, ge=1)
@@ -73,7 +76,7 @@ class TrainConfig(Settings):  # Settings: inf/NaN refused, errors are ClasswiseE
                              "give it in [0, 1], e.g. 8/255")
         return self
 
-    def resolved(self, grey: bool, hflip_ok: bool = False) -> TrainConfig:
+    def resolved(self, grey: bool, hflip_ok: bool = False, imbalance: float | None = None) -> TrainConfig:
         """The config with every default that depends on the data or the method filled in (eps,
         augmentation, the attack's step and BatchNorm mode): decided here once, read everywhere."""
         from .train.objectives.base import objective_class
@@ -86,4 +89,5 @@ class TrainConfig(Settings):  # Settings: inf/NaN refused, errors are ClasswiseE
             "attack_bn": self.attack_bn or method.attack_bn(self.method_params),
             "crop_padding": self.crop_padding if self.crop_padding is not None else (0 if grey else 4),
             "hflip": self.hflip if self.hflip is not None else hflip_ok,
+            "imbalance": self.imbalance if self.imbalance is not None else imbalance,
         })

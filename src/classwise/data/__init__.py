@@ -9,6 +9,7 @@ from .builtin import make_synthetic
 from .core import ClassData, per_class_subset, stratified_split, stratified_subset
 from .folder import FolderSource
 from .loader import batches, to_float
+from .longtail import long_tailed
 from .registry import DATASETS, DatasetSpec, get_spec, load_raw, search_roots
 
 
@@ -34,9 +35,17 @@ def split(train: ClassData | None, test, val_size: int | float = 0.1, seed: int 
 
 
 def load_dataset(name: str, data_dir=None, *, val_size: int | float = 0.1, seed: int = 0,
-                 download: bool = False) -> Splits:
+                 download: bool = False, imbalance: float | None = None) -> Splits:
+    """The data set's training, validation and test sets. `imbalance` (default: the data set's
+    own, 100 for cifar10-lt and cifar100-lt) cuts the training set to Cao et al.'s long tail of
+    that ratio, after the balanced validation split is carved."""
+    spec = get_spec(name)
     train, test = load_raw(name, data_dir, download=download)
-    return split(train, test, val_size, seed, get_spec(name))
+    splits = split(train, test, val_size, seed, spec)
+    rho = imbalance if imbalance is not None else spec.imbalance
+    if rho is not None and splits.train is not None:
+        splits.train = long_tailed(splits.train, rho, seed)
+    return splits
 
 
 __all__ = ["DATASETS", "ClassData", "DatasetSpec", "FolderSource", "Splits", "batches", "get_spec", "load_dataset",

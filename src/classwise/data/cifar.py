@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +117,7 @@ def _downloader(tv_name: str):
     return download
 
 
-register_dataset(DatasetSpec(
+CIFAR10 = register_dataset(DatasetSpec(
     name="cifar10",
     description="CIFAR-10, 32x32 colour, 10 classes, 50k/10k",
     subdirs=("cifar-10-batches-py", "cifar10/cifar-10-batches-py"),
@@ -131,7 +132,7 @@ register_dataset(DatasetSpec(
     default_arch="resnet20",
 ))
 
-register_dataset(DatasetSpec(
+CIFAR100 = register_dataset(DatasetSpec(
     name="cifar100",
     description="CIFAR-100, 32x32 colour, 100 classes in 20 superclasses, 50k/10k",
     subdirs=("cifar-100-python", "cifar100/cifar-100-python"),
@@ -144,3 +145,10 @@ register_dataset(DatasetSpec(
     hflip=True,
     default_arch="resnet20",
 ))
+
+# Cao et al.'s long-tailed variants: the same files, the training set cut to ratio 100 by default
+# (--imbalance); the validation and test sets stay balanced
+for _base in (CIFAR10, CIFAR100):
+    register_dataset(replace(_base, name=f"{_base.name}-lt", imbalance=100.0,
+                             description=f"{_base.description.split(',')[0]}-LT: its training set long-tailed "
+                                         "(ratio 100 unless --imbalance), validation and test balanced"))

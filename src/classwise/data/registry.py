@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ class DatasetSpec:
     needs_data_dir: bool = False  # only an explicit --data-dir says where it is
     # what `classwise study/train` train when no --arch is given: sized for the presets' budget
     default_arch: str = "mnist-cnn"
+    # a long-tailed variant: its training set cut to this imbalance ratio (data/longtail.py)
+    imbalance: float | None = None
 
     def candidates(self, roots: list[Path]) -> list[Path]:
         dirs = [Path(r) / s if s else Path(r) for r in roots for s in self.subdirs]
@@ -65,6 +68,9 @@ def register_family(prefix: str, make: Callable[[str], DatasetSpec]) -> None:
 
 
 def get_spec(name: str) -> DatasetSpec:
+    if not isinstance(name, str) or not name:
+        raise ClasswiseError(f"a data set is named by a string, got {name!r}; choose one of: "
+                             f"{', '.join(sorted(DATASETS))}")
     prefix, sep, arg = name.partition(":")
     if name not in DATASETS and sep and prefix in FAMILIES:
         return FAMILIES[prefix](arg)
@@ -72,6 +78,17 @@ def get_spec(name: str) -> DatasetSpec:
         raise ClasswiseError(f"unknown data set '{name}'; choose one of: {', '.join(sorted(DATASETS))}"
                              + "".join(f", or {p}:DIR" for p in sorted(FAMILIES)))
     return DATASETS[name]
+
+
+def by_hand(spec: DatasetSpec, root: Path) -> str:
+    """Where to put a data set's files without the downloader (its `how_to_get` without the
+    download command, with <data-dir> made the actual folder): what a failed download suggests."""
+    text = re.sub(r"\s*(?:or )?[Rr]un `classwise datasets --download [^`]*`(?:,? or |\.)?\s*", " ",
+                  spec.how_to_get).strip().rstrip(".")
+    if "<data-dir>" in text:
+        return text.replace("<data-dir>", str(root))
+    return f"{text[0].lower()}{text[1:]}, or put its files in {root / spec.subdirs[0]}" if text else \
+        f"put its files in {root / spec.subdirs[0]}"
 
 
 def load_raw(name: str, data_dir=None, download: bool = False):
@@ -97,12 +114,14 @@ def load_raw(name: str, data_dir=None, download: bool = False):
             if created is not None:  # what a failed download leaves is partial: do not leave it behind
                 shutil.rmtree(created, ignore_errors=True)
             text = str(exc).strip().splitlines()
+            hand = by_hand(spec, roots[0])
             raise ClasswiseError(f"downloading {name} into {target} failed ({type(exc).__name__}"
-                                 f"{': ' + text[0] if text else ''}); check the network and retry, "
-                                 f"or {spec.how_to_get[0].lower()}{spec.how_to_get[1:]}") from exc
+                                 f"{': ' + text[0] if text else ''}); check the network and retry, or get the files "
+                                 f"by hand: {hand[0].lower()}{hand[1:]}") from exc
         if not spec.is_present(target):
+            hand = by_hand(spec, roots[0])
             raise ClasswiseError(f"downloading {name} into {target} did not produce its files (no network?); "
-                                 f"retry, or {spec.how_to_get[0].lower()}{spec.how_to_get[1:]}")
+                                 f"retry, or get the files by hand: {hand[0].lower()}{hand[1:]}")
         found = target
     if found is None:
         raise DatasetNotFoundError(name, spec.candidates(roots), spec.how_to_get)
