@@ -15,16 +15,34 @@ MITIGATION = {"pgd", "trades", "weighted", "class-balanced", "ldam-drw", "critic
               "frl", "fat-var", "cfa", "wat", "dafa"}
 
 
-def test_mitigation_paper_grid_is_cfas_table_1_setting():
-    runs = [resolve(r) for r in load_grid("mitigation-paper").runs()]
-    assert {r.method for r in runs} == MITIGATION and set(OBJECTIVES) >= MITIGATION
-    for r in runs:
-        assert (r.dataset, r.arch, r.epochs, r.optimizer, r.lr, r.momentum, r.weight_decay) == \
-            ("cifar10", "preact-resnet18", 200, "sgd", 0.1, 0.9, 5e-4)
-        assert r.eps == pytest.approx(8 / 255) and r.attack_alpha == pytest.approx(2 / 255) and r.attack_steps == 10
-        assert r.val_size == 0.02 and r.milestones == [100, 150] and r.test_steps == 20
+def test_mitigation_paper_grid_is_each_papers_protocol():
+    runs = {r.method: resolve(r) for r in load_grid("mitigation-paper").runs()}
+    assert set(runs) == MITIGATION and set(OBJECTIVES) >= MITIGATION
+    for r in runs.values():
+        assert (r.optimizer, r.lr if r.method != "frl" else 0.1, r.momentum, r.test_steps) == ("sgd", 0.1, 0.9, 20)
+        assert r.attack_steps == (7 if r.method == "pgd" else 10)
         assert r.test_autoattack_spec().version == "standard"
-    assert next(r for r in runs if r.method == "critical").method_params["critical"] == "cat"
+    # each paper's own released script, as the rows' comments say
+    protocol = {
+        "pgd": ("cifar10", "wrn-34-10", 205, [102, 154], 0.1, 2e-4, 128, 8 / 255, 2 / 255),
+        "trades": ("cifar10", "wrn-34-10", 76, [74], 0.1, 2e-4, 128, 0.031, 0.007),
+        "cfa": ("cifar10", "preact-resnet18", 200, [100, 150], 0.1, 5e-4, 128, 8 / 255, 2 / 255),
+        "wat": ("cifar10", "resnet18", 100, [74, 89, 99], 0.1, 2e-4, 128, 0.031, 0.007),
+        "dafa": ("cifar10", "resnet18", 110, [99, 104], 0.1, 5e-4, 128, 0.031, 0.007),
+        "fat-var": ("cifar10", "wrn-34-10", 120, [59, 89, 109], [0.1, 0.1, 0.5], 2e-4, 512, 0.031, 0.007),
+        "ldam-drw": ("cifar10-lt", "resnet32", 200, [160, 180], [0.01, 0.01], 2e-4, 128, 8 / 255, 2 / 255),
+        "class-balanced": ("cifar10-lt", "resnet32", 200, [160, 180], [0.01, 0.01], 2e-4, 128, 8 / 255, 2 / 255),
+    }
+    for method, (dataset, arch, epochs, milestones, gamma, wd, batch, eps, step) in protocol.items():
+        r = runs[method]
+        assert (r.dataset, r.arch, r.epochs, r.milestones, r.gamma, r.weight_decay, r.batch_size) == \
+            (dataset, arch, epochs, milestones, gamma, wd, batch), method
+        assert (r.eps, r.attack_alpha) == (pytest.approx(eps), pytest.approx(step)), method
+    assert runs["ldam-drw"].warmup_epochs == 5 and runs["ldam-drw"].imbalance == 100
+    assert runs["dafa"].nesterov and runs["dafa"].method_params["warmup"] == 70
+    assert (runs["frl"].epochs, runs["frl"].lr, runs["frl"].schedule, runs["frl"].eval_subset) == (40, 0.001,
+                                                                                                   "constant", 3000)
+    assert runs["critical"].method_params["critical"] == "cat"
 
 
 def test_mitigation_quick_grid_is_cpu_sized():

@@ -44,7 +44,10 @@ class TrainConfig(Settings):  # Settings: inf/NaN refused, errors are ClasswiseE
     schedule: Literal[SCHEDULES] = "cyclic"
     step_size: int | None = Field(default=None, ge=1, description="step: decay every N epochs")
     milestones: list[int] | None = Field(default=None, description="multistep: decay at epochs")
-    gamma: float = Field(default=0.1, gt=0)
+    gamma: float | list[float] = Field(default=0.1, description="step/multistep decay factor; multistep: one "
+                                       "per milestone (e.g. FAT's 0.1, 0.1, 0.5)")
+    warmup_epochs: float = Field(default=0, ge=0, description="linear learning-rate warm-up from 0 over these "
+                                 "epochs (LDAM-DRW's 5)")
     # data
     crop_padding: int | None = Field(default=None, ge=0, description="default: 4 colour, 0 grey")
     hflip: bool | None = Field(default=None, description="default: if the data set allows it")
@@ -67,6 +70,12 @@ class TrainConfig(Settings):  # Settings: inf/NaN refused, errors are ClasswiseE
         from .train.objectives import objective_params  # the registry imports torch: only when validating
 
         self.method_params = objective_params(self.method, self.method_params)
+        gammas = self.gamma if isinstance(self.gamma, list) else [self.gamma]
+        if any(not g > 0 for g in gammas):
+            raise ValueError(f"gamma must be > 0, got {self.gamma}")
+        if isinstance(self.gamma, list) and (self.schedule != "multistep"
+                                             or len(self.gamma) != len(self.milestones or [])):
+            raise ValueError("a list of gammas needs --schedule multistep and one gamma per milestone")
         if self.nesterov and self.optimizer != "sgd":
             raise ValueError("nesterov applies to the sgd optimizer only")
         if self.nesterov and self.momentum == 0:

@@ -135,3 +135,9 @@ def preact_resnet18(num_classes=10, in_channels=3, input_size=32):
                 published_params="0.27M")
 def resnet20(num_classes=10, in_channels=3, input_size=32):
     return ResNet(CifarBlock, [3, 3, 3], num_classes, in_channels, widths=(16, 32, 64))
+
+
+@register_model("resnet32", "ResNet-32 for CIFAR, 16-32-64 channels, option-A shortcuts (He et al. 2016; the "
+                "long-tail papers' CIFAR network, LDAM-DRW and class-balanced loss)", published_params="0.46M")
+def resnet32(num_classes=10, in_channels=3, input_size=32):
+    return ResNet(CifarBlock, [5, 5, 5], num_classes, in_channels, widths=(16, 32, 64))

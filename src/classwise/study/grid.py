@@ -97,18 +97,23 @@ class GridConfig(BaseModel):
 
     def runs(self) -> list[RunConfig]:
         """The grid's runs in a fixed order (axes in file order, values in list order). An axis
-        named `a+b` varies fields a and b together: its values are [a, b] pairs."""
+        named `a+b` varies fields a and b together: its values are [a, b] pairs; the axis `rows`
+        takes tables of run fields, each a run's own settings (e.g. one paper's protocol)."""
         base = self.run.model_dump(exclude_unset=True)
         out = []
         for values in itertools.product(*self.grid.values()):
             fields = dict(base)
             for axis, value in zip(self.grid, values, strict=True):
+                if axis == ROWS:
+                    fields.update(value)
+                    continue
                 names = axis.split("+")
                 fields.update(zip(names, value if len(names) > 1 else [value], strict=True))
             out.append(RunConfig(**fields))
         return out
 
 
+ROWS = "rows"  # the grid axis whose values are whole tables of run fields
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 # how a run is computed, not what it computes: not part of its id
 _NOT_IDENTITY = {"threads"}
@@ -140,7 +145,7 @@ def check_run(cfg: RunConfig) -> None:
 
 
 def _axes(grid: GridConfig, run: RunConfig) -> str:
-    names = [n for axis in grid.grid for n in axis.split("+")]
+    names = [n for axis in grid.grid for n in (axis.split("+") if axis != ROWS else ["method", "arch"])]
     return ", ".join(f"{n}={getattr(run, n)!r}" for n in names) or "the base run"
 
 
@@ -167,13 +172,16 @@ def load_grid(path) -> GridConfig:
     try:
         grid = GridConfig(**raw)
         for axis, values in grid.grid.items():
-            names = axis.split("+")
+            names = axis.split("+") if axis != ROWS else sorted({k for v in values if isinstance(v, dict) for k in v})
+            if axis == ROWS and not all(isinstance(v, dict) for v in values):
+                raise ClasswiseError(f"{path}: every value of grid.{ROWS} must be a table of run fields")
             for field in names:
                 if field not in RunConfig.model_fields:
                     raise ClasswiseError(f"{path}: unknown key '{field}' in grid axis '{axis}' (not a run field)")
             if not isinstance(values, list) or not values:
                 raise ClasswiseError(f"{path}: grid.{axis} must be a non-empty list")
-            if len(names) > 1 and not all(isinstance(v, list) and len(v) == len(names) for v in values):
+            if axis != ROWS and len(names) > 1 and not all(isinstance(v, list) and len(v) == len(names)
+                                                           for v in values):
                 raise ClasswiseError(f"{path}: every value of grid.{axis} must be a list of {len(names)}")
         runs = grid.runs()
     except (ValidationError, InvalidSettingsError) as exc:

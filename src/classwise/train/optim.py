@@ -19,7 +19,13 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 def lr_factor(cfg: TrainConfig, epoch: float) -> float:
-    """Multiplier of cfg.lr at (fractional) epoch `epoch`."""
+    """Multiplier of cfg.lr at (fractional) epoch `epoch`: the schedule's, ramped up linearly
+    over the warm-up epochs."""
+    warm = min(1.0, epoch / cfg.warmup_epochs) if cfg.warmup_epochs else 1.0
+    return warm * _schedule_factor(cfg, epoch)
+
+
+def _schedule_factor(cfg: TrainConfig, epoch: float) -> float:
     total = cfg.epochs
     if cfg.schedule == "constant":
         return 1.0
@@ -34,7 +40,8 @@ def lr_factor(cfg: TrainConfig, epoch: float) -> float:
         size = cfg.step_size or max(1, total // 3)
         return cfg.gamma ** int(epoch // size)
     milestones = cfg.milestones or [total // 2, (3 * total) // 4]
-    return cfg.gamma ** sum(epoch >= m for m in milestones)
+    gammas = cfg.gamma if isinstance(cfg.gamma, list) else [cfg.gamma] * len(milestones)
+    return math.prod(g for m, g in zip(milestones, gammas, strict=True) if epoch >= m)
 
 
 def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
