@@ -121,3 +121,66 @@ def write_image_tree(root: Path, classes, per_class=2, size=(300, 200)):
         for i in range(per_class):
             _jpeg(root / name / f"img{i}.JPEG", colour_of(c), size)
     return root
+
+
+def write_robustbench_standins(model_dir: Path, names, images: np.ndarray, labels, *, dataset="cifar10",
+                               threat="Linf", seed=0, share=0.7):
+    """Stand-in weights for RobustBench zoo models, in RobustBench's model directory layout
+    (`<model_dir>/<dataset>/<threat>/<name>.pt`): each model is built by the robustbench package's
+    own definition for its name, randomly initialised, and its last linear layer fitted to a random
+    `share` of the given (N, 3, 32, 32) uint8 images, so that each stand-in gets other images and
+    classes right. Returns {name: the in-memory model}."""
+    import torch
+    from torch import nn
+
+    from classwise.zoo.package import robustbench
+
+    rb = robustbench()
+    entries = rb.models[rb.BenchmarkDataset(dataset)][rb.ThreatModel(threat)]
+    x = torch.as_tensor(images).float() / 255
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i, name in enumerate(names):
+        torch.manual_seed(seed + i)
+        model = entries[name]["model"]().eval()
+        head = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+        feats = []
+        hook = head.register_forward_hook(lambda _m, inp, _o, feats=feats: feats.append(inp[0].detach().flatten(1)))
+        with torch.no_grad():
+            model(x)
+        hook.remove()
+        f = feats[0]
+        f = f / f.norm(dim=1, keepdim=True).mean()
+        pick = torch.as_tensor(rng.random(len(y)) < share)
+        w = nn.Linear(f.shape[1], head.out_features)
+        opt = torch.optim.Adam(w.parameters(), lr=0.05)
+        for _ in range(150):
+            loss = nn.functional.cross_entropy(w(f[pick]) * 10, y[pick])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        scale = 10 / feats[0].norm(dim=1, keepdim=True).mean()
+        with torch.no_grad():
+            head.weight.copy_(w.weight * scale)
+            head.bias.copy_(w.bias * 10)
+        path = Path(model_dir) / dataset / threat / f"{name}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), path)
+        out[name] = model
+    return out
+
+
+def write_model_info(folder: Path, name: str, *, dataset="cifar10", threat="Linf", **fields):
+    """A RobustBench `model_info/<dataset>/<threat>/<name>.json` with the given fields
+    (accuracies as the leaderboard writes them: percent strings with two decimals)."""
+    import json
+
+    path = Path(folder) / dataset / threat / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    info = {"link": "", "name": name, "authors": "", "additional_data": False, "number_forward_passes": 1,
+            "dataset": dataset, "venue": "", "architecture": "", "eps": "8/255", "clean_acc": "", "reported": "",
+            "autoattack_acc": "", "unreliable": False}
+    info.update(fields)
+    path.write_text(json.dumps(info, indent=2))
+    return path

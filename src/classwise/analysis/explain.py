@@ -26,6 +26,9 @@ FACTORS = {
     "method": ("method",),
     "data": ("dataset", "train_limit"),  # e.g. the original set vs a constructed features:DIR one
     "seed": ("seed",),
+    # the leaderboard's facts of RobustBench zoo runs (`classwise zoo`); absent from trained runs
+    "extra data": ("additional_data",),
+    "year": ("year",),
 }
 
 
@@ -119,7 +122,13 @@ def factor_levels(runs: list[Run]) -> dict[str, list[str]]:
 
 
 def _named(runs: list[Run]) -> list[Run]:
-    """Sweep runs named by the levels that set them apart (their ids otherwise)."""
+    """Sweep runs named by the levels that set them apart (their ids otherwise); zoo runs by
+    their model's name."""
+    zoo = [r.config.get("robustbench") for r in runs]
+    if all(zoo) and len(set(zoo)) == len(zoo):
+        for r, name in zip(runs, zoo, strict=True):
+            r.name = name
+        return runs
     levels = factor_levels(runs)
     if levels:
         names = [" / ".join(levels[f][i] for f in levels) for i in range(len(runs))]

@@ -24,6 +24,12 @@ def add_parser(sub) -> None:
                    "path/to/file.py:factory returning an nn.Module that maps images to logits")
     p.add_argument("--checkpoint", type=Path, help="weights file (`module.` prefixes and nested "
                    "state_dict/model keys are handled)")
+    p.add_argument("--robustbench", metavar="NAME", help="a RobustBench zoo model by name, loaded by RobustBench's "
+                   "loader from --model-dir (needs classwise[robustbench]); see `classwise zoo --list`")
+    p.add_argument("--threat", choices=["linf", "l2", "corruptions"], help="the zoo leaderboard of --robustbench "
+                   "(default linf); sets --norm, and --eps to the leaderboard's unless given")
+    p.add_argument("--model-dir", type=Path, default=Path("models"), help="RobustBench's model directory, "
+                   "<dir>/<dataset>/<Linf|L2|corruptions>/<name>.pt (default ./models)")
     p.add_argument("--mean", help="the model expects (x - mean) / std: per-channel values, or imagenet / cifar10")
     p.add_argument("--std", help="see --mean")
     p.add_argument("--attack", nargs="+", choices=["pgd", "fgsm", "autoattack"], default=["pgd"],
@@ -70,6 +76,10 @@ def _evaluation_model(args, test, splits):
         wrap_normalization,
     )
 
+    if args.robustbench:
+        from .zoo import evaluation_model
+
+        return evaluation_model(args)
     c, h, _ = test.shape
     stats = normalization(args.mean, args.std, c)
     if args.model:
@@ -190,6 +200,10 @@ def run(args) -> int:
     from ..io import atomic_write_json, atomic_write_text
     from ..report import print_lines, print_per_class
 
+    if args.robustbench or args.threat:
+        from .zoo import evaluation_defaults
+
+        evaluation_defaults(args)  # the leaderboard's norm and eps, and no --arch/--model/--checkpoint beside it
     check_out_dir(args.out)  # before any work: a bad output path must not cost an evaluation
     check_out_file(args.robustbench_json, "--robustbench-json")
     if args.eps_curve:

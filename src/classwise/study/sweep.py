@@ -141,15 +141,16 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _sweep_pool(study_dir: Path, todo: list[str], device: str, jobs: int) -> dict[str, str]:
+def _sweep_pool(study_dir: Path, todo: list[str], device: str, jobs: int, task=run_job) -> dict[str, str]:
     """`jobs` worker processes. Ctrl-C (or any error here) cancels the queued runs and stops the
     running ones (they resume from their checkpoints next time); a killed sweep takes its
-    workers with it (`_worker_init`)."""
+    workers with it (`_worker_init`). `task(study_dir, run_id, device)` runs one run (default:
+    train and evaluate; the zoo passes its own, picklable)."""
     failures = {}
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init,
                                initargs=(os.getpid(),))
     try:
-        futures = {pool.submit(run_job, str(study_dir), rid, device): rid for rid in todo}
+        futures = {pool.submit(task, str(study_dir), rid, device): rid for rid in todo}
         for fut in as_completed(futures):
             try:
                 fut.result()
@@ -167,7 +168,9 @@ def _sweep_pool(study_dir: Path, todo: list[str], device: str, jobs: int) -> dic
     return failures
 
 
-def _sweep_slurm(study_dir: Path, todo: list[str], device: str, opts: SlurmOptions) -> dict[str, str]:
+def _sweep_slurm(study_dir: Path, todo: list[str], device: str, opts: SlurmOptions, task=None) -> dict[str, str]:
+    """One array task a run; `task` as in `_sweep_pool`, with a `checkpoint` method for requeueing
+    (default `_SlurmJob`)."""
     try:
         import submitit
     except ImportError as exc:
@@ -184,7 +187,7 @@ def _sweep_slurm(study_dir: Path, todo: list[str], device: str, opts: SlurmOptio
     if opts.mem_gb:
         params["mem_gb"] = opts.mem_gb
     ex.update_parameters(**params)
-    jobs = ex.map_array(_SlurmJob(), [str(study_dir)] * len(todo), todo, [device] * len(todo))
+    jobs = ex.map_array(task or _SlurmJob(), [str(study_dir)] * len(todo), todo, [device] * len(todo))
     console.print(f"submitted {len(jobs)} Slurm jobs (array {jobs[0].job_id.split('_')[0]})")
     failures = {}
     for rid, job in zip(todo, jobs, strict=True):
