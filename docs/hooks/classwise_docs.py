@@ -1,7 +1,8 @@
 """MkDocs hook: the parts of the docs made from the package itself, so they cannot drift.
 
 - `<!-- classwise:methods -->` becomes the output of `classwise methods --markdown` (the same
-  code path as the command), and `<!-- classwise:methods-details -->` one section a method from
+  code path as the command), `<!-- classwise:differences -->` that of `classwise methods
+  --differences --markdown`, and `<!-- classwise:methods-details -->` one section a method from
   the objectives registry (`classwise.train.objectives.OBJECTIVES`): its paper, its module
   docstring (the formula and what differs from the authors' code) and its parameters.
 - `<!-- classwise:api -->` becomes one mkdocstrings block a public name, grouped by module,
@@ -16,15 +17,23 @@ import io
 import sys
 
 
-def _methods_table() -> str:
+def _command(*args: str) -> str:
     from classwise.cli import main
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main(["methods", "--markdown"])
+        code = main(["methods", *args])
     if code:
-        raise RuntimeError(f"`classwise methods --markdown` exited with {code}")
+        raise RuntimeError(f"`classwise methods {' '.join(args)}` exited with {code}")
     return out.getvalue().strip()
+
+
+def _methods_table() -> str:
+    return _command("--markdown")
+
+
+def _differences() -> str:
+    return _command("--differences", "--markdown")
 
 
 def _cell(value) -> str:
@@ -65,6 +74,7 @@ def _api() -> str:
 _MARKERS = {
     "<!-- classwise:methods -->": _methods_table,
     "<!-- classwise:methods-details -->": _methods_details,
+    "<!-- classwise:differences -->": _differences,
     "<!-- classwise:api -->": _api,
 }
 

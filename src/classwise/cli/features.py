@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .common import positive_float, positive_int, seed_value
+
 ORDER = 65
 
 
@@ -22,14 +24,15 @@ def add_parser(sub) -> None:
     b.add_argument("--out", required=True, type=Path, help="folder of the data set (read as features:DIR)")
     b.add_argument("--dataset", help="source data set (default: the checkpoint's)")
     b.add_argument("--data-dir", help="folder to look in first for the source data set")
-    b.add_argument("--limit", type=int, help="a stratified subset of the training set of this size (CPU budgets)")
-    b.add_argument("--steps", type=int, help=f"gradient steps (paper: {PAPER['robust'].steps} for robust / "
+    b.add_argument("--limit", type=positive_int,
+                   help="a stratified subset of the training set of this size (CPU budgets)")
+    b.add_argument("--steps", type=positive_int, help=f"gradient steps (paper: {PAPER['robust'].steps} for robust / "
                                               f"non-robust, {PAPER['det'].steps} for det / rand)")
-    b.add_argument("--step-size", type=float, help="L2 step (paper: 0.1)")
-    b.add_argument("--eps", type=float, help="L2 radius for det / rand (paper: 0.5)")
-    b.add_argument("--chunk", type=int, default=500, help="images per stored chunk (the unit of resuming)")
-    b.add_argument("--batch-size", type=int, default=250)
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--step-size", type=positive_float, help="L2 step (paper: 0.1)")
+    b.add_argument("--eps", type=positive_float, help="L2 radius for det / rand (paper: 0.5)")
+    b.add_argument("--chunk", type=positive_int, default=500, help="images per stored chunk (the unit of resuming)")
+    b.add_argument("--batch-size", type=positive_int, default=250)
+    b.add_argument("--seed", type=seed_value, default=0)
     b.add_argument("--device", default="auto")
     b.add_argument("--quiet", action="store_true", help="no progress output")
     b.set_defaults(func=run)
@@ -47,7 +50,7 @@ def _model(checkpoint: Path, train):
                              "or checkpoint.pt")
     c, h, _ = train.shape
     mean, std = train.channel_stats()
-    model = create_model(arch, train.num_classes, c, h, mean=mean, std=std)
+    model = create_model(arch, train.num_classes, c, h, mean=mean, std=std, head=raw.get("head"))
     load_weights(model, checkpoint, raw)
     return model, raw
 
@@ -57,11 +60,17 @@ def run(args) -> int:
 
     from ..analysis.features import PAPER, build
     from ..data import load_raw, stratified_subset
-    from ..device import resolve_device
     from ..errors import ClasswiseError
     from ..models import read_weights_file
     from ..report import print_lines
+    from ..study.outdir import claim_out
+    from ..study.preflight import check_device
+    from .common import check_out_dir
 
+    # before any work: the output folder (a file, unwritable, or another kind of result) and the device
+    check_out_dir(args.out)
+    claim_out(args.out, "features", continues=True)  # the same construction resumes; build() checks it is
+    device = check_device(args.device)
     raw = read_weights_file(args.checkpoint)
     dataset = args.dataset or ((raw.get("dataset") or (raw.get("config") or {}).get("dataset"))
                                if isinstance(raw, dict) else None)
@@ -79,7 +88,7 @@ def run(args) -> int:
     source = {"checkpoint": str(args.checkpoint), "dataset": dataset, "data_dir": args.data_dir, "limit": args.limit,
               "method": (raw.get("config") or {}).get("method") if isinstance(raw, dict) else None}
     meta = build(model, train, args.kind, args.out, params=params, source=source, chunk=args.chunk,
-                 batch_size=args.batch_size, seed=args.seed, device=resolve_device(args.device))
+                 batch_size=args.batch_size, seed=args.seed, device=device)
     summary = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in meta["summary"].items())
     print_lines([f"{args.kind} data set: {meta['n']} images from {args.checkpoint} ({source['method'] or 'model'}) "
                  f"on {dataset}, {params.steps} steps of {params.step_size}"
