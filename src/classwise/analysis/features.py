@@ -29,7 +29,7 @@ from torch import nn
 
 from ..attacks import eval_mode
 from ..attacks.core import perturb
-from ..data.constructed import chunk_path, done_chunks, read_meta, write_chunk, write_meta
+from ..data.constructed import chunk_path, done_chunks, load_chunk, read_meta, write_chunk, write_meta
 from ..errors import ClasswiseError
 from ..progress import progress
 
@@ -124,6 +124,8 @@ def build(model: nn.Module, data, kind: str, out, *, params: FeatureParams, sour
         if same != {k: meta[k] for k in same}:
             raise ClasswiseError(f"{out} holds a different construction ({old['kind']}, {old['n']} images, "
                                  f"{old['params']}); choose another --out")
+        for i in done_chunks(out, n_chunks):  # what a resumed build keeps is checked before any work
+            load_chunk(out, i, meta)
     write_meta(out, meta)
     plan_ = plan(n, kind, data.num_classes, data.labels, seed)
     todo = [i for i in range(n_chunks) if not chunk_path(out, i).is_file()]
@@ -177,8 +179,7 @@ def summarise(out, meta: dict) -> dict:
     """Over all chunks: the median and 90th percentile relative representation distance
     (robust / non-robust) or the share of images that reached their target (det / rand)."""
     key = "relative_distance" if meta["kind"] in ("robust", "non-robust") else "reached_target"
-    vals = torch.cat([torch.load(chunk_path(out, i), map_location="cpu", weights_only=True)[key]
-                      for i in done_chunks(out, meta["n_chunks"])]).numpy()
+    vals = torch.cat([load_chunk(out, i, meta)[key] for i in done_chunks(out, meta["n_chunks"])]).numpy()
     if key == "relative_distance":
         return {"median_relative_distance": float(np.median(vals)),
                 "p90_relative_distance": float(np.quantile(vals, 0.9))}

@@ -9,7 +9,6 @@ as float32 (never quantised to 1/255); the test split is the source data set's o
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -28,7 +27,9 @@ def read_meta(folder) -> dict:
     if not path.is_file():
         raise ClasswiseError(f"{folder} holds no constructed data set (no {META}); build one with "
                              "`classwise features build --kind robust --from CHECKPOINT --out DIR`")
-    return json.loads(path.read_text())
+    from ..schemas import check_features_meta, read_json
+
+    return check_features_meta(read_json(path, "constructed data set's meta.json"), path)
 
 
 def write_meta(folder, meta: dict) -> None:
@@ -44,6 +45,21 @@ def write_chunk(folder, i: int, images: torch.Tensor, labels: torch.Tensor, inde
                                               "labels": labels.long().cpu(), "index": index.long().cpu(), **extra})
 
 
+def load_chunk(folder, i: int, meta: dict) -> dict:
+    """Chunk `i`, read as tensors only (a pickle that would run code is refused) and checked
+    against the data set's meta (schemas.check_chunk): one line naming the file if it is bad."""
+    from ..models import read_weights_file
+    from ..schemas import check_chunk
+
+    path = chunk_path(folder, i)
+    try:
+        obj = read_weights_file(path)
+    except ClasswiseError as exc:
+        text = str(exc).removeprefix(f"checkpoint {path} ")
+        raise ClasswiseError(f"{path} (a chunk of a constructed data set) {text}") from None
+    return check_chunk(obj, path, meta, i)
+
+
 def done_chunks(folder, n_chunks: int) -> list[int]:
     return [i for i in range(n_chunks) if chunk_path(folder, i).is_file()]
 
@@ -51,8 +67,7 @@ def done_chunks(folder, n_chunks: int) -> list[int]:
 def read_constructed(folder) -> ClassData:
     """The constructed images of DIR (complete or not) as a float32 `ClassData`."""
     meta = read_meta(folder)
-    parts = [torch.load(chunk_path(folder, i), map_location="cpu", weights_only=True)
-             for i in done_chunks(folder, meta["n_chunks"])]
+    parts = [load_chunk(folder, i, meta) for i in done_chunks(folder, meta["n_chunks"])]
     if not parts:
         raise ClasswiseError(f"{folder}: no chunk of the {meta['kind']} data set is built yet")
     return ClassData(torch.cat([p["images"] for p in parts]), torch.cat([p["labels"] for p in parts]),

@@ -41,9 +41,11 @@ class ClassData:
                 f"{self.images.shape[0]} images"
             )
         if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= len(self.classes)):
+            low, high, c = int(self.labels.min()), int(self.labels.max()), len(self.classes)
+            bad = low if low < 0 else high  # name the label that is out of range, negative or too large
             raise CorruptDataError(
-                f"{self.name or 'data'}: labels must lie in [0, {len(self.classes) - 1}], "
-                f"got [{int(self.labels.min())}, {int(self.labels.max())}]"
+                f"{self.name or 'data'}: labels must be class indices 0..{c - 1} (one per class of the {c}), "
+                f"got {bad} ({int(((self.labels < 0) | (self.labels >= c)).sum())} label(s) outside)"
             )
 
     def __len__(self) -> int:

@@ -99,6 +99,9 @@ class EvalResult:
 
     @classmethod
     def from_dict(cls, d: dict) -> EvalResult:
+        from ..schemas import check_eval_record
+
+        check_eval_record(d)  # the stored format's schema: a bad record is one line, not a traceback
         sums = {k: {w: np.asarray(a, dtype=np.float64) for w, a in v.items()}
                 for k, v in d.get("class_sums", {}).items()}
         return cls(d["classes"], np.asarray(d["labels"]), np.asarray(d["clean_pred"]),
@@ -220,7 +223,7 @@ def _labelled(attacks) -> dict[str, Spec]:
     return out
 
 
-def _as_data(data):
+def _as_data(data, num_classes: int | None = None):
     """`ClassData` / `FolderSource` as they are; an (images, labels) pair of tensors becomes a
     `ClassData`. Float images in [0, 1] that are multiples of 1/255 are stored as 8-bit levels;
     any others are kept as float32, never quantised."""
@@ -235,7 +238,8 @@ def _as_data(data):
         exact = not images.numel() or (as_bytes - images * 255).abs().max() <= 1e-3
         images = as_bytes.to(torch.uint8) if exact else images.float()
     labels = labels.long()
-    classes = [str(c) for c in range(int(labels.max()) + 1 if len(labels) else 0)]
+    count = num_classes if num_classes is not None else int(labels.max()) + 1 if len(labels) else 0
+    classes = [str(c) for c in range(count)]
     return ClassData(images, labels, classes, name="tensors")
 
 
@@ -252,7 +256,11 @@ def evaluate(model: nn.Module, data, attacks=(), *, batch_size: int = 256, devic
     with its own clean pass, as its authors' code does. Under torchrun each rank takes an exact
     contiguous share of the data and every rank gets the whole result back. `class_sums=False`
     skips the per-class sums (`EvalResult.class_sums`), e.g. to time what they cost."""
-    data, attacks = _as_data(data), _labelled(attacks)
+    from ..checks import checked_inputs
+
+    # the model's device, the labels, an empty set: ClasswiseErrors before any work, as the CLI gives
+    data, device = checked_inputs(model, data, device, _as_data)
+    attacks = _labelled(attacks)
     for spec in attacks.values():
         if isinstance(spec, VictimSpec | IntoClassSpec):
             check_class(spec, len(data.classes))

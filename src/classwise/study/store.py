@@ -8,6 +8,7 @@ import json
 import socket
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pandas as pd
@@ -47,7 +48,7 @@ class Store:
             self._check()
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
+        with closing(self._connect()) as db:  # closed here, not whenever the garbage collector gets to it
             db.executescript(SCHEMA)
 
     def _check(self) -> None:
@@ -114,8 +115,7 @@ class Store:
         return self._read(lambda db: dict(db.execute("SELECT id, status FROM runs").fetchall()))
 
     def config(self, run_id: str) -> dict:
-        with self._connect() as db:
-            row = db.execute("SELECT config FROM runs WHERE id = ?", (run_id,)).fetchone()
+        row = self._read(lambda db: db.execute("SELECT config FROM runs WHERE id = ?", (run_id,)).fetchone())
         if row is None:
             raise ClasswiseError(f"{self.path}: no run {run_id}")
         return json.loads(row[0])
