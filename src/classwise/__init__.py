@@ -19,6 +19,7 @@ _API = {
     "into_table": "attacks", "sanity_checks": "evaluate", "SanityReport": "evaluate", "robustbench_json": "evaluate",
     "build_custom_model": "models.custom", "wrap_normalization": "models.custom",
     "load_custom_weights": "models.custom",
+    "progress_hook": "progress", "ProgressEvent": "progress",
 }
 __all__ = [*_API, "__version__"]
 # API functions named like the subpackage that holds them (`classwise.train` is both): importing
