@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from ..rounding import plural
+
 
 @dataclass
 class Concordance:
@@ -131,9 +133,9 @@ def factor_sentence(fa: FactorAgreement, metric: str) -> str:
     if fa.depends is None:
         return (f"{metric.capitalize()} weak classes vs {name}: every run has its own level "
                 f"({', '.join(fa.levels)}), so only the agreement across levels is known: mean Spearman "
-                f"{fa.across:.2f} over {fa.n_across} pairs.")
+                f"{fa.across:.2f} over {plural(fa.n_across, 'pair')}.")
     verdict = "DEPEND on" if fa.depends else "hardly depend on"
     return (f"{metric.capitalize()} weak classes {verdict} {name}: mean Spearman {fa.within:.2f} between runs "
-            f"with the same level ({fa.n_within} pairs) vs {fa.across:.2f} with different levels "
-            f"({fa.n_across} pairs), difference {fa.delta:+.2f} (permutation p {fa.p:.2f}; "
+            f"with the same level ({plural(fa.n_within, 'pair')}) vs {fa.across:.2f} with different levels "
+            f"({plural(fa.n_across, 'pair')}), difference {fa.delta:+.2f} (permutation p {fa.p:.2f}; "
             f"'depends' needs >= {DEPENDS_DELTA}).")

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from ..rounding import percent
+
 
 def corruption_keys(res) -> list[str]:
     return [k for k in res.adv_pred if res.kind(k) == "corruption"]
@@ -78,8 +80,8 @@ def answers(summaries: dict[str, dict], reference: str = "standard") -> list[str
         lines.append(f"Corruption vs adversarial error across classes, {arm} model: Spearman {rho} over "
                      f"{len(s['per_class'])} classes ({s['attack']}; {len(s['corruptions'])} corruptions x severities "
                      f"{','.join(map(str, s['severities']))}); weakest under corruption '{s['worst_class']}' "
-                     f"({s['worst'] * 100:.1f}%, {s['relative'][s['worst_class']] * 100:.0f}% of its clean accuracy), "
-                     f"mean corruption accuracy {s['overall'] * 100:.1f}% vs {s['clean'] * 100:.1f}% clean.")
+                     f"({percent(s['worst'])}, {percent(s['relative'][s['worst_class']], 0)} of its clean accuracy), "
+                     f"mean corruption accuracy {percent(s['overall'])} vs {percent(s['clean'])} clean.")
     if reference in summaries:
         base = summaries[reference]["worst_class"]
         for arm, s in summaries.items():

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse.csgraph import connected_components
 
+from ..rounding import percent
+
 
 def counts(labels: np.ndarray, pred: np.ndarray, num_classes: int, mask: np.ndarray | None = None) -> np.ndarray:
     """counts[t, p]: images of true class t predicted as p (only where `mask` holds)."""
@@ -59,7 +61,7 @@ def top_flows(m: np.ndarray, classes: list[str], k: int = 5) -> list[dict]:
 
 def flow_sentence(f: dict, what: str = "fooled") -> str:
     """"62% of fooled Shirt images become T-shirt/top"."""
-    return f"{f['share_of_errors'] * 100:.0f}% of {what} {f['true']} images become {f['pred']} ({f['count']} images)"
+    return f"{percent(f['share_of_errors'], 0)} of {what} {f['true']} images become {f['pred']} ({f['count']} images)"
 
 
 def symmetry(m: np.ndarray) -> float:

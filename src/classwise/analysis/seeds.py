@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..rounding import points
 from .stats import bootstrap_class_accuracy, class_stats, percentile_interval, weakest_probability
 
 
@@ -135,7 +136,7 @@ def by_config(configs: dict[str, dict], status: dict[str, str], tidy: pd.DataFra
                "finished": sum(status.get(i) == "finished" for i in ids)}
         for attack in sorted({a for (r, a) in class_mean.index if r in ids}):
             vals = np.array([class_mean[(i, attack)] for i in ids if (i, attack) in class_mean.index])
-            std = f" ± {vals.std(ddof=1) * 100:.1f}" if len(vals) > 1 else ""
-            row["clean" if attack == "none" else attack] = f"{vals.mean() * 100:.1f}{std}"
+            std = f" ± {points(vals.std(ddof=1))}" if len(vals) > 1 else ""
+            row["clean" if attack == "none" else attack] = f"{points(vals.mean())}{std}"
         rows.append(row)
     return pd.DataFrame(rows)

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
+from ..rounding import points
+
 STATS = ("mean", "worst", "std", "gap")  # summaries over classes, each a function of per-class accuracy
 
 
@@ -123,8 +125,8 @@ def change_sentence(label: str, before: float, after: float, low: float, high: f
     """e.g. `widens: std 8.0 → 16.1 points, difference +8.1 [+6.9, +9.4]` (fractions in,
     points out); the difference is after - before with its interval."""
     v = verdict(low, high, up, down)
-    return (f"{v}: {label} {before * 100:.1f} → {after * 100:.1f} points, difference "
-            f"{(after - before) * 100:+.1f} [{low * 100:+.1f}, {high * 100:+.1f}]")
+    return (f"{v}: {label} {points(before)} → {points(after)} points, difference "
+            f"{points(after - before, sign=True)} [{points(low, sign=True)}, {points(high, sign=True)}]")
 
 
 def mcnemar_exact(a_correct, b_correct) -> dict:

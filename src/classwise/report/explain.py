@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import atomic_write_json, atomic_write_text, safe_name
+from ..rounding import percent
 from .figures import _save, label_cells, plt
 from .html import write_report
 
@@ -138,8 +139,8 @@ def sections(summary: dict, figs: dict[str, list[Path]], tabs: dict[str, pd.Data
     items += figs.get("agreement", [])
     out = [("Agreement of the weak classes across runs", items)] if items else []
     for r in summary["runs"]:
-        lines = [f"clean accuracy {r['clean_accuracy'] * 100:.2f}%"
-                 + (f", {r['robust_key']} {r['robust_accuracy'] * 100:.2f}%" if r.get("robust_key") else ""),
+        lines = [f"clean accuracy {percent(r['clean_accuracy'], 2)}"
+                 + (f", {r['robust_key']} {percent(r['robust_accuracy'], 2)}" if r.get("robust_key") else ""),
                  "clean confusion clusters: " + ("; ".join("{" + ", ".join(g) + "}" for g in r["confusion"]["clusters"])
                                                   or "none") + f"; symmetry {r['confusion']['symmetry']:.2f}"]
         if "flow" in r:
@@ -149,9 +150,9 @@ def sections(summary: dict, figs: dict[str, list[Path]], tabs: dict[str, pd.Data
                          + f"; symmetry {r['flow']['symmetry']:.2f}")
         if "superclass" in r:
             sc = r["superclass"]
-            lines.append(f"errors inside the true superclass: clean {sc['clean']['share'] * 100:.1f}%"
-                         + (f", adversarial {sc['adversarial']['share'] * 100:.1f}%" if "adversarial" in sc else "")
-                         + f" (chance {sc['clean']['chance'] * 100:.1f}%)")
+            lines.append(f"errors inside the true superclass: clean {percent(sc['clean']['share'])}"
+                         + (f", adversarial {percent(sc['adversarial']['share'])}" if "adversarial" in sc else "")
+                         + f" (chance {percent(sc['clean']['chance'])})")
         sim = tabs["similarity_vs_error"]
         sel = sim[sim.run == r["name"]] if len(sim) else sim
         out.append((f"Run {r['name']}", [*lines, *([sel.drop(columns="run")] if len(sel) else []),

@@ -6,6 +6,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from ..rounding import points
+
 console = Console()  # results go to stdout; progress and logs to stderr
 
 
@@ -17,7 +19,7 @@ def print_per_class(df: pd.DataFrame, title: str, worst: set[str] | None = None)
         table.add_column(str(col), justify="left" if col == "class" else "right")
     for _, row in df.iterrows():
         cells = [str(row[c]) if c == "class" or isinstance(row[c], str) else
-                 "-" if pd.isna(row[c]) else f"{row[c] * 100:.1f}" for c in df.columns]
+                 points(row[c]) for c in df.columns]
         style = "bold red" if worst and row["class"] in worst else None
         table.add_row(*cells, style=style)
     console.print(table)

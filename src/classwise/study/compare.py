@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..analysis.seeds import Evaluation, SeedBootstrap
 from ..analysis.stats import STATS, change_sentence, mcnemar_per_class, verdict
+from ..rounding import percent, points
 
 STANDARD = "standard"
 METRIC_KEYS = ("clean", "robust")
@@ -96,7 +97,7 @@ def mcnemar_table(runs, attack_label: str, classes, arms: list[str], reference: 
 
 
 def _pct(v: float) -> str:
-    return f"{v * 100:.1f}"
+    return points(v)
 
 
 def _worst_text(s: dict) -> str:
@@ -104,7 +105,7 @@ def _worst_text(s: dict) -> str:
     tie = f" (tied with {', '.join(repr(c) for c in others)})" if others else ""
     interval = f" [{_pct(s['worst_ci'][0])}, {_pct(s['worst_ci'][1])}]" if "worst_ci" in s else ""
     prob = s.get("weakest_probability", {}).get(s["worst_class"])
-    chance = f"; the weakest class in {prob * 100:.0f}% of runs and resamples" if prob is not None else ""
+    chance = f"; the weakest class in {percent(prob, 0)} of runs and resamples" if prob is not None else ""
     return f"'{s['worst_class']}'{tie}", f"{_pct(s['worst'])}%{interval}{chance}"
 
 
