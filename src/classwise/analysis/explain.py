@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import ClasswiseError
 from ..evaluate import EvalResult
+from ..rounding import percent, plural
 from . import agreement, flow, similarity, superclass
 
 EVAL = "eval.json"
@@ -61,7 +62,9 @@ def _config_of(folder: Path, root: Path) -> dict:
     for d in (folder, *folder.parents):
         cfg = d / "config.json"
         if cfg.is_file():
-            data = json.loads(cfg.read_text())
+            from ..schemas import read_json
+
+            data = read_json(cfg, "run configuration (config.json)")
             return data.get("run", data) if isinstance(data, dict) else {}
         if d == root:
             break
@@ -69,10 +72,9 @@ def _config_of(folder: Path, root: Path) -> dict:
 
 
 def _load(path: Path) -> EvalResult:
-    try:
-        return EvalResult.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, KeyError) as exc:
-        raise ClasswiseError(f"{path} is not an evaluation record ({exc})") from exc
+    from ..schemas import load_eval
+
+    return load_eval(path, "; evaluate that run again, or leave its folder out")
 
 
 def find_runs(path) -> list[Run]:
@@ -85,7 +87,7 @@ def find_runs(path) -> list[Run]:
     if (path / "study.db").is_file() and (path / "runs").is_dir():  # a sweep (a study keeps arm folders)
         from ..study.store import Store
 
-        store = Store(path / "study.db")
+        store = Store(path / "study.db", readonly=True)  # explain reads; it never writes into a study
         status = store.status()
         runs = []
         for rid in sorted(status):
@@ -204,7 +206,8 @@ def explain_agreement(runs: list[Run], per_run: list[dict]) -> dict:
     """Agreement on the weak classes, for clean and robust per-class accuracy."""
     classes = runs[0].result.classes
     levels = factor_levels(runs)
-    out = {"runs": [r.name for r in runs], "factors": levels, "k": _k(len(classes)), "metrics": {}}
+    out = {"runs": [r.name for r in runs], "runs_text": runs_text([r.config for r in runs]), "factors": levels,
+           "k": _k(len(classes)), "metrics": {}}
     for metric in ("clean", "robust"):
         rows = [p["per_class"].get(metric) for p in per_run]
         if any(r is None for r in rows):
@@ -251,24 +254,50 @@ def superclasses_for(runs: list[Run], data_dir=None) -> tuple[list[str], list[in
     return list(test.superclasses), list(test.superclass_of)
 
 
-def explain(runs: list[Run], superclasses=None) -> dict:
-    """Every analysis of `runs` as plain values, with the answers as sentences."""
+def check_comparable(runs: list[Run]) -> None:
+    """Runs analysed together must share their classes (the same data set, or one constructed
+    from it): per-class rankings of different class sets do not compare."""
     classes = runs[0].result.classes
-    same = [r for r in runs if r.result.classes == classes]
-    skipped = [r.name for r in runs if r.result.classes != classes]
-    per_run = [explain_run(r, superclasses) for r in same]
-    agree = explain_agreement(same, per_run)
-    summary = {"classes": classes, "runs": per_run, "agreement": agree, "skipped": skipped}
+    other = [r for r in runs if r.result.classes != classes]
+    if other:
+        def what(r):
+            name = r.config.get("dataset")
+            shown = ", ".join(r.result.classes[:4]) + (", ..." if len(r.result.classes) > 4 else "")
+            return f"{r.name} ({f'{name}, ' if name else ''}{len(r.result.classes)} classes: {shown})"
+        raise ClasswiseError(f"runs of different data sets cannot be explained together: {what(runs[0])} vs "
+                             f"{what(other[0])}; give runs that share their classes")
+
+
+def explain(runs: list[Run], superclasses=None) -> dict:
+    """Every analysis of `runs` as plain values, with the answers as sentences. The runs must
+    share their classes (`check_comparable`)."""
+    check_comparable(runs)
+    classes = runs[0].result.classes
+    per_run = [explain_run(r, superclasses) for r in runs]
+    agree = explain_agreement(runs, per_run)
+    summary = {"classes": classes, "runs": per_run, "agreement": agree, "skipped": []}
     summary["answers"] = answers(summary)
     return summary
 
 
 def _pct(v: float) -> str:
-    return f"{v * 100:.0f}%"
+    return percent(v, 0)
 
 
 def _corr_text(c: dict) -> str:
     return "n/a" if c["rho"] != c["rho"] else f"rho {c['rho']:+.2f} (p {c['p']:.3g})"
+
+
+def runs_text(configs: list[dict]) -> str:
+    """How many runs, said the way they were made: `2 arms, 1 seed` when the runs are every arm
+    (method) at every seed, as a study's are; `6 runs` otherwise."""
+    n = len(configs)
+    methods = {c.get("method") for c in configs}
+    seeds = {c.get("seed") for c in configs}
+    pairs = {(c.get("method"), c.get("seed")) for c in configs}
+    if n > 1 and None not in methods | seeds and len(pairs) == n == len(methods) * len(seeds):
+        return f"{plural(len(methods), 'arm')}, {plural(len(seeds), 'seed')}"
+    return plural(n, "run")
 
 
 def answers(summary: dict) -> list[str]:
@@ -277,7 +306,8 @@ def answers(summary: dict) -> list[str]:
     for metric, e in ag["metrics"].items():
         if "kendall_w" in e:
             w = e["kendall_w"]
-            lines.append(f"Agreement on the {metric} weak classes across {w['m']} runs: Kendall's W {w['w']:.2f} "
+            across = ag.get("runs_text") or plural(w["m"], "run")
+            lines.append(f"Agreement on the {metric} weak classes across {across}: Kendall's W {w['w']:.2f} "
                          f"(chi2 {w['chi2']:.1f}, df {w['df']}, p {w['p']:.2g}); among the {ag['k']} weakest of every "
                          f"run: {', '.join(e['always_weak']) or 'no class'}.")
             lines += [f["sentence"] for f in e.get("factors", {}).values()]
@@ -307,7 +337,7 @@ def answers(summary: dict) -> list[str]:
             txt = f"{head} errors inside the true superclass: clean {_pct(sc['clean']['share'])}"
             if "adversarial" in sc:
                 txt += f", adversarial {_pct(sc['adversarial']['share'])}"
-            lines.append(txt + f" (chance {sc['clean']['chance'] * 100:.1f}%, binomial p {sc['clean']['p']:.2g}).")
+            lines.append(txt + f" (chance {percent(sc['clean']['chance'])}, binomial p {sc['clean']['p']:.2g}).")
     if summary["skipped"]:
         lines.append(f"Skipped (other classes than the first run): {', '.join(summary['skipped'])}.")
     return lines

@@ -32,7 +32,10 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser(argv).parse_args(argv)
+    before = progress.QUIET, progress.console.quiet
     progress.QUIET = getattr(args, "quiet", False)
+    # --quiet: no progress, no notes on stderr (errors are printed below, not through the console)
+    progress.console.quiet = progress.QUIET
     try:
         return args.func(args)
     except ClasswiseError as exc:
@@ -48,3 +51,5 @@ def main(argv=None) -> int:
             raise
         print(f"classwise: error: {settings_message(exc)}", file=sys.stderr)
         return 2
+    finally:
+        progress.QUIET, progress.console.quiet = before

@@ -54,6 +54,27 @@ def positive_int(text: str) -> int:
     return value
 
 
+SEED_MAX = 2**32 - 1
+
+
+def seed_value(text: str) -> int:
+    """A seed: a whole number from 0 to 2^32 - 1 (what every generator we seed takes)."""
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0 to {SEED_MAX}, got '{text}'") from exc
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0 to {SEED_MAX} (2^32 - 1), got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
+    return value
+
+
 def known_names(text: str, known, what: str, *, allow_all: bool = False) -> list[str]:
     """Names separated by commas or spaces, each one of `known` (`all` for every one when
     `allow_all`); unknown names are refused with the choices."""
@@ -80,7 +101,7 @@ def common_options(p: argparse.ArgumentParser, dataset_default="fashion-mnist") 
     p.add_argument("--data-dir", help="folder to look in first (else $CLASSWISE_DATA, ./data, ~/.cache/classwise)")
     p.add_argument("--download", action="store_true", help="download the data set if it is not found")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_value, default=0, help=f"0 to {SEED_MAX}")
     p.add_argument("--eps", type=parse_eps, help="threat radius in [0,1] pixel units; default 0.1 grey, 8/255 colour")
     p.add_argument("--norm", choices=["linf", "l2"], default="linf")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -104,7 +125,12 @@ def train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-steps", type=int, help="PGD steps of the per-epoch evaluation")
     p.add_argument("--test-limit", type=int, help="final evaluation on a stratified test subset of this size")
     p.add_argument("--test-steps", type=int, help="PGD steps of the final test evaluation (default 20)")
-    p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint (a finished "
+                   "one is re-reported)")
+    p.add_argument("--overwrite", action="store_true", help="replace what --out holds (without it, or --resume, a "
+                   "folder that holds a result is refused)")
+    p.add_argument("--force", action="store_true", help="run even with method settings that make it a no-op "
+                   "within the run (e.g. a warm-up past the last epoch); they are warnings then")
     p.add_argument("--out", type=Path, help="run directory")
 
 

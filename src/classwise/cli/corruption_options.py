@@ -41,7 +41,12 @@ def add_corruption_options(p) -> None:
 
 
 def corruption_fields(args) -> dict:
-    """The run fields (`corruptions`, `severities`, `frost_dir`) of the given options."""
+    """The run fields (`corruptions`, `severities`, `frost_dir`) of the given options. A
+    --frost-dir given by name must hold the photographs (only the default search may skip frost)."""
+    if getattr(args, "frost_dir", None):
+        from ..study.preflight import check_frost_dir
+
+        check_frost_dir(args.frost_dir)
     if not getattr(args, "corruptions", None):
         return {}
     try:
@@ -53,9 +58,10 @@ def corruption_fields(args) -> dict:
     return {"corruptions": names, "severities": args.severities, "frost_dir": args.frost_dir}
 
 
-def evaluation_corruptions(args, *, full_test: bool):
+def evaluation_corruptions(args, *, full_test: bool, test=None):
     """(CorruptionSpecs, {name: why it is skipped}) for `classwise evaluate`: the published files
-    of the data set when found and the whole test set is evaluated, else corrupted in memory."""
+    of the data set when found and the whole test set is evaluated, else corrupted in memory.
+    With `test`, the files it would read are checked now (header, dtype, size, test set)."""
     fields = corruption_fields(args)
     if not fields:
         return [], {}
@@ -64,6 +70,13 @@ def evaluation_corruptions(args, *, full_test: bool):
 
     skipped = {n: r for n in fields["corruptions"] if (r := unavailable(n, fields["frost_dir"]))}
     files = find_corrupted(args.dataset, args.data_dir) if full_test else None
+    if files is not None and test is not None:
+        from ..data.corrupted import CorruptedFiles
+
+        held = CorruptedFiles(files)
+        wanted = [n for n in fields["corruptions"] if n not in skipped and n in set(held.names())]
+        if wanted:
+            held.check(test.labels.numpy(), tuple(test.shape), wanted)
     specs = corruption_specs([n for n in fields["corruptions"] if n not in skipped], fields["severities"],
                              frost_dir=fields["frost_dir"], files=files)
     return specs, skipped
@@ -77,6 +90,7 @@ def report_corruptions(res, attack: str | None, skipped: dict, out_dir=None, nam
     from ..analysis.corruption import answers, class_table, corruption_keys, corruption_section, summary
     from ..io import safe_name
     from ..report import print_lines, print_per_class
+    from ..rounding import percent, points
 
     lines = [f"skipped {n}: {why}" for n, why in skipped.items()]
     if not corruption_keys(res):
@@ -91,16 +105,16 @@ def report_corruptions(res, attack: str | None, skipped: dict, out_dir=None, nam
         hardest = each.idxmin(axis=1)
         table = pd.DataFrame({"class": grid.index, "clean": grid["clean"], "corrupted": grid["mean"],
                               "% of clean": [s["relative"][k] for k in grid.index],
-                              "hardest": [f"{c} {each.loc[k, c] * 100:.1f}" for k, c in hardest.items()]})
+                              "hardest": [f"{c} {points(each.loc[k, c])}" for k, c in hardest.items()]})
         print_per_class(table, f"per-class accuracy (%) under {each.shape[1]} corruptions, mean over severities "
                         f"{','.join(map(str, s['severities']))} ({', '.join(s['sources'])})", {s["worst_class"]})
     if attack is not None:
         lines = answers({"this": s}, reference="")[:1] + lines
-    lines.append(f"mean corruption accuracy {s['overall'] * 100:.2f}% (clean {s['clean'] * 100:.2f}%), worst class "
-                 f"'{s['worst_class']}' {s['worst'] * 100:.1f}%, lowest relative to clean "
-                 f"'{s['worst_relative_class']}' {s['worst_relative'] * 100:.0f}%")
+    lines.append(f"mean corruption accuracy {percent(s['overall'], 2)} (clean {percent(s['clean'], 2)}), worst class "
+                 f"'{s['worst_class']}' {percent(s['worst'])}, lowest relative to clean "
+                 f"'{s['worst_relative_class']}' {percent(s['worst_relative'], 0)}")
     lines.append("mean accuracy per corruption, costliest first: " + ", ".join(
-        f"{c} {a * 100:.1f}%" for c, a in sorted(s["per_corruption"].items(), key=lambda t: t[1])))
+        f"{c} {percent(a)}" for c, a in sorted(s["per_corruption"].items(), key=lambda t: t[1])))
     if out_dir is not None:
         _, figs, _ = corruption_section(out_dir, {safe_name(name): res}, attack)
         lines.append(f"per class, corruption and severity: {out_dir}/corruption_per_class.csv; heatmap: "

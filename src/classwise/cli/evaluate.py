@@ -7,6 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..errors import ClasswiseError
+from ..rounding import percent, points
 from .common import check_out_dir, check_out_file, common_options, parse_eps, positive_int
 from .corruption_options import add_corruption_options, evaluation_corruptions, report_corruptions
 
@@ -60,6 +61,7 @@ def add_parser(sub) -> None:
                    "table to this file")
     p.add_argument("--out", type=Path, help="write eval.json, results.json, per_class.csv, robustbench.json "
                    "(and eps_curve.*) here")
+    p.add_argument("--overwrite", action="store_true", help="replace the evaluation --out holds (refused without)")
     add_corruption_options(p)
     p.set_defaults(func=run)
 
@@ -164,9 +166,9 @@ def _evaluation_specs(args, eps: float, classes: list[str]):
 
 
 def _summary_line(name: str, s: dict) -> str:
-    return (f"{name}: overall {s['overall'] * 100:.2f}%, class mean {s['mean'] * 100:.2f}%, std {s['std'] * 100:.2f}, "
-            f"gap {s['gap'] * 100:.2f}, worst '{s['worst_class']}' {s['worst'] * 100:.1f}%, "
-            f"best '{s['best_class']}' {s['best'] * 100:.1f}%")
+    return (f"{name}: overall {percent(s['overall'], 2)}, class mean {percent(s['mean'], 2)}, std "
+            f"{points(s['std'], 2)}, gap {points(s['gap'], 2)}, worst '{s['worst_class']}' {percent(s['worst'])}, "
+            f"best '{s['best_class']}' {percent(s['best'])}")
 
 
 def _print_threats(res, threats) -> None:
@@ -176,9 +178,9 @@ def _print_threats(res, threats) -> None:
     for spec in threats:
         if spec.threat == "victim":
             v = victim_summary(res, spec.label)
-            accs = ", ".join(f"{k} {a * 100:.1f}%" for k, a in v["accuracy"].items())
+            accs = ", ".join(f"{k} {percent(a)}" for k, a in v["accuracy"].items())
             dest = victim_table(res, spec.label).drop(index=spec.victim).sort_values(spec.label, ascending=False)
-            where = ", ".join(f"'{r['class']}' {r[spec.label] * 100:.1f}%" for _, r in dest.head(3).iterrows()
+            where = ", ".join(f"'{r['class']}' {percent(r[spec.label])}" for _, r in dest.head(3).iterrows()
                               if r[spec.label] > 0)
             print_lines([f"victim class '{v['victim']}' ({v['n']} images), accuracy: {accs}"
                          + (f"; its images go to {where}" if where else "")])
@@ -188,7 +190,7 @@ def _print_threats(res, threats) -> None:
             if len(table) <= 30:
                 print_per_class(table.drop(columns="n"), f"share of each class pushed into '{name}' (%)")
             moved = float((res.adv_pred[spec.label][res.labels != spec.target] == spec.target).mean())
-            print_lines([f"into '{name}': {moved * 100:.1f}% of the other classes' images end up in it under "
+            print_lines([f"into '{name}': {percent(moved)} of the other classes' images end up in it under "
                          f"{spec.attack.label}"])
 
 
@@ -198,6 +200,7 @@ def run(args) -> int:
     from ..device import resolve_device
     from ..evaluate import evaluate, robustbench_json, sanity_checks
     from ..io import atomic_write_json, atomic_write_text
+    from ..progress import console
     from ..report import print_lines, print_per_class
 
     if args.robustbench or args.threat:
@@ -206,6 +209,10 @@ def run(args) -> int:
         evaluation_defaults(args)  # the leaderboard's norm and eps, and no --arch/--model/--checkpoint beside it
     check_out_dir(args.out)  # before any work: a bad output path must not cost an evaluation
     check_out_file(args.robustbench_json, "--robustbench-json")
+    from ..study.outdir import claim_out, clear_outputs
+
+    held = claim_out(args.out, "evaluation", overwrite=args.overwrite) if args.out else None
+    device = resolve_device(args.device)  # an unknown or missing device, before the data and the model
     if args.eps_curve:
         _eps_grid(args.eps_curve, 0.1, args.norm)  # a bad value is refused now, not after the evaluation
     splits = load_dataset(args.dataset, args.data_dir, seed=args.seed, download=args.download)
@@ -215,12 +222,18 @@ def run(args) -> int:
     elif args.limit:
         test = stratified_subset(test, args.limit, seed=args.seed)
     model, name, fmt = _evaluation_model(args, test, splits)
-    device = resolve_device(args.device)
     model.to(device)
     c = test.shape[0]
     eps = _eps_for(args.eps, args.norm) if args.eps is not None else (0.1 if c == 1 else 8 / 255)
     attacks, threats, base = _evaluation_specs(args, eps, list(test.classes))
-    corrupted, skipped = evaluation_corruptions(args, full_test=not (args.per_class or args.limit))
+    corrupted, skipped = evaluation_corruptions(args, full_test=not (args.per_class or args.limit), test=test)
+    if not args.quiet:  # what it will take, before it takes it
+        from ..estimate import estimate_evaluation, estimate_line
+
+        line = estimate_line(estimate_evaluation(model, test, [*attacks, *threats, *corrupted],
+                                                 batch_size=args.batch_size, device=device, seed=args.seed))
+        if line:
+            console.print(line, highlight=False)
     res = evaluate(model, test, [*attacks, *threats, *corrupted], batch_size=args.batch_size, device=device,
                    seed=args.seed)
     curve = None
@@ -266,6 +279,8 @@ def run(args) -> int:
     if args.robustbench_json:
         atomic_write_json(args.robustbench_json, rb)
     if args.out:
+        if held is not None:  # --overwrite: the old evaluation goes only now that the new one is done
+            clear_outputs(args.out, "evaluation")
         args.out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(args.out / "eval.json", res.to_dict())
         first = keys[0] if keys else None
@@ -287,4 +302,4 @@ def run(args) -> int:
 
 
 def _listing(rows) -> str:
-    return ", ".join(f"{r['class']} {r['accuracy'] * 100:.1f}%" for _, r in rows.iterrows())
+    return ", ".join(f"{r['class']} {percent(r['accuracy'])}" for _, r in rows.iterrows())

@@ -22,11 +22,16 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..analysis.explain import explain, find_runs, superclasses_for
     from ..errors import ClasswiseError
+    from ..io import check_out_dir
     from ..report import print_lines
     from ..report.explain import write_explain
+    from ..study.outdir import claim_out
 
     if len(args.paths) > 1 and args.out is None:
         raise ClasswiseError("with several paths, say where the analysis goes with --out")
+    out = args.out or args.paths[0] / "explain"
+    check_out_dir(out)
+    claim_out(out, "explain", continues=True)  # an analysis is remade in place; a study or a run is no place for it
     runs = []
     for path in args.paths:
         found = find_runs(path)
@@ -34,7 +39,6 @@ def run(args) -> int:
             for r in found:
                 r.name = f"{path.name}:{r.name}"
         runs += found
-    out = args.out or args.paths[0] / "explain"
     summary = explain(runs, superclasses_for(runs, args.data_dir))
     page, _, _ = write_explain(summary, out)
     if not args.quiet:

@@ -22,6 +22,9 @@ def add_parser(sub) -> None:
     p.add_argument("--cpus", type=int, help="slurm CPUs per run")
     p.add_argument("--mem-gb", type=float, help="slurm memory per run")
     p.add_argument("--max-parallel", type=positive_int, default=8, help="slurm: runs of the job array at once")
+    p.add_argument("--force", action="store_true", help="run even with method settings that make a method a no-op "
+                   "within its run (they are warnings then)")
+    p.add_argument("--wait", action="store_true", help="if another sweep is working in the study folder, wait for it")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
 
@@ -32,5 +35,6 @@ def run(args) -> int:
 
     slurm = SlurmOptions(partition=args.partition, time_min=args.time, gpus=args.gpus, cpus=args.cpus,
                          max_parallel=args.max_parallel, mem_gb=args.mem_gb)
-    failures = sweep(args.config, args.out, executor=args.executor, jobs=args.jobs, device=args.device, slurm=slurm)
+    failures = sweep(args.config, args.out, executor=args.executor, jobs=args.jobs, device=args.device, slurm=slurm,
+                     force=args.force, wait=args.wait)
     return 1 if failures else 0

@@ -23,26 +23,49 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    import os
+    from contextlib import nullcontext
+
+    from ..data import load_dataset
     from ..distributed import is_main
     from ..io import check_out_dir, safe_name
     from ..report import print_lines
-    from ..study.execute import execute_run
+    from ..rounding import percent
+    from ..study.execute import execute_run, resolve
     from ..study.grid import RunConfig
+    from ..study.lock import FolderLock
+    from ..study.outdir import claim_out, clear_outputs
+    from ..study.preflight import check_device, decide, preflight_run, warn
 
     check_out_dir(args.out)
     params = objective_params(args, [args.method]).get(args.method, {})
     cfg = RunConfig(**{"epochs": 3, "lr": 0.05, "weight_decay": 0.0, **overrides(args), "method": args.method,
                        "method_params": params, "init_weights": args.init_weights})
     out = args.out or Path("runs") / safe_name(f"train-{cfg.dataset}-{cfg.arch}-{cfg.method}")
-    run = execute_run(cfg, out, device=args.device, data_dir=args.data_dir, resume=args.resume,
-                      download=args.download)
+    check_device(args.device)
+    # under torchrun every rank runs this: only rank 0 (which alone writes) claims the folder
+    first = os.environ.get("RANK", "0") == "0"
+    lock = FolderLock(out, what="training run") if first else None
+    if first:
+        lock.check()
+        claim_out(out, "run", resume=args.resume, overwrite=args.overwrite)
+    splits = load_dataset(cfg.dataset, args.data_dir, val_size=cfg.val_size, seed=cfg.seed, download=args.download,
+                          imbalance=cfg.imbalance)
+    warnings = decide(preflight_run(resolve(cfg, splits), splits, data_dir=args.data_dir), args.force)
+    with lock or nullcontext():
+        if first:
+            held = claim_out(out, "run", resume=args.resume, overwrite=args.overwrite)
+            if args.overwrite and held:
+                clear_outputs(out, "run")
+            warn(warnings)
+        run = execute_run(cfg, out, device=args.device, data_dir=args.data_dir, splits=splits, resume=args.resume)
     if is_main():
         last, res, label = run.history[-1], run.evaluation, run.attack.label
         print_lines([
-            f"trained {cfg.arch} ({cfg.method}) on {cfg.dataset}: val clean {last['val_clean'] * 100:.1f}%"
-            + (f", val robust {last['val_robust'] * 100:.1f}%" if "val_robust" in last else ""),
-            f"test ({len(res.labels)} images): clean {res.accuracy('clean') * 100:.2f}%, {label} "
-            f"{res.accuracy(label) * 100:.2f}%; worst class clean '{res.summary('clean')['worst_class']}', "
+            f"trained {cfg.arch} ({cfg.method}) on {cfg.dataset}: val clean {percent(last['val_clean'])}"
+            + (f", val robust {percent(last['val_robust'])}" if "val_robust" in last else ""),
+            f"test ({len(res.labels)} images): clean {percent(res.accuracy('clean'), 2)}, {label} "
+            f"{percent(res.accuracy(label), 2)}; worst class clean '{res.summary('clean')['worst_class']}', "
             f"{label} '{res.summary(label)['worst_class']}'",
             f"weights: {out / 'model.pt'}; per-epoch per-class metrics: {out / 'metrics.jsonl'}; "
             f"per-sample test predictions: {out / 'eval.json'}"])

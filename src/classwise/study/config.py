@@ -66,6 +66,9 @@ class StudyConfig(BaseModel):
                                  "(it trains first)")
         if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds repeat a value")
+        bad = [s for s in self.seeds or [] if not 0 <= s <= 2**32 - 1]
+        if bad:
+            raise ValueError(f"seeds run from 0 to {2**32 - 1} (2^32 - 1), got {bad[0]}")
         return self
 
     @property

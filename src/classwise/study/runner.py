@@ -19,7 +19,7 @@ from ..data import Splits, load_dataset, stratified_subset
 from ..device import resolve_device
 from ..errors import ClasswiseError
 from ..evaluate import EvalResult, SanityReport, evaluate, sanity_checks
-from ..io import atomic_write_json, atomic_write_text
+from ..io import atomic_write_json, atomic_write_text, check_out_dir
 from ..metrics import disparity
 from ..models import load_weights, read_weights_file
 from ..progress import console
@@ -27,6 +27,8 @@ from ..report import class_figure, confusion_figure, print_lines, print_per_clas
 from ..report.arms import tradeoff_figure
 from ..report.explain import sections as explain_sections
 from ..report.explain import write_explain
+from ..rounding import percent, plural, points
+from ..schemas import load_eval
 from ..train import BEST_WORST, CHECKPOINT, FINAL, METRICS, build_model
 from .compare import (
     BEST,
@@ -44,7 +46,9 @@ from .compare import (
 from .config import ARM_FIELDS, REPORT_FIELDS, StudyConfig
 from .execute import RunOutcome, execute_run, resolve
 from .grid import RunConfig, run_id
-from .outdir import CONFIG, check_trainable, prepare_run_dir
+from .lock import FolderLock
+from .outdir import CONFIG, check_resume_config, claim_out, clear_outputs, prepare_run_dir
+from .preflight import check_device, check_seed, decide, preflight_run, warn
 from .store import Store
 
 __all__ = ["STANDARD", "arm_dir", "run_study"]
@@ -67,12 +71,13 @@ def arm_dir(out_dir: Path, arm: str, seed: int, several_seeds: bool) -> Path:
     return out_dir / arm / f"seed{seed}" if several_seeds else out_dir / arm
 
 
-def _arm_config(cfg: StudyConfig, rc: RunConfig, arm: str, seed: int, out_dir: Path) -> RunConfig:
+def _arm_config(cfg: StudyConfig, rc: RunConfig, arm: str, seed: int, out_dir: Path,
+                check_source: bool = True) -> RunConfig:
     fields = {**rc.model_dump(), "method": arm, "seed": seed}
     source = cfg.init_from.get(arm)
     if source:  # the source arm trained earlier in this seed's loop (the config checks the order)
         weights = arm_dir(out_dir, source, seed, len(cfg.seed_list) > 1) / FINAL
-        if not weights.is_file():
+        if check_source and not weights.is_file():
             raise ClasswiseError(f"{arm} starts from the {source} arm's weights, but {weights} does not exist")
         fields["init_weights"] = str(weights.resolve())
     params = cfg.method_params.get(arm, {})
@@ -81,6 +86,34 @@ def _arm_config(cfg: StudyConfig, rc: RunConfig, arm: str, seed: int, out_dir: P
     elif params:
         raise ClasswiseError(f"method_params for '{arm}': this version's run config takes no method parameters")
     return RunConfig(**fields)
+
+
+def _preflight(cfg: StudyConfig, rc: RunConfig, splits: Splits, out_dir: Path, data_dir, force: bool,
+               resume: bool) -> list[str]:
+    """Every arm at every seed checked on the data before anything is written (see
+    study/preflight.py), and with `resume` every stored file a resume reads (the study
+    database, each arm's checkpoint and evaluations); the warnings of forced no-op settings."""
+    problems = []
+    several = len(cfg.seed_list) > 1
+    if resume and (out_dir / "study.db").is_file():
+        Store(out_dir / "study.db", readonly=True)  # a damaged database: one line, before any write
+    for seed in cfg.seed_list:
+        check_seed(seed, "--seeds" if cfg.seeds else "--seed")
+        for arm in cfg.arms:
+            arm_cfg = resolve(_arm_config(cfg, rc, arm, seed, out_dir, check_source=False), splits)
+            # an arm fine-tuned from another starts from weights this study makes: not checked here
+            for p in preflight_run(arm_cfg, splits, data_dir=data_dir, init_weights=arm not in cfg.init_from):
+                if p not in problems:
+                    problems.append(p)
+            run_dir = arm_dir(out_dir, arm, seed, several)
+            if resume:
+                for name in (CHECKPOINT, FINAL, BEST_WORST):
+                    if (run_dir / name).is_file():
+                        read_weights_file(run_dir / name)
+                for name in ("eval.json", "eval_best_worst.json"):
+                    if (run_dir / name).is_file():
+                        load_eval(run_dir / name, _REEVALUATE)
+    return decide(problems, force)
 
 
 def _per_class_rows(arm: str, seed: int, checkpoint: str, res: EvalResult, attack_label: str) -> pd.DataFrame:
@@ -111,22 +144,46 @@ def _seed_summary(per_seed: list[dict], classes: list[str]) -> dict:
 
 
 def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto", resume: bool = False,
-              download: bool = False, splits: Splits | None = None) -> dict:
+              download: bool = False, splits: Splits | None = None, overwrite: bool = False, force: bool = False,
+              wait: bool = False) -> dict:
+    """Train and evaluate every arm at every seed into `out_dir` and report. The whole request
+    is checked before anything is written (study/preflight.py); a folder that already holds a
+    study is refused unless `resume` (continue it, or re-report a finished one) or `overwrite`
+    (replace it); one process at a time works in a study folder (`wait`: wait for the other)."""
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
     rc = cfg.run
-    seeds = cfg.seed_list
+    check_out_dir(out_dir)
+    dev = check_device(device)
+    lock = FolderLock(out_dir, what="study", wait=wait)
+    lock.check()  # a study running in this folder is named first, whatever else is wrong
+    claim_out(out_dir, "study", resume=resume, overwrite=overwrite)
     # one data split for every arm and seed, from the base seed (`run.seed`): arms and seeds are
     # evaluated on the same test images, and a study of seeds [1] trains seed 1 of the study of [0, 1, 2]
     if splits is None:
-        splits = load_dataset(rc.dataset, data_dir, val_size=rc.val_size, seed=rc.seed, download=download)
+        splits = load_dataset(rc.dataset, data_dir, val_size=rc.val_size, seed=rc.seed, download=download,
+                              imbalance=rc.imbalance)
     rc = resolve(rc, splits)
     cfg = cfg.model_copy(update={"run": rc})
-    check_trainable(rc, splits)  # nothing in out_dir may change before the settings are known valid
+    warnings = _preflight(cfg, rc, splits, out_dir, data_dir, force, resume)  # out_dir is untouched until here
+    record = {**cfg.model_dump(exclude=REPORT_FIELDS), "device": str(dev)}
     if resume:
         _check_no_arm_dropped(out_dir, cfg)
-    prepare_run_dir(out_dir, {**cfg.model_dump(exclude=REPORT_FIELDS), "device": str(resolve_device(device))}, resume,
-                    may_change=ARM_FIELDS)
+        check_resume_config(out_dir, record, resume, may_change=ARM_FIELDS)
+    with lock:
+        # under the lock: another study may have finished in this folder while we waited
+        held = claim_out(out_dir, "study", resume=resume, overwrite=overwrite)
+        if overwrite and held:
+            clear_outputs(out_dir, "study")
+        warn(warnings)
+        prepare_run_dir(out_dir, record, resume, may_change=ARM_FIELDS)
+        return _run_study(cfg, rc, splits, out_dir, data_dir=data_dir, device=device, resume=resume,
+                          t_start=t_start)
+
+
+def _run_study(cfg: StudyConfig, rc: RunConfig, splits: Splits, out_dir: Path, *, data_dir, device, resume: bool,
+               t_start: float) -> dict:
+    seeds = cfg.seed_list
     several = len(seeds) > 1
     store = Store(out_dir / "study.db")
 
@@ -141,14 +198,14 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
             arm_cfg = _arm_config(cfg, rc, arm, seed, out_dir)
             rid = run_id(arm_cfg)
             store.register({rid: arm_cfg.model_dump()})
-            store.start(rid)
             run_dir = arm_dir(out_dir, arm, seed, several)
             tag = f"{arm} seed {seed}: " if several else f"{arm}: "
             try:
                 outcome = _finished(arm_cfg, run_dir, splits, tag) if resume else None
-                if outcome is not None:
+                if outcome is not None:  # reused, not run again: no new attempt
                     _record(store, rid, outcome, splits.classes)
                 else:
+                    store.start(rid)
                     outcome = execute_run(arm_cfg, run_dir, device=device, splits=splits, resume=resume, tag=tag,
                                           store=store, run_id=rid)
             except BaseException as exc:
@@ -211,7 +268,7 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
     per_class = pd.concat(rows, ignore_index=True)
     atomic_write_text(out_dir / "per_class.csv", per_class.to_csv(index=False))
     atomic_write_text(out_dir / "mcnemar.csv", mcnemar.to_csv(index=False))
-    atomic_write_text(out_dir / METRICS, _metrics_lines(runs))
+    atomic_write_text(out_dir / METRICS, _metrics_lines(runs, results["classes"]))
 
     figures = _figures(out_dir, results, runs, per_class) if cfg.figures else {}
     figures.update(corr_figures)
@@ -257,11 +314,14 @@ def _finished(arm_cfg: RunConfig, run_dir: Path, splits: Splits, tag: str) -> Ru
     if state["epoch"] < cfg.epochs and not (history and history[-1].get("stopped")):
         return None
     spec = AttackSpec(name="pgd", eps=cfg.eps, steps=cfg.test_steps, norm=cfg.norm, restarts=cfg.test_restarts)
-    res = EvalResult.from_dict(json.loads(ev.read_text()))
+    res = load_eval(ev, _REEVALUATE)
     if spec.label not in res.adv_pred or len(res.classes) != len(splits.classes):
         return None
     console.print(f"{tag}resuming from epoch {state['epoch']} ({ckpt}): finished, its test evaluation is reused")
     return RunOutcome(cfg, history, res, spec, float(sum(h.get("seconds", 0) for h in history)), 0.0)
+
+
+_REEVALUATE = "; delete it and rerun with --resume to evaluate that run again"
 
 
 def _record(store: Store, rid: str, outcome: RunOutcome, classes) -> None:
@@ -284,7 +344,7 @@ def _best_worst(run: ArmRun, splits: Splits, device, tag: str):
         return run.outcome.evaluation, epoch, False
     cache = run.run_dir / "eval_best_worst.json"
     if cache.exists() and cache.stat().st_mtime >= path.stat().st_mtime:
-        return EvalResult.from_dict(json.loads(cache.read_text())), epoch, True
+        return load_eval(cache, _REEVALUATE), epoch, True
     rc, dev = run.outcome.config, resolve_device(device)
     model = build_model(rc, splits.train)
     load_weights(model, path, best)
@@ -299,15 +359,11 @@ def _same_weights(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def _metrics_lines(runs: list[ArmRun]) -> str:
-    """Every run's per-epoch records, each labelled with its arm and seed."""
-    lines = []
-    for r in runs:
-        path = r.run_dir / METRICS
-        if path.exists():
-            for line in path.read_text().splitlines():
-                if line.strip():
-                    lines.append(json.dumps({**json.loads(line), "model": r.arm, "seed": r.seed}))
+def _metrics_lines(runs: list[ArmRun], classes: list[str]) -> str:
+    """Every run's per-epoch records (its checkpoint's history, which its metrics.jsonl was
+    written from), each labelled with its arm and seed."""
+    lines = [json.dumps({"model": r.arm, "classes": classes, **rec, "seed": r.seed})
+             for r in runs for rec in r.outcome.history]
     return "\n".join(lines) + "\n"
 
 
@@ -371,6 +427,15 @@ def _wide(per_class: pd.DataFrame, checkpoint: str = LAST) -> pd.DataFrame:
     return wide.reset_index()
 
 
+def _in_points(df: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
+    """Accuracy columns (fractions) as points, rounded once by `rounding.points`, as every
+    other table and sentence shows them."""
+    out = df.copy()
+    for c in columns or [c for c in df.columns if c != "class"]:
+        out[c] = [points(v) for v in df[c]]
+    return out
+
+
 def _seed_table(results: dict) -> pd.DataFrame:
     """Per class: mean ± std across seeds for every arm and metric, in points."""
     m, classes = results["models"], results["classes"]
@@ -378,7 +443,7 @@ def _seed_table(results: dict) -> pd.DataFrame:
     for a in results["arms"]:
         for k in METRIC_KEYS:
             s = m[a][k]
-            out[f"{a} {k}"] = [f"{s['per_class'][c] * 100:.1f} ± {s['per_class_std'][c] * 100:.1f}" for c in classes]
+            out[f"{a} {k}"] = [f"{points(s['per_class'][c])} ± {points(s['per_class_std'][c])}" for c in classes]
     return pd.DataFrame(out)
 
 
@@ -443,7 +508,7 @@ def _html(out_dir: Path, results: dict, per_class: pd.DataFrame, mcnemar: pd.Dat
     if ckpt is not None:
         sections.append(("Last and best worst-class checkpoint side by side (points)", [ckpt]))
     sections += [(f"Figure {i}: {a} arm", [figs.get(f"figure{i}_{a}")]) for i, a in enumerate(arms, start=1)]
-    sections.append(("Per-class accuracy (last checkpoint, mean over seeds)", [_wide(per_class)]))
+    sections.append(("Per-class accuracy (points; last checkpoint, mean over seeds)", [_in_points(_wide(per_class))]))
     mc = _mcnemar_wide(mcnemar)
     if mc is not None:
         sections.append(("Exact McNemar test per class (p-values; same test images, discordant pairs)", [mc]))
@@ -452,7 +517,8 @@ def _html(out_dir: Path, results: dict, per_class: pd.DataFrame, mcnemar: pd.Dat
     sections += [
         ("Per-class trends during training", [figs.get(f"trend_{a}") for a in arms]),
         ("Confusion matrices", [figs.get(f"confusion_{a}") for a in arms]),
-        ("Per-class detail with 95% Wilson intervals", [per_class]),
+        ("Per-class detail with 95% Wilson intervals (points)",
+         [_in_points(per_class, ["accuracy", "ci_low", "ci_high"])]),
     ]
     checks = [SanityReport.from_dict(run["sanity"]).table().assign(arm=a, seed=s)
               for a in arms for s, run in m[a]["runs"].items() if run.get("sanity")]
@@ -479,7 +545,7 @@ def _html(out_dir: Path, results: dict, per_class: pd.DataFrame, mcnemar: pd.Dat
 def _corruption_tables(corr: dict, classes: list[str]) -> list[pd.DataFrame]:
     """Points, per arm: each class's mean accuracy under corruption and its share of clean; each
     corruption's mean accuracy, costliest (for the first arm) first."""
-    pts = lambda v: "-" if v is None or v != v else f"{v * 100:.1f}"  # noqa: E731 - no share of a clean 0
+    pts = points  # "-" for no share of a clean 0
     by_class = pd.DataFrame({"class": classes, **{f"{arm} {col}": [pts(s[key][c]) for c in classes]
                                                   for arm, s in corr.items()
                                                   for col, key in (("corrupted", "per_class"),
@@ -501,5 +567,19 @@ def _terminal(results: dict, per_class: pd.DataFrame, out_dir: Path) -> None:
         print_per_class(wide, f"Per-class accuracy (%), {results['attack']} at eps={results['eps']:.4g}{note}", worst)
     warns = [f"{a} arm (seed {s}): {line}" for a in results["arms"] for s, run in m[a]["runs"].items()
              for line in SanityReport.from_dict(run.get("sanity") or []).lines() if " WARN " in line]
-    print_lines(results["answers"] + results.get("explain", []) + warns
+    print_lines(results["answers"] + results.get("explain", []) + warns + arm_summaries(results)
                 + [f"Run directory: {out_dir} (report.html, results.json, per_class.csv, explain/)"])
+
+
+def arm_summaries(results: dict) -> list[str]:
+    """One line per arm with the figures a study is quoted by: overall, class mean and worst
+    class, clean and under the attack (the mean over the seeds with several)."""
+    m, seeds = results["models"], results["seeds"]
+    note = f" (mean of {plural(len(seeds), 'seed')})" if len(seeds) > 1 else ""
+
+    def part(s: dict, name: str) -> str:
+        return (f"{name} overall {percent(s['overall'])}, class mean {percent(s['mean'])}, worst class "
+                f"'{s['worst_class']}' {percent(s['worst'])}")
+
+    return [f"{a}{note}: {part(m[a]['clean'], 'clean')}; {part(m[a]['robust'], results['attack'])}"
+            for a in results["arms"]]

@@ -18,6 +18,9 @@ from ..io import check_out_dir
 from ..progress import console
 from .execute import execute_run, resolve
 from .grid import GridConfig, RunConfig, load_grid, run_id
+from .lock import FolderLock
+from .outdir import claim_out
+from .preflight import warn
 from .store import Store
 
 DB = "study.db"
@@ -106,10 +109,62 @@ class _SlurmJob:
         return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
 
 
+def preflight_grid(grid: GridConfig, study_dir: Path, *, executor: str, device: str, force: bool) -> list[str]:
+    """Every run of the grid checked before the store is touched (study/preflight.py): seeds,
+    method parameters, the frost folders and AutoAttack they name, and, on the data, each run's
+    subsets and objective (class names, no-op settings). The data are read here for a local
+    sweep; for Slurm they may exist only on the cluster's nodes, so a data set that is not found
+    here skips only the checks that need it."""
+    from ..data import load_dataset
+    from .preflight import check_device, check_frost_dir, check_method_params, check_seed, decide, preflight_run
+
+    check_out_dir(study_dir)
+    claim_out(study_dir, "sweep", continues=True)  # a sweep continues its own study folder, nothing else
+    if executor == "local":
+        check_device(device)
+    problems, loaded = [], {}
+    runs = grid.runs()
+    for i, cfg in enumerate(runs):
+        where = f"run {i + 1} of {len(runs)}: " if len(runs) > 1 else ""
+        try:
+            check_seed(cfg.seed, "seed")
+            check_method_params(cfg.method, cfg.method_params)
+            key = (cfg.dataset, cfg.val_size, cfg.imbalance)  # the checks do not depend on the split's seed
+            if key not in loaded:
+                try:
+                    loaded[key] = load_dataset(cfg.dataset, val_size=cfg.val_size, seed=cfg.seed,
+                                               imbalance=cfg.imbalance)
+                except ClasswiseError:
+                    if executor == "local":
+                        raise
+                    loaded[key] = None
+            splits = loaded[key]
+            if splits is None:
+                check_frost_dir(cfg.frost_dir)
+                continue
+            problems += [p for p in preflight_run(resolve(cfg, splits), splits, what=where) if p not in problems]
+        except ClasswiseError as exc:
+            raise ClasswiseError(f"{where}{exc}") from exc
+    return decide(problems, force)
+
+
 def sweep(config, out=None, *, executor: str = "local", jobs: int = 1, device: str = "auto",
-          slurm: SlurmOptions | None = None) -> dict[str, str]:
+          slurm: SlurmOptions | None = None, force: bool = False, wait: bool = False) -> dict[str, str]:
+    """Every run of the grid in `config` into one study folder (default runs/<name>). The grid is
+    checked whole first (`preflight_grid`); one sweep at a time works in a folder (`wait`: wait
+    for the other; its runs, local processes or Slurm tasks, share the store)."""
     grid = load_grid(config)
     study_dir = study_dir_for(grid, out)
+    lock = FolderLock(study_dir, what="sweep", wait=wait)
+    lock.check()
+    warnings = preflight_grid(grid, study_dir, executor=executor, device=device, force=force)
+    with lock:
+        warn(warnings)
+        return _sweep(grid, study_dir, executor=executor, jobs=jobs, device=device, slurm=slurm)
+
+
+def _sweep(grid: GridConfig, study_dir: Path, *, executor: str, jobs: int, device: str,
+           slurm: SlurmOptions | None) -> dict[str, str]:
     store, todo = prepare(grid, study_dir)
     total = len(store.status())
     console.print(f"study '{grid.name}': {total} runs, {total - len(todo)} finished, {len(todo)} to run "
