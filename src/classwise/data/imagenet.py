@@ -130,21 +130,50 @@ register_dataset(DatasetSpec(
 
 
 # ---------------------------------------------------------------- any class/image tree
+def _native_size(files: list[Path], sample: int = 64) -> int | None:
+    """The side of a tree's images when the ones sampled (up to `sample`, spread over the
+    files) are all one square size below 224: such images are read as they are, not blown up
+    to 224 px (81 images of 28 px took 20 s an epoch at 224, a ResNet-18 step per image)."""
+    from PIL import Image
+
+    sizes = set()
+    for p in files[:: max(1, len(files) // sample)][:sample]:
+        try:
+            with Image.open(p) as img:
+                sizes.add(img.size)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            return None  # reading it will say what is wrong with it
+    if len(sizes) != 1:
+        return None
+    w, h = sizes.pop()
+    return w if w == h and 8 <= w < 224 else None
+
+
 def _read_imagefolder(folder: Path):
-    """`train/` and `val/` (or `test/`) subtrees if present; else the whole tree is the test set."""
+    """`train/` and `val/` (or `test/`) subtrees if present; else the whole tree is the test set.
+    Images of one square size below 224 px are read at that size; others at 224 (resize 256,
+    centre crop)."""
+    from dataclasses import replace
+
     test_dir = next((folder / s for s in ("val", "test") if (folder / s).is_dir()), None)
     if (folder / "train").is_dir() and test_dir is not None:
         train = class_tree(folder / "train", "imagefolder")
         test = class_tree(test_dir, "imagefolder")
         if train.classes != test.classes:
             raise CorruptDataError(f"{folder}: train/ and {test_dir.name}/ hold different class folders")
+        side = _native_size(train.files + test.files)
+        if side:
+            train, test = (replace(t, size=side, resize=None) for t in (train, test))
         return train.materialize(), test
-    return None, class_tree(folder, "imagefolder")
+    test = class_tree(folder, "imagefolder")
+    side = _native_size(test.files)
+    return None, replace(test, size=side, resize=None) if side else test
 
 
 register_dataset(DatasetSpec(
     name="imagefolder",
-    description="any <data-dir>/<class>/<image> tree (or train/ + val/ subtrees), 224 px",
+    description="any <data-dir>/<class>/<image> tree (or train/ + val/ subtrees), 224 px (images of one square "
+                "size below 224: that size)",
     subdirs=("",),
     system_dirs=(),
     is_present=lambda d: any(p.is_dir() for p in d.iterdir()) if d.is_dir() else False,
