@@ -1,6 +1,7 @@
 """Every bad input, on every command and the Python API: exit code 2 (API: a ClasswiseError),
 exactly one line on stderr that says what was wrong, no traceback, and not one new file or
-changed byte anywhere in the workspace, which holds a finished run, study and sweep.
+changed byte (the sha256 of every file) anywhere in the workspace, which holds a finished run,
+study, sweep and evaluation.
 
 Set CLASSWISE_BAD_INPUT_TABLE=file.json to collect every case's message (the issue's table)."""
 
@@ -9,12 +10,14 @@ import json
 import math
 import os
 import pickle
+import shutil
 import sqlite3
 import struct
 import sys
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from datafiles import write_cifar10, write_image_tree
@@ -27,6 +30,7 @@ TINY = ["--epochs", "1", "--train-limit", "100", "--eval-subset", "20", "--eval-
 STUDY = ["study", "--dataset", "digits", "--preset", "smoke", "--methods", "standard", *TINY]
 GOOD_RUN = "runs/good"
 GOOD_STUDY = "runs/goodstudy"
+GOOD_EVAL = "runs/goodeval"
 GRID = '''name = "{name}"
 [run]
 dataset = "digits"
@@ -132,6 +136,10 @@ def _inputs(ws: Path) -> None:
     (inp / "bad_dataset.toml").write_text(GRID.format(name="d", extra='[grid]\ndataset = ["digits", "cifar11"]'))
     (inp / "bad_value.toml").write_text(GRID.format(name="v", extra='[grid]\nlr = [0.1, -1.0]'))
     (inp / "traversal.toml").write_text(GRID.format(name="../../escaped", extra=""))
+    (inp / "inf_param.toml").write_text(GRID.format(name="i", extra='method = "critical"\nmethod_params = '
+                                                                   '{critical = "3", critical_weight = inf}'))
+    (inp / "zebra.toml").write_text(GRID.format(name="z", extra='method = "critical"\nmethod_params = '
+                                                                '{critical = "zebra"}'))
     (inp / "absolute.toml").write_text(GRID.format(name=str(ws.parent / "escaped"), extra=""))
     # study databases
     (inp / "garbage.db").write_bytes(b"this is not sqlite at all" * 100)
@@ -142,6 +150,62 @@ def _inputs(ws: Path) -> None:
     con.execute("INSERT INTO runs VALUES ('a', 1.0)")
     con.commit()
     con.close()
+    _stored_files(ws, inp)
+
+
+def _stored_files(ws: Path, inp: Path) -> None:
+    """Stored files gone wrong: eval.json records, a study whose evaluation is damaged, CIFAR-10-C
+    .npy files, constructed-feature chunks, frost folders."""
+    good = json.loads((ws / GOOD_RUN / "eval.json").read_text())
+    c = len(good["classes"])
+    bad_evals = {
+        "list": [1, 2, 3],
+        "not_json": None,
+        "float_pred": {**good, "clean_pred": [0.5, *good["clean_pred"][1:]]},
+        "label_out": {**good, "labels": [c + 3, *good["labels"][1:]]},
+        "negative": {**good, "adv_pred": {k: [-1, *v[1:]] for k, v in good["adv_pred"].items()}},
+        "lengths": {**good, "clean_pred": good["clean_pred"][:-2]},
+        "classes_text": {**good, "classes": "0123456789"},
+        "no_labels": {k: v for k, v in good.items() if k != "labels"},
+        "sums_shape": {**good, "class_sums": {"clean": {"logits": [[0.0, 1.0]]}}},
+    }
+    for name, record in bad_evals.items():
+        (inp / f"eval_{name}").mkdir()
+        text = "{\"classes\": [" if record is None else json.dumps(record)
+        (inp / f"eval_{name}" / "eval.json").write_text(text)
+    (inp / "otherclasses").mkdir()
+    (inp / "otherclasses" / "eval.json").write_text(json.dumps(
+        {"classes": ["a", "b", "c"], "labels": [0, 1, 2, 2], "clean_pred": [0, 1, 1, 2], "adv_pred": {}}))
+    shutil.copytree(ws / GOOD_STUDY, inp / "damaged_study")
+    (inp / "damaged_study" / "standard" / "eval.json").write_text("[]")
+    # a CIFAR-10 root whose CIFAR-10-C files are truncated, pickled or of the wrong dtype
+    _, _, batches = write_cifar10(inp / "c10c", per_batch=10, n_test=10)
+    cc = inp / "c10c" / "CIFAR-10-C"
+    cc.mkdir()
+    np.save(cc / "labels.npy", np.tile(np.asarray(batches["test_batch"][1], dtype=np.int64), 5))
+    np.save(cc / "fog.npy", np.zeros((50, 32, 32, 3), np.uint8))
+    (cc / "fog.npy").write_bytes((cc / "fog.npy").read_bytes()[:1000])
+    np.save(cc / "contrast.npy", np.array([{"a": 1}] * 50, dtype=object), allow_pickle=True)
+    np.save(cc / "brightness.npy", np.zeros((50, 32, 32, 3), np.float32))
+    # constructed data sets: a chunk that is a pickle running code; a meta.json that is no JSON
+    meta = {"kind": "robust", "source": {"dataset": "digits", "checkpoint": "x.pt", "data_dir": None},
+            "params": {"steps": 1, "step_size": 0.1, "eps": None}, "seed": 0, "n": 10, "chunk": 10, "n_chunks": 1,
+            "classes": [str(d) for d in range(10)], "shape": [1, 8, 8], "complete": True}
+    for name, chunk in (("features_evil", pickle.dumps(_Evil())), ("features_badmeta", b"")):
+        (inp / name / "chunks").mkdir(parents=True)
+        (inp / name / "meta.json").write_text(json.dumps(meta) if name == "features_evil" else "{not json")
+        (inp / name / "chunks" / "00000.pt").write_bytes(chunk)
+    planted = {**meta, "kind": "det", "n": 20, "n_chunks": 2,
+               "source": {"checkpoint": f"{GOOD_RUN}/model.pt", "dataset": "digits", "data_dir": None, "limit": 20,
+                          "method": "standard"},
+               "params": {"steps": 1, "step_size": 0.1, "eps": 0.5}, "complete": False}
+    (inp / "features_planted" / "chunks").mkdir(parents=True)
+    (inp / "features_planted" / "meta.json").write_text(json.dumps(planted))
+    (inp / "features_planted" / "chunks" / "00000.pt").write_bytes(pickle.dumps(_Evil()))
+    (inp / "emptydir").mkdir()
+    (inp / "badfrost").mkdir()
+    for f in ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg"):
+        (inp / "badfrost" / f).write_text("not an image")
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +222,7 @@ def ws(tmp_path_factory):
         assert main([*STUDY, "--out", GOOD_STUDY]) == 0
         (root / "grid.toml").write_text(GRID.format(name="goodsweep", extra=""))
         assert main(["sweep", str(root / "grid.toml"), "--out", "runs/goodsweep", "--quiet"]) == 0
+        assert main([*EVAL_GOOD, "--limit", "50", "--steps", "1", "--no-sanity", "--out", GOOD_EVAL]) == 0
         _inputs(ws)
     return ws
 
@@ -262,7 +327,7 @@ CLI_CASES = [
                                             "--out", GOOD_RUN], r"epochs \(1 -> 2\)"),
     # study
     ("study --preset unknown", ["study", "--dataset", "digits", "--preset", "huge"], "unknown preset"),
-    ("study --arch unknown into an existing run", [*STUDY, "--arch", "resnet-9000", "--out", GOOD_STUDY],
+    ("study --arch unknown into an existing run", [*STUDY, "--arch", "resnet-9000", "--resume", "--out", GOOD_STUDY],
      "unknown architecture"),
     ("study --resume with other settings", [*STUDY, "--lr", "0.01", "--resume", "--out", GOOD_STUDY], r"run\.lr"),
     ("study --out is a file", [*STUDY, "--out", f"{I}afile"], "is a file"),
@@ -300,6 +365,97 @@ CLI_CASES = [
     # datasets, models, top level
     ("datasets --download unknown", ["datasets", "--download", "cifar11"], "unknown data set"),
     ("unknown command", ["trian"], "invalid choice"),
+    # a finished result is the user's: without --resume or --overwrite a command aimed at it changes nothing
+    ("study again on a finished study", [*STUDY, "--out", GOOD_STUDY], "already holds a finished study.*--resume"),
+    ("study --resume --overwrite", [*STUDY, "--resume", "--overwrite", "--out", GOOD_STUDY], "give one of them"),
+    ("study --out a training run", [*STUDY, "--resume", "--out", GOOD_RUN], "holds a training run, not a study"),
+    ("train again on a finished run", [*TRAIN, "--out", GOOD_RUN], "already holds a finished training run"),
+    ("train --out a study", [*TRAIN, "--out", GOOD_STUDY], "holds a study, not a training run"),
+    ("evaluate --out an existing evaluation", [*EVAL_GOOD, "--out", GOOD_EVAL], "already holds .*evaluation"),
+    ("evaluate --out a training run", [*EVAL_GOOD, "--out", GOOD_RUN], "holds a training run, not an evaluation"),
+    ("explain --out a study", ["explain", GOOD_RUN, "--out", GOOD_STUDY], "holds a study"),
+    ("sweep --out a study", ["sweep", f"{I}ok.toml", "--out", GOOD_STUDY], "holds a study"),
+    ("features build --out a study", ["features", "build", "--kind", "det", "--from", f"{GOOD_RUN}/model.pt",
+                                      "--out", GOOD_STUDY], "holds a study"),
+    # the whole request before the first write: method parameters, seeds, devices, weights
+    ("study --critical zebra --resume on a finished study",
+     [*STUDY[:-len(TINY) - 1], "standard,fgsm-rs,critical", *TINY, "--critical", "zebra", "--resume", "--out",
+      GOOD_STUDY], "no class 'zebra'"),
+    ("study --critical 10 (an index past the classes)",
+     [*STUDY[:-len(TINY) - 1], "standard,critical", *TINY, "--critical", "10", "--out", "runs/s"], "no class '10'"),
+    ("study --critical-weight inf", [*STUDY[:-len(TINY) - 1], "standard,critical", *TINY, "--critical", "3",
+                                     "--critical-weight", "inf", "--out", "runs/s"], "--critical-weight inf.*finite"),
+    ("study --weighted-weights nan", [*STUDY[:-len(TINY) - 1], "standard,weighted", *TINY, "--weighted-weights",
+                                      "1,nan,1,1,1,1,1,1,1,1", "--out", "runs/s"], "finite"),
+    ("study --dafa-warmup past the last epoch", [*STUDY[:-len(TINY) - 1], "standard,dafa", *TINY, "--dafa-warmup",
+                                                 "5", "--out", "runs/s"], "dafa.*--force"),
+    ("study --cfa-begin past the last epoch", [*STUDY[:-len(TINY) - 1], "standard,cfa", *TINY, "--cfa-begin", "3",
+                                               "--out", "runs/s"], "cfa.*--force"),
+    ("study --init-from given twice", [*STUDY[:-len(TINY) - 1], "trades,frl", *TINY, "--init-from", "frl=trades",
+                                       "--init-from", "frl=standard", "--out", "runs/s"], "'frl' twice"),
+    ("study --seeds with a negative seed", [*STUDY, "--seeds", "0,-1", "--out", "runs/s"], "seed.*0 to 4294967295"),
+    ("study --seed 2^32", [*STUDY, "--seed", str(2**32), "--out", "runs/s"], "seed.*0 to 4294967295"),
+    ("study --device unknown", [*STUDY, "--device", "tpu9", "--out", "runs/s"], "unknown device"),
+    ("study --resume with a damaged eval.json", [*STUDY, "--resume", "--out", f"{I}damaged_study"],
+     r"damaged_study/standard/eval\.json.*JSON object"),
+    ("train --critical zebra", [*TRAIN, "--method", "critical", "--critical", "zebra", "--out", "runs/t"],
+     "no class 'zebra'"),
+    ("train --seed -1", [*TRAIN, "--seed=-1", "--out", "runs/t"], "seed"),
+    ("train --device unknown", [*TRAIN, "--device", "tpu9", "--out", "runs/t"], "unknown device"),
+    ("train --init-weights missing", [*TRAIN, "--init-weights", f"{I}nope.pt", "--out", "runs/t"], "does not exist"),
+    ("train on a constructed data set with a code-running chunk",
+     ["train", "--dataset", f"features:{I}features_evil", *TINY, "--out", "runs/t"], "chunk.*would run code"),
+    ("train on a constructed data set whose meta.json is no JSON",
+     ["train", "--dataset", f"features:{I}features_badmeta", *TINY, "--out", "runs/t"], "meta.json"),
+    ("evaluate --device unknown", [*EVAL_GOOD, "--device", "tpu9"], "unknown device"),
+    ("evaluate --seed 2^32", [*EVAL_GOOD, "--seed", str(2**32)], "seed"),
+    # corruptions: a named frost folder must hold the photographs; the published files must be whole
+    ("evaluate --frost-dir missing", [*EVAL_GOOD, "--corruptions", "frost", "--frost-dir", f"{I}nofrost"],
+     "--frost-dir .* does not exist"),
+    ("evaluate --frost-dir is a file", [*EVAL_GOOD, "--corruptions", "frost", "--frost-dir", f"{I}afile"], "is a file"),
+    ("evaluate --frost-dir empty", [*EVAL_GOOD, "--corruptions", "frost", "--frost-dir", f"{I}emptydir"], "lacks"),
+    ("evaluate --frost-dir holds non-images", [*EVAL_GOOD, "--corruptions", "frost", "--frost-dir", f"{I}badfrost"],
+     "cannot be read as images"),
+    ("study --frost-dir missing", [*STUDY, "--corruptions", "fog", "--frost-dir", f"{I}nofrost", "--out", "runs/s"],
+     "does not exist"),
+    ("evaluate CIFAR-10-C file truncated", ["evaluate", "--dataset", "cifar10", "--data-dir", f"{I}c10c", "--model",
+                                            f"{USER}:any_input", "--corruptions", "fog"], r"fog\.npy is truncated"),
+    ("evaluate CIFAR-10-C file of Python objects", ["evaluate", "--dataset", "cifar10", "--data-dir", f"{I}c10c",
+                                                    "--model", f"{USER}:any_input", "--corruptions", "contrast"],
+     r"contrast\.npy holds Python objects"),
+    ("evaluate CIFAR-10-C file of floats", ["evaluate", "--dataset", "cifar10", "--data-dir", f"{I}c10c",
+                                            "--model", f"{USER}:any_input", "--corruptions", "brightness"],
+     r"brightness\.npy: expected uint8"),
+    # explain: every eval.json checked when read; runs of different data sets are not mixed
+    *[(f"explain eval.json {kind}", ["explain", f"{I}eval_{kind}"], says) for kind, says in (
+        ("list", "expected a JSON object"), ("not_json", "not a readable evaluation record"),
+        ("float_pred", r"clean_pred\[0\].*integer"), ("label_out", r"labels\[0\] is 13, not a class index"),
+        ("negative", "is -1, not a class index"), ("lengths", "clean_pred holds 48 entries for 50 labels"),
+        ("classes_text", "classes.*list"), ("no_labels", "labels: Field required"),
+        ("sums_shape", r"class_sums\.clean\.logits has shape \(1, 2\)"))],
+    ("explain runs of different data sets", ["explain", GOOD_RUN, f"{I}otherclasses", "--out", f"{I}ab"],
+     "different data sets.*3 classes"),
+    # features build: the request before the model and the data are read
+    ("features build --out is a file", ["features", "build", "--kind", "det", "--from", f"{GOOD_RUN}/model.pt",
+                                        "--out", f"{I}afile"], "is a file"),
+    ("features build --chunk 0", ["features", "build", "--kind", "det", "--from", f"{GOOD_RUN}/model.pt", "--out",
+                                  "runs/f", "--chunk", "0"], "at least 1"),
+    ("features build --step-size nan", ["features", "build", "--kind", "det", "--from", f"{GOOD_RUN}/model.pt",
+                                        "--out", "runs/f", "--step-size", "nan"], "finite"),
+    ("features build --step-size inf", ["features", "build", "--kind", "robust", "--from", f"{GOOD_RUN}/model.pt",
+                                        "--out", "runs/f", "--step-size", "inf"], "finite"),
+    ("features build --step-size 0", ["features", "build", "--kind", "det", "--from", f"{GOOD_RUN}/model.pt",
+                                      "--out", "runs/f", "--step-size", "0"], "above 0"),
+    ("features build --steps 0", ["features", "build", "--kind", "det", "--from", f"{GOOD_RUN}/model.pt",
+                                  "--out", "runs/f", "--steps", "0"], "at least 1"),
+    ("features build --device unknown", ["features", "build", "--kind", "det", "--from", f"{GOOD_RUN}/model.pt",
+                                         "--out", "runs/f", "--device", "tpu9"], "unknown device"),
+    ("features build resuming onto a chunk that runs code",
+     ["features", "build", "--kind", "det", "--from", f"{GOOD_RUN}/model.pt", "--out", f"{I}features_planted",
+      "--limit", "20", "--steps", "1", "--chunk", "10"], r"features_planted/chunks/00000\.pt .*would run code"),
+    # sweeps: seeds and method parameters of every run before the store exists
+    ("sweep grid with an infinite method parameter", ["sweep", f"{I}inf_param.toml"], "finite"),
+    ("sweep grid with a class the data set lacks", ["sweep", f"{I}zebra.toml"], "no class 'zebra'"),
 ]
 
 
@@ -348,12 +504,51 @@ def _api_cases():
         ("ClassData(labels of another length)", lambda: cw.ClassData(
             torch.zeros(3, 1, 8, 8, dtype=torch.uint8), torch.zeros(2, dtype=torch.long), ["a"]), "one per image"),
         ("AttackSpec(eps=nan, l2)", lambda: cw.AttackSpec(eps=float(np.nan), norm="l2"), "finite"),
+        # evaluate: what the CLI refuses, the API refuses with the same kind of line
+        ("evaluate(labels negative)", lambda: cw.evaluate(_linear(), (torch.rand(4, 1, 8, 8),
+                                                                      torch.tensor([0, 1, -1, 2]))),
+         "class indices.*got -1"),
+        ("evaluate(labels not integers)", lambda: cw.evaluate(_linear(), (torch.rand(3, 1, 8, 8),
+                                                                          torch.tensor([0.0, 1.5, 2.0]))),
+         r"integers\), got 1\.5"),
+        ("evaluate(labels outside the model's classes)", lambda: cw.evaluate(
+            _linear(), (torch.rand(3, 1, 8, 8), torch.tensor([0, 12, 2]))), "labels go up to 12.*10 logits"),
+        ("evaluate(an empty data set)", lambda: cw.evaluate(_linear(), cw.load_dataset("digits").test.subset([])),
+         "empty"),
+        ("evaluate(no images in the pair)", lambda: cw.evaluate(_linear(), (torch.rand(0, 1, 8, 8),
+                                                                            torch.zeros(0, dtype=torch.long))),
+         "empty"),
+        ("evaluate(a model on the meta device)", lambda: cw.evaluate(_linear().to("meta"),
+                                                                     cw.load_dataset("digits").test), "'meta' device"),
+        ("evaluate(a model for other images)", lambda: cw.evaluate(torch.nn.Sequential(torch.nn.Flatten(),
+                                                                                      torch.nn.Linear(784, 10)),
+                                                                  cw.load_dataset("digits").test), "cannot take"),
+        ("evaluate(device unknown)", lambda: cw.evaluate(_linear(), cw.load_dataset("digits").test, device="tpu9"),
+         "unknown device"),
+        *([("evaluate(device='cuda' without CUDA)", lambda: cw.evaluate(_linear(), cw.load_dataset("digits").test,
+                                                                       device="cuda"), "CUDA is not available")]
+          if not torch.cuda.is_available() else []),
+        ("load_dataset(None)", lambda: cw.load_dataset(None), "named by a string"),
+        ("ClassData(a negative label)", lambda: cw.ClassData(torch.zeros(2, 1, 8, 8, dtype=torch.uint8),
+                                                            torch.tensor([0, -1]), ["a", "b"]), "got -1"),
+        ("EvalResult.from_dict(a list)", lambda: cw.EvalResult.from_dict([1, 2]), "JSON object"),
+        ("EvalResult.from_dict(float predictions)", lambda: cw.EvalResult.from_dict(
+            {"classes": ["a", "b"], "labels": [0, 1], "clean_pred": [0.0, 1.0]}), r"clean_pred\[0\]"),
+        ("run_study on a finished study", lambda: cw.run_study(cw.StudyConfig(run={"dataset": "digits"}),
+                                                               GOOD_STUDY), "already holds a finished study"),
     ]
 
 
+_HASHES: dict = {}  # (path, stat) -> sha256: a file whose inode, size and times are unchanged is not read again
+
+
+def _linear():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+
+
 def _snapshot(*roots: Path) -> dict:
-    """Every folder, and every file's bytes: small files hashed, large ones (checkpoints) by
-    size, modification time and inode (an atomic replace is a new inode)."""
+    """Every folder, and every file's sha256 with its inode (an atomic replace is a new inode)."""
     out = {}
     for root in roots:
         for dirpath, dirnames, filenames in os.walk(root):
@@ -362,8 +557,10 @@ def _snapshot(*roots: Path) -> dict:
             for f in filenames:
                 p = os.path.join(dirpath, f)
                 st = os.stat(p)
-                out[p] = (st.st_size, st.st_mtime_ns, st.st_ino,
-                          hashlib.sha1(Path(p).read_bytes()).hexdigest() if st.st_size < 1 << 16 else None)
+                key = (p, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                if key not in _HASHES:
+                    _HASHES[key] = hashlib.sha256(Path(p).read_bytes()).hexdigest()
+                out[p] = (st.st_ino, _HASHES[key])
     return out
 
 
@@ -434,6 +631,23 @@ def test_the_battery_covers_sixty_kinds():
     assert len(CLI_CASES) + len(API_KINDS) >= 60
 
 
+@pytest.mark.parametrize("folder,argv", [
+    (GOOD_STUDY, [*STUDY, "--resume", "--out", GOOD_STUDY]),
+    (GOOD_RUN, [*TRAIN, "--resume", "--out", GOOD_RUN]),
+    ("runs/goodsweep", ["sweep", "../grid.toml", "--out", "runs/goodsweep", "--quiet"]),
+], ids=["study", "train", "sweep"])
+def test_a_folder_in_use_is_named_and_left_alone(ws, inside, capsys, folder, argv):
+    """Another live process holds the folder: one line naming it (pid, host, since when), exit 2,
+    nothing changed (the holder's lock file goes with it)."""
+    from classwise.study.lock import FolderLock
+
+    with FolderLock(ws / folder, what="study"):
+        code = main(argv)
+    line = _one_line(capsys.readouterr().err)
+    assert code == 2 and f"process {os.getpid()} on " in line and "--wait" in line, line
+    _record(f"{argv[0]} on a folder another process holds", line)
+
+
 def test_escaping_names_stay_inside(ws, inside):
     """A default folder built from `--arch tv:../../x` is one folder name under runs/."""
     from classwise.io import safe_name
@@ -451,6 +665,9 @@ def test_failed_download_is_named_and_leaves_nothing(ws, inside, capsys, monkeyp
     code = main(["datasets", "--download", "mnist", "--data-dir", "inputs/mnist-here"])
     line = _one_line(capsys.readouterr().err)
     assert code == 2 and "downloading mnist" in line and "failed" in line and "not found" not in line, line
+    # the hint says where to put the files by hand, not the command that just failed
+    assert "by hand: put the four IDX files" in line and "in inputs/mnist-here/mnist/" in line, line
+    assert "classwise datasets --download" not in line, line
     _record("datasets --download with no network", line)
 
 
