@@ -65,7 +65,7 @@ class GlassWalks:
 
     def after(self, k: int) -> torch.Tensor:
         n, _, h, w = self.shape
-        moves = filters.glass_moves if self.device.type == "cpu" else glass_moves
+        moves = filters.glass_moves if ops.CPU_LOOPS and self.device.type == "cpu" else glass_moves
         while len(self.walks) < k:
             words = ops.random_words(n * (h - 2) * (w - 2) * 2, self.generator, self.device)
             self.walks.append(moves(words, n, h, w, self.walks[-1] if self.walks else None))
@@ -84,7 +84,7 @@ def glass_blur(x, severity, walks: GlassWalks):
     assert delta == 1, "the gather form needs every offset to point to a pixel not yet visited"
     n, c, h, w = x.shape
     src = walks.after(iterations)
-    if x.device.type == "cpu" and x.dtype == torch.float32:
+    if ops.CPU_LOOPS and x.device.type == "cpu" and x.dtype == torch.float32:
         return filters.glass(x, sigma, src)
     out = torch.empty_like(x)
     # in chunks of CPU_CHUNK values: temporaries in cache (~5% faster; the draws are the batch's)

@@ -99,7 +99,7 @@ def motion_blur(x: torch.Tensor, radius: float, sigma: float, angle: torch.Tenso
     past the border repeating the edge; clipped to [0, 1] with `clip`. On the CPU in float32 the
     compiled loop (`_motion`: 2,000 CIFAR images, 13-29 taps, 12-28 ms against 43-153 for the
     tensor form), else `ops.motion_blur`."""
-    if x.device.type != "cpu" or x.dtype != torch.float32:
+    if not ops.CPU_LOOPS or x.device.type != "cpu" or x.dtype != torch.float32:
         out = ops.motion_blur(x, radius, sigma, angle)
         return out.clamp_(0, 1) if clip else out
     n, c, h, w = x.shape
@@ -267,7 +267,8 @@ def gaussian_blur(x: torch.Tensor, sigma: float, mode: str = "nearest", truncate
     if len(k) == 1:  # radius 0 (sigma under 1 / (2 truncate)): the identity
         return x.clamp(0, 1) if clip else x
     n, c, h, w = x.shape
-    if x.device.type != "cpu" or x.dtype != torch.float32 or len(k) > MAX_TAPS or n * c < MIN_PLANES:
+    if not ops.CPU_LOOPS or x.device.type != "cpu" or x.dtype != torch.float32 or len(k) > MAX_TAPS \
+            or n * c < MIN_PLANES:
         out = ops.separable(x, k, k, mode)
         return out.clamp_(0, 1) if clip else out
     planes = ops.cpu_array(x).reshape(n * c, h, w)

@@ -68,7 +68,7 @@ def shot_draw(x: torch.Tensor, generator) -> tuple[torch.Tensor | None, int]:
     def fill(at, x, g):
         chunk = CHUNK if x.device.type == "cpu" else len(x)
         for lo in range(0, len(x), chunk):
-            if x.device.type == "cpu" and x.dtype == torch.float32:
+            if ops.CPU_LOOPS and x.device.type == "cpu" and x.dtype == torch.float32:
                 r = torch.empty((min(chunk, len(x) - lo) + 1) // 2, dtype=torch.int32).random_(generator=g)
                 if off or not _slices(x[lo:lo + chunk].numpy(), r.numpy(), at[lo:lo + chunk].numpy()):
                     off.append(True)
@@ -120,7 +120,7 @@ def shot_lookup(out: torch.Tensor, at: torch.Tensor, c: float, generator) -> Non
     if not len(miss):
         return
     u = torch.rand(len(miss), dtype=torch.float64, generator=generator, device=at.device)
-    if out.device.type == "cpu" and out.dtype == torch.float32:
+    if ops.CPU_LOOPS and out.device.type == "cpu" and out.dtype == torch.float32:
         _settle(out.numpy(), miss.numpy(), u.numpy(), one_step.numpy(), shifted.numpy(), np.float32(c))
         return
     at = out[miss].neg_().sub_(1).long()  # k S + s

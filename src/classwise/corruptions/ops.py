@@ -16,6 +16,9 @@ import torch
 import torch.nn.functional as F
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, OpenCV's RGB2GRAY
+# float32 batches on the CPU take the compiled loops where a corruption has them; False: the
+# tensor forms CUDA and MPS run, on the CPU too (tests/test_corruption_forms.py sets them side by side)
+CPU_LOOPS = True
 STREAMS = 2  # fixed, not the thread count: the numbers depend on the seed alone
 
 
