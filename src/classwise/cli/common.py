@@ -139,10 +139,11 @@ _TRAIN_KEYS = ("arch", "epochs", "batch_size", "optimizer", "lr", "momentum", "n
                "test_steps", "eps", "norm", "seed", "dataset")
 
 
-def overrides(args) -> dict:
-    """The run fields given on the command line; the architecture defaults to the data set's."""
+def overrides(args, default_arch: bool = True) -> dict:
+    """The run fields given on the command line; the architecture defaults to the data set's
+    (`default_arch=False`: left to the study preset, which resolves it per data set)."""
     fields = {k: getattr(args, k) for k in _TRAIN_KEYS if getattr(args, k, None) is not None}
-    if "arch" not in fields and "dataset" in fields:
+    if default_arch and "arch" not in fields and "dataset" in fields:
         from ..data import get_spec
 
         fields["arch"] = get_spec(fields["dataset"]).default_arch

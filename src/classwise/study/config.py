@@ -3,6 +3,8 @@ and seeds, i.e. one run config, the methods to compare, and the seeds to repeat 
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import ClasswiseError
@@ -97,13 +99,54 @@ PRESETS: dict[str, dict] = {
               "test_steps": 20},
 }
 
+# A preset resolved for a data set: what replaces or adds to PRESETS[preset] there, the
+# architecture included (an --arch given still wins). `quick` on the 32-px colour sets is sized
+# for 20 minutes on two CPU cores, standard and FGSM-RS arms together, after airbench's lessons
+# (a small wide net, a one-cycle schedule, Nesterov SGD, data as tensors with batched
+# augmentation): the arithmetic and what it cuts are in docs/guide/presets.md. (Label smoothing,
+# airbench's other lesson, needs a trainer option that does not exist yet.)
+_COLOUR_QUICK = {"arch": "airbench-half", "epochs": 4, "batch_size": 256, "lr": 0.2, "momentum": 0.9,
+                 "nesterov": True, "weight_decay": 5e-4, "schedule": "cyclic", "train_limit": 15000,
+                 "eval_subset": 500, "eval_steps": 5, "test_steps": 20, "test_limit": 2000}
+DATASET_PRESETS: dict[str, dict[str, dict]] = {
+    "quick": {
+        "cifar10": _COLOUR_QUICK,
+        "svhn": {**_COLOUR_QUICK, "epochs": 3},
+        # 100 classes: a larger test subset keeps 50 images a class
+        "cifar100": {**_COLOUR_QUICK, "test_limit": 5000},
+        # the long-tailed sets are already small (12,406 and 10,847 images): no subset
+        "cifar10-lt": {**_COLOUR_QUICK, "train_limit": None},
+        "cifar100-lt": {**_COLOUR_QUICK, "train_limit": None, "test_limit": 5000},
+    },
+    "smoke": {name: {"arch": "airbench-half", "batch_size": 128, "test_limit": 500}
+              for name in ("cifar10", "svhn", "cifar100", "cifar10-lt", "cifar100-lt")},
+}
+
+
+def preset_fields(preset: str, dataset: str | None = None) -> dict:
+    """The run fields `preset` sets on `dataset` (default: the run's default data set): the
+    preset's own, then the data set's (DATASET_PRESETS), the architecture last: the data set's
+    preset's, else the data set's default (`classwise datasets`)."""
+    if preset not in PRESETS:
+        raise ClasswiseError(f"unknown preset '{preset}'; choose one of: {', '.join(PRESETS)}")
+    dataset = dataset or RunConfig.model_fields["dataset"].default
+    fields = {**PRESETS[preset], **DATASET_PRESETS.get(preset, {}).get(dataset, {})}
+    if "arch" not in fields:
+        from ..data import get_spec
+
+        # an unknown data set is refused, with its choices, where the run is checked
+        with suppress(ClasswiseError):
+            fields["arch"] = get_spec(dataset).default_arch
+    return fields
+
 
 def preset_config(preset: str, *, methods: list[str] | None = None, method_params: dict | None = None,
                   seeds: list[int] | None = None, reference: str | None = None, init_from: dict | None = None,
                   **overrides) -> StudyConfig:
-    if preset not in PRESETS:
-        raise ClasswiseError(f"unknown preset '{preset}'; choose one of: {', '.join(PRESETS)}")
-    fields = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    """The study `preset` sets on the data set of `overrides` (see `preset_fields`); every
+    override given (not None) wins over the preset."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    fields = {**preset_fields(preset, given.get("dataset")), **given}
     study = {k: v for k, v in {"methods": methods, "method_params": method_params, "seeds": seeds,
                                 "reference": reference, "init_from": init_from}.items() if v is not None}
     try:
