@@ -61,6 +61,7 @@ def run(args) -> int:
     from ..analysis.features import PAPER, build
     from ..data import load_raw, stratified_subset
     from ..errors import ClasswiseError
+    from ..estimate_training import features_lines, say
     from ..models import read_weights_file
     from ..report import print_lines
     from ..study.outdir import claim_out
@@ -87,6 +88,8 @@ def run(args) -> int:
                                                   ("eps", args.eps)) if v is not None})
     source = {"checkpoint": str(args.checkpoint), "dataset": dataset, "data_dir": args.data_dir, "limit": args.limit,
               "method": (raw.get("config") or {}).get("method") if isinstance(raw, dict) else None}
+    say(features_lines, model, train, args.kind, params, batch_size=args.batch_size, device=device, out=args.out,
+        chunk=args.chunk)  # issue 28: a few steps timed here, scaled to the images still to build
     meta = build(model, train, args.kind, args.out, params=params, source=source, chunk=args.chunk,
                  batch_size=args.batch_size, seed=args.seed, device=device)
     summary = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in meta["summary"].items())

@@ -28,6 +28,7 @@ def run(args) -> int:
 
     from ..data import load_dataset
     from ..distributed import is_main
+    from ..estimate_training import run_lines, say
     from ..io import check_out_dir, safe_name
     from ..report import print_lines
     from ..rounding import percent
@@ -58,6 +59,8 @@ def run(args) -> int:
             if args.overwrite and held:
                 clear_outputs(out, "run")
             warn(warnings)
+            if not args.resume:  # issue 28: a few steps timed here, scaled to the run
+                say(run_lines, resolve(cfg, splits), splits, check_device(args.device))
         run = execute_run(cfg, out, device=args.device, data_dir=args.data_dir, splits=splits, resume=args.resume)
     if is_main():
         last, res, label = run.history[-1], run.evaluation, run.attack.label

@@ -18,6 +18,7 @@ from ..attacks import AttackSpec
 from ..data import Splits, load_dataset, stratified_subset
 from ..device import resolve_device
 from ..errors import ClasswiseError
+from ..estimate_training import StudyClock
 from ..evaluate import EvalResult, SanityReport, evaluate, sanity_checks
 from ..io import atomic_write_json, atomic_write_text, check_out_dir
 from ..metrics import disparity
@@ -145,11 +146,12 @@ def _seed_summary(per_seed: list[dict], classes: list[str]) -> dict:
 
 def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto", resume: bool = False,
               download: bool = False, splits: Splits | None = None, overwrite: bool = False, force: bool = False,
-              wait: bool = False) -> dict:
+              wait: bool = False, estimate: bool = True) -> dict:
     """Train and evaluate every arm at every seed into `out_dir` and report. The whole request
     is checked before anything is written (study/preflight.py); a folder that already holds a
     study is refused unless `resume` (continue it, or re-report a finished one) or `overwrite`
-    (replace it); one process at a time works in a study folder (`wait`: wait for the other)."""
+    (replace it); one process at a time works in a study folder (`wait`: wait for the other).
+    `estimate`: time a few steps of each arm first and print how long the study will take."""
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
     rc = cfg.run
@@ -177,12 +179,14 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
             clear_outputs(out_dir, "study")
         warn(warnings)
         prepare_run_dir(out_dir, record, resume, may_change=ARM_FIELDS)
+        # issue 28: each arm's steps timed here, scaled to the plan; the time left as each arm starts
+        clock = StudyClock.start(cfg, splits, dev) if estimate and not resume else None
         return _run_study(cfg, rc, splits, out_dir, data_dir=data_dir, device=device, resume=resume,
-                          t_start=t_start)
+                          t_start=t_start, clock=clock)
 
 
 def _run_study(cfg: StudyConfig, rc: RunConfig, splits: Splits, out_dir: Path, *, data_dir, device, resume: bool,
-               t_start: float) -> dict:
+               t_start: float, clock: StudyClock | None = None) -> dict:
     seeds = cfg.seed_list
     several = len(seeds) > 1
     store = Store(out_dir / "study.db")
@@ -206,6 +210,8 @@ def _run_study(cfg: StudyConfig, rc: RunConfig, splits: Splits, out_dir: Path, *
                     _record(store, rid, outcome, splits.classes)
                 else:
                     store.start(rid)
+                    if clock is not None:
+                        clock.arm_starts(arm)
                     outcome = execute_run(arm_cfg, run_dir, device=device, splits=splits, resume=resume, tag=tag,
                                           store=store, run_id=rid)
             except BaseException as exc:

@@ -14,6 +14,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from ..errors import ClasswiseError
+from ..estimate_training import say, sweep_lines
 from ..io import check_out_dir
 from ..progress import console
 from .execute import execute_run, resolve
@@ -171,6 +172,7 @@ def _sweep(grid: GridConfig, study_dir: Path, *, executor: str, jobs: int, devic
                   f"({study_dir / DB})")
     failures: dict[str, str] = {}
     if todo and executor == "local":
+        say(sweep_lines, [RunConfig(**store.config(rid)) for rid in todo], device, jobs=jobs)
         if jobs <= 1:
             for rid in todo:
                 try:
