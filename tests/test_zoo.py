@@ -1,9 +1,11 @@
-"""RobustBench's zoo, class by class, on stand-ins: three zoo architectures built by the
-robustbench package's own definitions (PreActResNet-18, ResNet-18, WideResNet-28-4), their last
-layer fitted to a tiny synthetic CIFAR-10, saved in RobustBench's model directory layout, with
-model_info JSONs whose published accuracies are what those weights give on the first 20 test
-images (one deliberately wrong, to be flagged). AutoAttack runs at a reduced budget (APGD-CE, 2
-iterations). Tests marked `needs_robustbench` skip without the extra (`classwise[robustbench]`)."""
+"""RobustBench's zoo, class by class, on stand-ins: zoo models built by the robustbench package's
+own definitions for their names (L-inf: PreActResNet-18 and two ResNet-18s; corruptions: a
+WideResNet-40-2 and a ResNet-18), their last layer fitted to a tiny synthetic CIFAR-10, saved in
+RobustBench's model directory layout, with model_info JSONs whose published accuracies are what
+those weights give on the first 20 test images (one deliberately wrong, to be flagged).
+AutoAttack runs at a reduced budget (APGD-CE, 2 iterations); the kill-and-resume and Slurm tests
+use the corruption zoo at one corruption and severity, which costs two forward passes a model.
+Tests marked `needs_robustbench` skip without the extra (`classwise[robustbench]`)."""
 
 import contextlib
 import io
@@ -20,6 +22,7 @@ import pandas as pd
 import pytest
 import torch
 from datafiles import write_cifar10, write_model_info, write_robustbench_standins
+from slurm_cluster import missing, slurm_cluster
 
 from classwise.cli import main
 from classwise.errors import ClasswiseError
@@ -28,13 +31,13 @@ from classwise.zoo import available
 needs_robustbench = pytest.mark.skipif(not available(), reason="needs the robustbench extra: "
                                        "pip install 'classwise[robustbench]'")
 
-MODELS = ["Wong2020Fast", "Addepalli2021Towards_RN18", "Ding2020MMA"]
+MODELS = ["Wong2020Fast", "Addepalli2021Towards_RN18", "Sehwag2021Proxy_R18"]
 MISSING = "Carmon2019Unlabeled"  # on the leaderboard and in the package, but no weights here
 N = 20
 QUICK = ["--aa-attacks", "apgd-ce", "--aa-iterations", "2"]
 FACTS = {"Wong2020Fast": ("PreActResNet-18", False, "ICLR 2020"),
          "Addepalli2021Towards_RN18": ("ResNet-18", False, "ECCV 2022"),
-         "Ding2020MMA": ("WideResNet-28-4", True, "ICLR 2020"),
+         "Sehwag2021Proxy_R18": ("ResNet-18", True, "ICLR 2022"),
          MISSING: ("WideResNet-28-10", True, "NeurIPS 2019")}
 
 
@@ -52,19 +55,25 @@ def _run(args):
 
 
 @pytest.fixture(scope="module")
-def zoo(tmp_path_factory):
+def tiny(tmp_path_factory):
+    """A synthetic CIFAR-10 in the official layout: 100 training images (evaluate carves a
+    validation split from them), 30 test images, of which the zoo takes the first N."""
+    root = tmp_path_factory.mktemp("zoo")
+    _, _, batches = write_cifar10(root / "data", per_batch=20, n_test=30)
+    data, labels = batches["test_batch"]
+    return SimpleNamespace(root=root, images=data.reshape(-1, 3, 32, 32), labels=np.asarray(labels))
+
+
+@pytest.fixture(scope="module")
+def zoo(tiny):
     import classwise as cw
     from classwise.attacks import AutoAttackSpec
 
-    root = tmp_path_factory.mktemp("zoo")
-    # 100 training images (evaluate carves a validation split), 30 test images of which the zoo takes the first 20
-    _, _, batches = write_cifar10(root / "data", per_batch=20, n_test=30)
-    data, labels = batches["test_batch"]
-    images = data.reshape(-1, 3, 32, 32)
+    root, images, labels = tiny.root, tiny.images, tiny.labels
     models = write_robustbench_standins(root / "models", MODELS, images, labels)
     # the "published" numbers: what these weights give on the first N test images, from the in-memory models:
     # Wong2020Fast's clean and robust, Addepalli's clean and a robust accuracy of 100% (wrong: to be flagged),
-    # Ding's clean and no robust number (not every JSON has one)
+    # Sehwag's clean and no robust number (not every JSON has one)
     x = torch.as_tensor(images).float() / 255
     with torch.no_grad():
         full_clean = {name: (m(x).argmax(1).numpy() == np.asarray(labels)) for name, m in models.items()}
@@ -85,7 +94,8 @@ def zoo(tmp_path_factory):
     t0 = time.perf_counter()
     code, out, err = _run(_zoo_args(root, study, [*MODELS, MISSING], "--leaderboard", str(root / "model_info")))
     return SimpleNamespace(root=root, study=study, published=published, wrong=wrong, code=code, out=out, err=err,
-                           labels=np.asarray(labels), full_clean={n: float(r.mean()) for n, r in full_clean.items()},
+                           images=images, labels=np.asarray(labels),
+                           full_clean={n: float(r.mean()) for n, r in full_clean.items()},
                            seconds=time.perf_counter() - t0)
 
 
@@ -126,7 +136,7 @@ def test_the_check_against_the_published_numbers_flags_the_one_that_differs(zoo)
     comp = pd.read_csv(zoo.study / "comparison.csv")
     flags = {(r["model"], r["side"]): r["check"] for _, r in comp.iterrows()}
     assert flags.pop((zoo.wrong, "robust")) == "DIFFERS"
-    assert flags.pop(("Ding2020MMA", "robust")) == "no published number"
+    assert flags.pop(("Sehwag2021Proxy_R18", "robust")) == "no published number"
     assert set(flags.values()) == {"matches"}, flags
     differs = comp[comp["check"] == "DIFFERS"].iloc[0]
     assert differs["published"] == 100 and differs["high"] < 100
@@ -158,10 +168,14 @@ def test_the_frontier_and_the_agreement_across_the_zoo(zoo):
                 pc = per_class[(per_class["model"] == model) & (per_class["side"] == side)]
                 assert (pc["accuracy"] < pc[pc["class"] == cls]["accuracy"].iloc[0]).sum() < k
         assert set(entry["factors"]) == {"architecture", "extra data", "year"}
+        for factor in entry["factors"].values():  # one pair shares each level: (Wong, Addepalli) no extra data,
+            assert factor["n_within"] == 1 and factor["n_across"] == 2  # (Addepalli, Sehwag) ResNet-18 and 2022
+            assert factor["depends"] == (factor["within"] - factor["across"] >= 0.1)
         extra = entry["factors"]["extra data"]
-        assert extra["n_within"] == 1 and extra["n_across"] == 2  # Wong & Addepalli without extra data, Ding with
         assert {h["level"]: h["models"] for h in extra["by_level"]} == {"extra data": 1, "no extra data": 2}
-        assert entry["factors"]["architecture"]["depends"] is None  # every model its own architecture
+        sehwag = per_class[(per_class["model"] == "Sehwag2021Proxy_R18") & (per_class["side"] == side)]
+        level = next(h for h in extra["by_level"] if h["level"] == "extra data")
+        assert level["mean"] == pytest.approx(sehwag["accuracy"].mean())  # by how much: its class mean
     answers = " ".join(summary["answers"])
     assert "Kendall's W" in answers and "the extra data" in answers and "By how much" in answers
 
@@ -257,20 +271,68 @@ def test_bad_zoo_input_is_one_line_before_any_work(tmp_path, args, message):
     assert not (tmp_path / "study" / "study.db").exists()
 
 
-# --- a killed zoo resumes -----------------------------------------------------------------------------------
+# --- the corruption leaderboard; a killed zoo resumes; Slurm ------------------------------------------------
+
+CMODELS = ["Hendrycks2020AugMix_WRN", "Modas2021PRIMEResNet18"]  # WideResNet-40-2, ResNet-18
+CORRUPT = ["--corruptions", "fog,contrast", "--severities", "2"]
+
+
+def _czoo_args(root, out, *extra, quiet=True):
+    return ["zoo", "--models", ",".join(CMODELS), "--dataset", "cifar10", "--threat", "corruptions", "--n", str(N),
+            *CORRUPT, "--model-dir", str(root / "models"), "--data-dir", str(root / "data"), "--leaderboard",
+            str(root / "model_info"), "--out", str(out), "--no-fetch", "--no-download", "--no-figures", *extra] + (
+            ["--quiet"] if quiet else [])
+
+
+@pytest.fixture(scope="module")
+def czoo(tiny):
+    import classwise as cw
+    from classwise.corruptions import corruption_specs
+
+    models = write_robustbench_standins(tiny.root / "models", CMODELS, tiny.images, tiny.labels, threat="corruptions")
+    specs = corruption_specs(["fog", "contrast"], [2])
+    expected = {}
+    for name, model in models.items():
+        res = cw.evaluate(model, (torch.as_tensor(tiny.images[:N]), torch.as_tensor(tiny.labels[:N])), specs,
+                          show_progress=False)
+        per_key = np.vstack([res.per_class(sp.label)["accuracy"].to_numpy() for sp in specs])  # keys x classes
+        expected[name] = {"clean": res.accuracy("clean"), "per_class": np.nanmean(per_key, 0),
+                          "corrupted": float(np.mean([res.accuracy(sp.label) for sp in specs]))}
+        write_model_info(tiny.root / "model_info", name, threat="corruptions", eps=None, venue="ICLR 2020",
+                         clean_acc=f"{expected[name]['clean'] * 100:.2f}",
+                         corruptions_acc=f"{expected[name]['corrupted'] * 100:.2f}")
+    study = tiny.root / "cstudy"
+    code, out, err = _run(_czoo_args(tiny.root, study))
+    return SimpleNamespace(root=tiny.root, study=study, expected=expected, code=code, err=err)
+
 
 @needs_robustbench
-def test_a_killed_zoo_leaves_nothing_half_written_and_resumes_to_the_same_numbers(zoo, tmp_path):
+def test_the_corruption_leaderboard_per_class(czoo):
+    assert czoo.code == 0, czoo.err
+    board = pd.read_csv(czoo.study / "leaderboard.csv").set_index("model")
+    for name, exp in czoo.expected.items():
+        assert board.loc[name, "corrupted_overall"] == pytest.approx(exp["corrupted"])
+        assert board.loc[name, "corrupted_mean"] == pytest.approx(np.nanmean(exp["per_class"]))  # over classes
+        assert board.loc[name, "corrupted_worst"] == pytest.approx(np.nanmin(exp["per_class"]))  # of the key mean
+    assert set(pd.read_csv(czoo.study / "comparison.csv")["check"]) == {"matches"}
+    departures = json.loads((czoo.study / "zoo.json").read_text())["departures"]
+    assert any("2 corruptions, not the 15" in d for d in departures)
+    assert any("severities 2, not 1-5" in d for d in departures)
+    assert any("made in memory" in d for d in departures)
+
+
+@needs_robustbench
+def test_a_killed_zoo_leaves_nothing_half_written_and_resumes_to_the_same_numbers(czoo, tmp_path):
     from classwise.study.store import Store
 
-    out, models = tmp_path / "killed", ["Wong2020Fast", "Ding2020MMA"]
-    cmd = [sys.executable, "-m", "classwise", *_zoo_args(zoo.root, out, models, quiet=False)]
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "classwise", *_czoo_args(czoo.root, out, quiet=False)]
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env=env)
     killed, deadline = None, time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
+        time.sleep(0.01)
         try:
             status = Store(out / "study.db").status() if (out / "study.db").exists() else {}
         except Exception:  # noqa: BLE001 - the database is being created
@@ -294,12 +356,33 @@ def test_a_killed_zoo_leaves_nothing_half_written_and_resumes_to_the_same_number
     runs = store.runs_table().set_index("id")
     assert (runs["status"] == "finished").all() and runs.loc[killed, "attempts"] == 2
     assert sorted(runs["attempts"]) == [1, 2] and not list(out.rglob("*.tmp"))
-    ours = store.tidy()
-    full = Store(zoo.study / "study.db").tidy()
-    full = full[full["run"].isin(ours["run"])]  # the same models and settings: the same run ids
-    pd.testing.assert_frame_equal(ours.reset_index(drop=True), full.reset_index(drop=True))
-    board = pd.read_csv(out / "leaderboard.csv")
-    assert sorted(board["model"]) == sorted(models) and board["published_clean"].isna().all()
+    # the same models and settings give the same run ids, and the same per-class numbers as an unbroken run
+    pd.testing.assert_frame_equal(store.tidy(), Store(czoo.study / "study.db").tidy())
+    assert (pd.read_csv(out / "leaderboard.csv")["corrupted_check"] == "matches").all()
+
+
+@needs_robustbench
+@pytest.mark.skipif(bool(missing()) or os.geteuid() != 0,
+                    reason=f"needs root and Debian's slurm-wlm, slurmdbd, munge, mariadb-server (.ci/run installs "
+                           f"them); missing: {missing()}")
+def test_the_zoo_on_a_real_slurm_cluster_one_model_a_job(czoo, tmp_path):
+    pytest.importorskip("submitit")
+    from classwise.study.store import Store
+
+    out = tmp_path / "study"
+    with slurm_cluster(tmp_path / "cluster") as env:
+        proc = subprocess.run([sys.executable, "-m", "classwise", *_czoo_args(
+            czoo.root, out, "--executor", "slurm", "--max-parallel", "2", "--cpus", "1", "--time", "10",
+            quiet=False)], capture_output=True, text=True, timeout=900,
+            env={**env, "OMP_NUM_THREADS": str(torch.get_num_threads())})
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        assert "submitted 2 Slurm jobs" in proc.stdout + proc.stderr
+        sacct = subprocess.run(["sacct", "-n", "-X", "-o", "JobName%40,State"], capture_output=True, text=True,
+                               env=env).stdout
+    tasks = [line.split() for line in sacct.splitlines() if "classwise-study" in line]
+    assert len(tasks) == 2 and all(t[-1] == "COMPLETED" for t in tasks)  # one array task a model
+    pd.testing.assert_frame_equal(Store(out / "study.db").tidy(), Store(czoo.study / "study.db").tidy())
+    assert sorted(pd.read_csv(out / "leaderboard.csv")["model"]) == sorted(CMODELS)
 
 
 # --- pieces without the extra -------------------------------------------------------------------------------
@@ -343,3 +426,39 @@ def test_check_and_frontier():
     # (mean, worst): b dominates a; c has the best worst class; d the best mean; e is NaN
     mask = on_frontier([0.5, 0.6, 0.55, 0.7, np.nan], [0.2, 0.3, 0.4, 0.1, 0.5])
     assert mask.tolist() == [False, True, True, True, False]
+
+
+def test_a_robustbench_overwritten_by_torchattacks_is_refused_with_the_fix(tmp_path, monkeypatch):
+    import base64
+    import hashlib
+    from importlib import metadata
+
+    from classwise.zoo import package
+
+    good, bad = tmp_path / "utils.py", tmp_path / "cifar10.py"
+    good.write_text("def load_model(): ...\n")
+    bad.write_text("# torchattacks' old copy\n")
+
+    class Recorded:  # what importlib.metadata lists for an installed file
+        def __init__(self, name, path, content):
+            self.name, self.path = name, path
+            self.hash = SimpleNamespace(mode="sha256", value=base64.urlsafe_b64encode(
+                hashlib.sha256(content.encode()).digest()).rstrip(b"=").decode())
+
+        def __str__(self):
+            return self.name
+
+        def locate(self):
+            return self.path
+
+    monkeypatch.setattr(metadata, "files", lambda _name: [
+        Recorded("robustbench/utils.py", good, "def load_model(): ...\n"),
+        Recorded("robustbench/model_zoo/cifar10.py", bad, "# robustbench 1.1.1's own\n")])
+    assert package._overwritten() == [str(bad)]
+    monkeypatch.setattr(package, "available", lambda: True)
+    package.robustbench.cache_clear()
+    try:
+        with pytest.raises(ClasswiseError, match="torchattacks 3.5.1 ships a stray robustbench/.*force-reinstall"):
+            package.robustbench()
+    finally:
+        package.robustbench.cache_clear()

@@ -47,11 +47,45 @@ def available() -> bool:
     return any((Path(p) / "model_zoo").is_dir() for p in spec.submodule_search_locations)
 
 
+# torchattacks 3.5.1's wheel carries an old copy of robustbench/ that overwrites the installed
+# package's files (`make bench` installs it): the loader and model zoo we would import are checked
+# against the hashes robustbench's own install recorded
+_CHECKED = ("robustbench/utils.py", "robustbench/model_zoo/models.py", "robustbench/model_zoo/cifar10.py")
+
+
+def _overwritten() -> list[str]:
+    """Files of the installed robustbench whose content is not what its wheel installed."""
+    import base64
+    import hashlib
+    from importlib import metadata
+
+    try:
+        recorded = {str(f): f for f in metadata.files("robustbench") or []}
+    except metadata.PackageNotFoundError:
+        return []  # not installed by pip (e.g. a source checkout on the path): nothing to compare with
+    bad = []
+    for name in _CHECKED:
+        f = recorded.get(name)
+        if f is None or f.hash is None or f.hash.mode != "sha256":
+            continue
+        path = Path(f.locate())
+        digest = base64.urlsafe_b64encode(hashlib.sha256(path.read_bytes()).digest()).rstrip(b"=").decode() \
+            if path.is_file() else None
+        if digest != f.hash.value:
+            bad.append(str(path))
+    return bad
+
+
 @cache
 def robustbench() -> RobustBench:
     """RobustBench's loader and model dictionary, or one line saying how to install them."""
     if not available():
         raise ClasswiseError(INSTALL_HINT)
+    bad = _overwritten()
+    if bad:
+        raise ClasswiseError(f"the installed robustbench's files are not its own ({bad[0]} differs; torchattacks 3.5.1 "
+                             "ships a stray robustbench/ that overwrites them): pip install --force-reinstall "
+                             "--no-deps 'robustbench>=1.1.1,<1.2'")
     if "robustbench" not in sys.modules:
         spec = importlib.util.find_spec("robustbench")
         pkg = types.ModuleType("robustbench", "RobustBench, entered without its top-level __init__")

@@ -53,7 +53,10 @@ class ZooSettings(BaseModel):
         return self.n if self.n is not None else LEADERBOARD_N[self.dataset]
 
     @property
-    def radius(self) -> float:
+    def radius(self) -> float | None:
+        """The attack's eps (None on the corruption leaderboard)."""
+        if self.threat == "corruptions":
+            return None
         return self.eps if self.eps is not None else LEADERBOARD_EPS[(self.dataset, self.threat)]
 
     @property
