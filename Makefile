@@ -52,6 +52,8 @@ docs: $(VENV)/.docs-installed
 # (imagecorruptions-imaug, with its OpenCV, scikit-image and numba; it also ships the frost photos)
 $(VENV)/.bench-installed: $(VENV)/.installed
 	$(BIN)/python -m pip install --no-deps "torchattacks>=3.5,<4"
+	# torchattacks' wheel carries an old robustbench/ that overwrites the robustbench extra's files: put them back
+	$(BIN)/python -m pip install --no-deps --force-reinstall "robustbench>=1.1.1,<1.2"
 	$(BIN)/python -m pip install "imagecorruptions-imaug>=1.1.5,<2"
 	$(BIN)/python -c "import torchattacks, imagecorruptions"
 	touch $@
