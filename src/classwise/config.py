@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_serializer, model_validator
 
 from .settings import Settings
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "multistep", "cyclic", "cosine")
+LATER_DEFAULTS = {"precision": "fp32", "compile": False}  # fields recorded only when not at these
 
 
 class TrainConfig(Settings):  # Settings: inf/NaN refused, errors are ClasswiseErrors
@@ -64,6 +65,23 @@ class TrainConfig(Settings):  # Settings: inf/NaN refused, errors are ClasswiseE
     # overfitting, Wong et al. 2020) and keep the best epoch's weights
     collapse_drop: float | None = Field(default=0.2, gt=0, le=1)
     channels_last: bool = True
+    # arithmetic of the training step and of the attacks' forward passes (autocast; fp16 with a
+    # gradient scaler), and torch.compile of the model those steps run (see classwise/precision.py)
+    precision: Literal["fp32", "bf16", "fp16"] = Field(default="fp32", description="fp32, or autocast to bf16 / "
+                                                       "fp16 for the training step and attack forward passes")
+    compile: bool = Field(default=False, description="torch.compile the training step and the attack step")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # the fields added later are left out of the recorded config at their defaults, so the
+        # checkpoints and the run ids of runs made before they existed stay valid (fp32 and eager
+        # are what every such run was); any other value is recorded
+        out = handler(self)
+        if isinstance(out, dict):
+            for key, default in LATER_DEFAULTS.items():
+                if key in out and out[key] == default:
+                    del out[key]
+        return out
 
     @model_validator(mode="after")
     def _check(self):

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ClasswiseError
+from ..precision import full_precision, is_compiled, lowered
 from .input_grad import fast_input_grad
 
 NORMS = ("linf", "l2")
@@ -47,6 +48,26 @@ def channels_last(model: nn.Module):
             model.to(memory_format=torch.contiguous_format)
 
 
+@contextmanager
+def inputs_only(model: nn.Module):
+    """Within the block a compiled `model`'s weights take no gradient: its compiled backward
+    computes every gradient its graph was traced with, and an attack needs the input's alone
+    (eager autograd skips the weights' by itself). Nothing changes for an eager model."""
+    params = [p for p in model.parameters() if p.requires_grad] if is_compiled(model) else []
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def full(t: torch.Tensor) -> torch.Tensor:
+    """A bf16 / fp16 tensor (an autocast pass's output) in fp32; any other tensor as it is."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+
+
 def _margin(logits: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
     """Carlini-Wagner margin: best other logit minus the logit of `cls`."""
     own = logits.gather(1, cls[:, None]).squeeze(1)
@@ -58,7 +79,8 @@ def attack_loss(logits, y, target=None, loss: str = "ce", reference=None) -> tor
     """Per-sample objective the attacker *ascends*. "kl" is TRADES's: KL(reference || softmax
     of the logits), `reference` the clean prediction's softmax."""
     if loss == "kl":
-        return F.kl_div(F.log_softmax(logits, 1), reference, reduction="none").sum(1)
+        # the reference in the logits' dtype (a clean pass under autocast gives bf16/fp16; else a no-op)
+        return F.kl_div(F.log_softmax(logits, 1), reference.to(logits.dtype), reduction="none").sum(1)
     if target is None:
         return F.cross_entropy(logits, y, reduction="none") if loss == "ce" else _margin(logits, y)
     return -F.cross_entropy(logits, target, reduction="none") if loss == "ce" else -_margin(logits, target)
@@ -170,7 +192,9 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, s
         success = pred.eq(target) if target is not None else pred.ne(y)
         return AttackOutput(x.clone(), pred, success)
 
-    with fast_input_grad(model):
+    # under autocast (a bf16 / fp16 run) the model's passes are lowered; the logits the attack's
+    # loss reads are fp32 (`full`: the tensor itself at fp32 or fp64)
+    with fast_input_grad(model), inputs_only(model):
         if start is not None:
             x_init = start.detach().clone()
         else:
@@ -179,7 +203,7 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, s
             x_adv = x_init
             for _ in range(steps):
                 x_adv.requires_grad_(True)
-                logits = model(x_adv)
+                logits = full(model(x_adv))
                 objective = loss(logits) if callable(loss) else attack_loss(logits, y, target, loss, reference)
                 grad, = torch.autograd.grad(objective.sum(), x_adv)
                 x_adv = (update(x_adv.detach(), grad) if update is not None
@@ -187,6 +211,7 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, s
             return AttackOutput(x_adv.detach(), torch.empty(0), torch.empty(0))
 
         n = x.shape[0]
+        low = lowered(x.device)  # the precision of an autocast the caller runs under, else None
         size = min(batch_size or n, n)
         best = x_init.clone()
         pred = torch.empty(n, dtype=torch.long, device=x.device)
@@ -197,11 +222,21 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, s
         queued = size
         while idx.numel():
             xa.requires_grad_(True)
-            logits = model(xa)
+            logits = full(model(xa))
             p = logits.argmax(1)
             yi = y[idx]
             ti = target[idx] if target is not None else None
             hit = p.eq(ti) if ti is not None else p.ne(yi)
+            if low is not None and bool(hit.any()):
+                # a search at bf16 / fp16: a point counts as fooled (and stops) only once fp32 agrees, read
+                # again for the iterates the lowered pass calls fooled. Rounding moves a near-tie either way:
+                # stopping on the lowered verdict counted near-misses as hits that fp32 then found robust
+                # (a 16-px CNN's per-class PGD-10 accuracy up to 8.5 points above fp32's; confirmed, 1 point)
+                p = p.clone()
+                rows = hit.nonzero().flatten()
+                with torch.no_grad(), full_precision(x.device):
+                    p[rows] = model(xa.detach()[rows]).argmax(1)
+                hit = p.eq(ti) if ti is not None else p.ne(yi)
             done = k.eq(steps) | (hit if early_stop else torch.zeros_like(hit))
             if last:
                 report = done

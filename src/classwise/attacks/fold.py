@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torch.fx.experimental.optimization import fuse
 
+from ..precision import is_compiled
+
 
 def has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
@@ -16,7 +18,9 @@ def has_batchnorm(model: nn.Module) -> bool:
 def folded(model: nn.Module) -> nn.Module:
     """A conv-BN-folded copy of `model` (which must be in eval mode), or `model` itself when it
     has no BatchNorm to fold or torch.fx cannot trace it."""
-    if model.training or not has_batchnorm(model):
+    if model.training or not has_batchnorm(model) or is_compiled(model):
+        # a compiled model is attacked as it is: inductor fuses what folding saves, and a fresh
+        # folded copy each batch would be compiled again each batch
         return model
     try:
         with torch.no_grad():

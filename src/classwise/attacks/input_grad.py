@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..precision import is_compiled
+
 MAX_IN_CHANNELS = 3
 
 
@@ -26,12 +28,15 @@ class _FirstConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, padding):
         ctx.save_for_backward(weight)
-        ctx.shape, ctx.padding = x.shape, padding
+        ctx.shape, ctx.padding, ctx.dtype = x.shape, padding, x.dtype
         return F.conv2d(x, weight, bias, padding=padding)
 
     @staticmethod
     def backward(ctx, g):
         weight, = ctx.saved_tensors
+        # under autocast the forward ran in bf16/fp16: the gradient is summed in the weights' fp32
+        # (a no-op at fp32) and given back in the input's dtype
+        g = g.to(weight.dtype)
         (ph, pw), (h, w) = ctx.padding, ctx.shape[2:]
         n, c_out, ho, wo = g.shape
         c_in, kh, kw = weight.shape[1:]
@@ -42,7 +47,7 @@ class _FirstConv(torch.autograd.Function):
         for a in range(kh):
             for b in range(kw):
                 out[:, :, a:a + ho, b:b + wo] += cols[:, a, b]
-        return out[:, :, ph:ph + h, pw:pw + w].permute(1, 0, 2, 3), None, None, None
+        return out[:, :, ph:ph + h, pw:pw + w].permute(1, 0, 2, 3).to(ctx.dtype), None, None, None
 
 
 def _eligible(m: nn.Module) -> bool:
@@ -63,6 +68,9 @@ def fast_input_grad(model: nn.Module):
     """Within the block, `model`'s few-channel convolutions give the input gradient as above
     (the same values up to float rounding) and no weight gradient; on leaving they are plain
     `nn.Conv2d` again. Only for passes that differentiate with respect to the input."""
+    if is_compiled(model):  # the compiled graph has its own kernels; patching a conv would recompile it
+        yield model
+        return
     convs = [m for m in model.modules() if _eligible(m)]
     for conv in convs:
         conv.forward = _forward(conv)

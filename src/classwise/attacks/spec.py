@@ -8,8 +8,9 @@ import torch
 from pydantic import ConfigDict, Field, model_validator
 from torch import nn
 
+from ..precision import full_precision, lowered
 from ..settings import Settings
-from .core import AttackOutput, eval_mode, perturb
+from .core import AttackOutput, eval_mode, full, perturb
 
 
 class AttackSpec(Settings):
@@ -96,18 +97,36 @@ class GradSafe(nn.Module):
         return out + 0.0 * x.sum() if x.requires_grad and not out.requires_grad else out
 
 
+@torch.no_grad()
+def fp32_verdict(model: nn.Module, run: AttackOutput, y: torch.Tensor, target: torch.Tensor | None,
+                 batch_size: int | None) -> AttackOutput:
+    """`run`'s examples read again in fp32, outside any autocast: the prediction and success an
+    attack searched at a lower precision reports."""
+    size = batch_size or max(len(y), 1)
+    with full_precision(y.device):
+        pred = torch.cat([model(run.x_adv[i:i + size]).argmax(1) for i in range(0, len(y), size)]) \
+            if len(y) else run.pred
+    success = pred.eq(target) if target is not None else pred.ne(y)
+    return AttackOutput(run.x_adv, pred, success)
+
+
 def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, *,
            target: torch.Tensor | None = None, early_stop: bool = True, batch_size: int | None = None,
            generator: torch.Generator | None = None) -> AttackOutput:
     """Run `spec` against `model` in eval mode; the model's weights and train/eval flags are
     the same afterwards. Restarts attack only the points no earlier restart fooled.
-    `batch_size` bounds how many points go through the model at once (default: all)."""
+    `batch_size` bounds how many points go through the model at once (default: all).
+
+    Under autocast (`precision.autocast`, e.g. `classwise evaluate --precision bf16`) the search's
+    forward passes run at that precision, and its examples are then read again in fp32: the
+    predictions and successes it reports are fp32's (`fp32_verdict`)."""
+    low = lowered(x.device)
     with eval_mode(model):
         net = GradSafe(model)
         reference = None
         if spec.loss == "kl":
             with torch.no_grad():
-                reference = torch.softmax(model(x), 1)
+                reference = torch.softmax(full(model(x)), 1)
         out = None
         for _ in range(spec.restarts):
             todo = torch.arange(len(x), device=x.device) if out is None else (~out.success).nonzero().flatten()
@@ -119,6 +138,8 @@ def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec,
                           target=None if target is None else target[todo], loss=spec.loss,
                           reference=None if reference is None else reference[todo], last=spec.iterate == "last",
                           early_stop=early_stop, batch_size=batch_size, generator=generator)
+            if low is not None:
+                run = fp32_verdict(net, run, y[todo], None if target is None else target[todo], batch_size)
             if out is None:
                 out = run
             else:

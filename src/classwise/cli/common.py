@@ -107,6 +107,14 @@ def common_options(p: argparse.ArgumentParser, dataset_default="fashion-mnist") 
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
+def precision_options(p: argparse.ArgumentParser, what: str) -> None:
+    """--precision and --compile (classwise/precision.py)."""
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help=f"arithmetic of {what}: fp32 (default), or "
+                   "autocast to bf16 / fp16 (fp16 with a gradient scaler); verdicts and AutoAttack stay fp32")
+    p.add_argument("--compile", action="store_true", default=None, help=f"torch.compile the model for {what} "
+                   "(needs a C++ compiler on the CPU; pays off on GPUs)")
+
+
 def train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", help="architecture (see `classwise models`); default: the data set's "
                    "(see `classwise datasets`)")
@@ -122,6 +130,7 @@ def train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attack-steps", type=int, help="PGD steps for pgd adversarial training")
     p.add_argument("--train-limit", type=int, help="train on a stratified subset of this size")
     p.add_argument("--eval-subset", type=int, help="size of the fixed validation subset evaluated after each epoch")
+    precision_options(p, "the training step and the training and validation attacks' forward passes")
     p.add_argument("--eval-steps", type=int, help="PGD steps of the per-epoch evaluation")
     p.add_argument("--test-limit", type=int, help="final evaluation on a stratified test subset of this size")
     p.add_argument("--test-steps", type=int, help="PGD steps of the final test evaluation (default 20)")
@@ -136,7 +145,7 @@ def train_options(p: argparse.ArgumentParser) -> None:
 
 _TRAIN_KEYS = ("arch", "epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay",
                "schedule", "milestones", "attack_steps", "train_limit", "eval_subset", "eval_steps", "test_limit",
-               "test_steps", "eps", "norm", "seed", "dataset")
+               "test_steps", "eps", "norm", "seed", "dataset", "precision", "compile")
 
 
 def overrides(args, default_arch: bool = True) -> dict:

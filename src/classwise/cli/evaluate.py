@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import ClasswiseError
 from ..rounding import percent, points
-from .common import check_out_dir, check_out_file, common_options, parse_eps, positive_int
+from .common import check_out_dir, check_out_file, common_options, parse_eps, positive_int, precision_options
 from .corruption_options import add_corruption_options, evaluation_corruptions, report_corruptions
 
 ORDER = 30
@@ -56,6 +56,7 @@ def add_parser(sub) -> None:
     p.add_argument("--limit", type=positive_int, help="evaluate a stratified test subset of this size")
     p.add_argument("--per-class", type=positive_int, help="evaluate N images of every class (equal counts)")
     p.add_argument("--batch-size", type=positive_int, default=256)
+    precision_options(p, "the gradient attacks' forward passes")
     p.add_argument("--top-k", type=positive_int, default=5, help="classes listed when there are too many for a table")
     p.add_argument("--robustbench-json", type=Path, help="write RobustBench's model_info fields plus the per-class "
                    "table to this file")
@@ -234,12 +235,13 @@ def run(args) -> int:
                                                  batch_size=args.batch_size, device=device, seed=args.seed))
         if line:
             console.print(line, highlight=False)
+    lowered = {"precision": args.precision or "fp32", "compile": bool(args.compile)}
     res = evaluate(model, test, [*attacks, *threats, *corrupted], batch_size=args.batch_size, device=device,
-                   seed=args.seed)
+                   seed=args.seed, **lowered)
     curve = None
     if args.eps_curve:
         curve = eps_curve(model, test, base, _eps_grid(args.eps_curve, eps, args.norm), batch_size=args.batch_size,
-                          device=device, seed=args.seed)
+                          device=device, seed=args.seed, **lowered)
     sanity = None
     if not args.no_sanity and (attacks or threats):
         grad_spec = next((a for a in attacks if a.name in ("pgd", "fgsm")), base if threats else None)
@@ -252,7 +254,9 @@ def run(args) -> int:
         table[key] = res.per_class(key)["accuracy"]
     summaries = {k: res.summary(k) for k in ["clean", *keys]}
     print_lines([f"{name} ({fmt} checkpoint) on {args.dataset}: {len(test)} images, {test.num_classes} classes"]
-                + [spec.describe() for spec in [*attacks, *threats]])
+                + [spec.describe() for spec in [*attacks, *threats]]
+                + ([f"gradient attacks searched in {lowered['precision']} (autocast); every prediction read again "
+                    "in fp32, AutoAttack in fp32"] if lowered["precision"] != "fp32" else []))
     if len(table) <= 30:
         print_per_class(table, "per-class accuracy (%)", {s["worst_class"] for s in summaries.values()})
     else:

@@ -20,6 +20,7 @@ from ..distributed import gather, is_main, shard, world
 from ..errors import ClasswiseError
 from ..heap import heap_kept
 from ..metrics import confusion_matrix, disparity, per_class_table
+from ..precision import autocast, check_precision, compiled, full_precision
 from ..progress import progress
 
 
@@ -245,7 +246,7 @@ def _as_data(data, num_classes: int | None = None):
 
 def evaluate(model: nn.Module, data, attacks=(), *, batch_size: int = 256, device=None,
              seed: int = 0, early_stop: bool = True, show_progress: bool = True,
-             class_sums: bool = True) -> EvalResult:
+             class_sums: bool = True, precision: str = "fp32", compile: bool = False) -> EvalResult:
     """Per-sample clean and adversarial predictions over `data` (a `ClassData` in memory, a
     `FolderSource` streamed from disk, or an (images, labels) pair), read in chunks. `model` is
     any `nn.Module` that maps [0, 1] images to logits. `attacks` is a sequence of specs
@@ -255,9 +256,14 @@ def evaluate(model: nn.Module, data, attacks=(), *, batch_size: int = 256, devic
     needs no attack (its adversarial prediction is its clean one). AutoAttack makes that choice
     with its own clean pass, as its authors' code does. Under torchrun each rank takes an exact
     contiguous share of the data and every rank gets the whole result back. `class_sums=False`
-    skips the per-class sums (`EvalResult.class_sums`), e.g. to time what they cost."""
+    skips the per-class sums (`EvalResult.class_sums`), e.g. to time what they cost.
+
+    `precision` "bf16" / "fp16" runs the gradient attacks' forward passes under autocast (the
+    clean pass, every verdict and AutoAttack stay fp32; each such attack's record says
+    `"precision"`); `compile` attacks a `torch.compile`d copy of the model."""
     from ..checks import checked_inputs
 
+    check_precision(precision)
     # the model's device, the labels, an empty set: ClasswiseErrors before any work, as the CLI gives
     data, device = checked_inputs(model, data, device, _as_data)
     attacks = _labelled(attacks)
@@ -275,14 +281,15 @@ def evaluate(model: nn.Module, data, attacks=(), *, batch_size: int = 256, devic
     if world()[1] > 1:
         part = _evaluate(model, data.subset(shard(len(data))), attacks, batch_size=batch_size, device=device,
                          seed=seed, early_stop=early_stop, show_progress=show_progress and is_main(),
-                         class_sums=class_sums)
+                         class_sums=class_sums, precision=precision, compile=compile)
         return EvalResult.concat([EvalResult.from_dict(d) for d in gather(part.to_dict())])
     return _evaluate(model, data, attacks, batch_size=batch_size, device=device, seed=seed,
-                     early_stop=early_stop, show_progress=show_progress, class_sums=class_sums)
+                     early_stop=early_stop, show_progress=show_progress, class_sums=class_sums,
+                     precision=precision, compile=compile)
 
 
 def _evaluate(model, data, attacks: dict, *, batch_size, device, seed, early_stop, show_progress,
-              class_sums=True) -> EvalResult:
+              class_sums=True, precision="fp32", compile=False) -> EvalResult:
     device = torch.device(device) if device is not None else next(model.parameters()).device
     n = len(data)
     labels = data.labels.numpy().copy()
@@ -290,6 +297,8 @@ def _evaluate(model, data, attacks: dict, *, batch_size, device, seed, early_sto
     for label, spec in attacks.items():
         result.adv_pred[label] = np.empty(n, dtype=np.int64)
         result.attacks[label] = spec.model_dump()
+        if precision != "fp32" and isinstance(spec, AttackSpec | VictimSpec | IntoClassSpec):
+            result.attacks[label]["precision"] = precision  # searched at it; verdicts in fp32
     corrupted = CorruptionPass({k: s for k, s in attacks.items() if isinstance(s, CorruptionSpec)}, seed, device)
     adversarial = {k: s for k, s in attacks.items() if not isinstance(s, CorruptionSpec)}
     # one generator per attack, consumed in data order: results do not depend on chunking
@@ -302,6 +311,7 @@ def _evaluate(model, data, attacks: dict, *, batch_size, device, seed, early_sto
         desc = f"{'clean + ' + ', '.join(attacks) if attacks else 'clean'} {data.name or 'data'}"
     with eval_mode(model), channels_last(model), heap_kept():
         fast = folded(model)
+        fast = compiled(fast) if compile else fast
         pen = _Penultimate(model) if class_sums else None  # after folding: the copy carries no hook
         try:
             for start in progress(range(0, n, chunk), desc, total_items=n, step_items=chunk):
@@ -321,7 +331,7 @@ def _evaluate(model, data, attacks: dict, *, batch_size, device, seed, early_sto
                     adv = _attack_chunk(model, fast, spec, x, y, clean, gen, batch_size=batch_size, seed=seed,
                                         early_stop=early_stop, num_classes=len(data.classes), notes=result.notes,
                                         key=label, sums=sums.get(label), clean_logits=clean_logits, pen=pen,
-                                        clean_feats=clean_feats)
+                                        clean_feats=clean_feats, precision=precision)
                     result.adv_pred[label][idx] = adv.cpu().numpy()
         finally:
             if pen:
@@ -334,12 +344,13 @@ def _evaluate(model, data, attacks: dict, *, batch_size, device, seed, early_sto
 
 
 def _attack_chunk(model, fast, spec, x, y, clean, gen, *, batch_size, seed, early_stop, num_classes, notes, key,
-                  sums=None, clean_logits=None, pen=None, clean_feats=None):
+                  sums=None, clean_logits=None, pen=None, clean_feats=None, precision="fp32"):
     """Adversarial predictions for one chunk under one spec; with `sums`, the adversarial
     logits' per-class sums too (an image not attacked keeps its clean logits)."""
     adv = clean.clone()
     if isinstance(spec, AutoAttackSpec):
-        out = run_autoattack(model, x, y, spec, num_classes=num_classes, batch_size=batch_size, seed=seed)
+        with full_precision(x.device):  # AutoAttack's numbers are fp32's, whatever the run's precision
+            out = run_autoattack(model, x, y, spec, num_classes=num_classes, batch_size=batch_size, seed=seed)
         if out.flags:
             notes[key] = list(dict.fromkeys([*notes.get(key, []), *out.flags]))
         return out.pred
@@ -349,11 +360,12 @@ def _attack_chunk(model, fast, spec, x, y, clean, gen, *, batch_size, seed, earl
             sums.add(clean_logits, y, clean_feats, reference=clean_logits)
         return adv
     xo = x[rows].contiguous(memory_format=torch.channels_last)
-    if isinstance(spec, AttackSpec):
-        out = attack(fast, xo, y[rows], spec, early_stop=early_stop, batch_size=batch_size, generator=gen)
-    else:
-        out = run_threat(spec, fast, xo, y[rows], clean[rows], batch_size=batch_size, generator=gen,
-                         early_stop=early_stop)
+    with autocast(precision, x.device):  # the search; `attack` reads its examples again in fp32
+        if isinstance(spec, AttackSpec):
+            out = attack(fast, xo, y[rows], spec, early_stop=early_stop, batch_size=batch_size, generator=gen)
+        else:
+            out = run_threat(spec, fast, xo, y[rows], clean[rows], batch_size=batch_size, generator=gen,
+                             early_stop=early_stop)
     adv[rows] = _confirm(model, fast, out, batch_size)
     if sums is not None:
         # one extra forward of the attacked images: ~1/(2*steps) of the attack's cost

@@ -10,7 +10,11 @@ trusted until the reason is known (most often masked or randomized gradients).
 4. a large eps (Linf 0.5 or its L2 equivalent, where every image can be moved to one grey
    image) brings overall accuracy down to chance;
 5. gradients look usable: no all-zero or non-finite input gradients, the same logits from two
-   identical forward passes, and no warning from AutoAttack.
+   identical forward passes, and no warning from AutoAttack;
+6. only where an attack searched at a lower precision (`evaluate(..., precision="bf16")`): the
+   same attack on a subset at that precision and at fp32, from the same random starts, and a
+   warning when the lower precision shows more than 1 point more robust accuracy (rounding can
+   mask gradients, as a non-differentiable step does).
 
 Checks 1-3 read the per-sample records; 4 and 5 probe the model on a small stratified
 subset (`max_images`), attacking only the images the evaluation found correct, so they
@@ -31,6 +35,7 @@ from ..attacks.core import attack_loss
 from ..attacks.spec import GradSafe
 from ..attacks.threats import curves
 from ..data import to_float
+from ..precision import autocast
 from .evaluate import EvalResult
 
 OK, WARN, SKIPPED = "ok", "warn", "skipped"
@@ -40,8 +45,10 @@ TITLES = {
     "stronger_not_weaker": "stronger attacks never weaker per class",
     "large_eps_chance": "large eps brings accuracy to chance",
     "gradients": "no sign of masked gradients",
+    "precision": "lower precision no more robust than fp32",
 }
 CHANCE_MARGIN = 0.05
+PRECISION_MARGIN = 0.01  # robust accuracy a lower-precision search may show above fp32's before a warning
 
 
 @dataclass
@@ -253,11 +260,53 @@ def _base_spec(result: EvalResult, spec: AttackSpec | None) -> AttackSpec | None
         return spec
     grads = [result.attacks[k] for k in result.robust_keys if result.attacks[k].get("name") in ("pgd", "fgsm")]
     if grads:
-        return AttackSpec(**max(grads, key=strength))
+        return _spec(max(grads, key=strength))
     for key in result.robust_keys:
         meta = result.attacks[key]
         return AttackSpec(eps=meta["eps"], norm=meta["norm"])
     return None
+
+
+def _spec(meta: dict) -> AttackSpec:
+    """The AttackSpec of an attack's record (the precision it searched at is the evaluation's, not the spec's)."""
+    return AttackSpec(**{k: v for k, v in meta.items() if k != "precision"})
+
+
+def check_lower_precision(result: EvalResult, model: nn.Module, data, *, max_images: int, batch_size: int,
+                          device, seed: int) -> Check | None:
+    """The strongest gradient attack that searched at a lower precision, run again on a stratified
+    subset at that precision and at fp32 from the same random starts; None when every attack ran
+    in fp32 (the report then has no such line)."""
+    low = [k for k in result.robust_keys if result.attacks[k].get("precision", "fp32") != "fp32"
+           and result.attacks[k].get("name") in ("pgd", "fgsm")]
+    if not low:
+        return None
+    key = max(low, key=lambda k: strength(result.attacks[k]))
+    precision, spec = result.attacks[key]["precision"], _spec(result.attacks[key])
+    if model is None or data is None or not len(result.labels):
+        return Check("precision", SKIPPED, f"{key} searched in {precision}: needs the model and its data to compare "
+                                           "with fp32")
+    idx = _pick(result.labels, len(result.classes), max_images, seed)
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    x = to_float(data.images_at(idx), dev)
+    y = torch.as_tensor(result.labels[idx], device=dev)
+    ok = torch.as_tensor(np.flatnonzero(result.clean_pred[idx] == result.labels[idx]), device=dev)
+    robust = {}
+    for name in (precision, "fp32"):
+        right = 0
+        if ok.numel():
+            gen = torch.Generator(device=dev).manual_seed(seed)  # the same random starts at both precisions
+            with autocast(name, dev):
+                out = attack(model, x[ok], y[ok], spec, batch_size=batch_size, generator=gen)
+            right = int((~out.success).sum())
+        robust[name] = right / len(idx)
+    diff = robust[precision] - robust["fp32"]
+    text = (f"{key} on {len(idx)} images: {precision} {robust[precision] * 100:.1f}% robust, fp32 "
+            f"{robust['fp32'] * 100:.1f}%")
+    if diff > PRECISION_MARGIN:
+        return Check("precision", WARN, text + f": {precision} shows {diff * 100:.1f} points more; rounding may mask "
+                                               "gradients: evaluate at fp32 (--precision fp32) before reporting")
+    return Check("precision", OK, text)
 
 
 def _pick(labels: np.ndarray, num_classes: int, max_images: int, seed: int) -> np.ndarray:
@@ -274,13 +323,14 @@ def _restrict(res: EvalResult, idx: np.ndarray, keys) -> EvalResult:
 
 def sanity_checks(result: EvalResult, model: nn.Module | None = None, data=None, *, curve: EvalResult | None = None,
                   spec: AttackSpec | None = None, max_images: int = 64, batch_size: int = 256, device=None,
-                  seed: int = 0) -> SanityReport:
+                  seed: int = 0, precision_images: int = 256) -> SanityReport:
     """Run the five checks on `result` (and `curve`, an `eps_curve` result, if given). With
     `model` and the `data` the result was computed on, checks 4 and 5 probe the model on a
     stratified subset of up to `max_images` images, attacked with `spec` (default: the
     result's first PGD/FGSM attack) at a large eps; without a curve, the subset's accuracy at
     eps and at the large eps serves as a two-point one, and without two attacks of different
-    strength, FGSM on the subset is set against PGD."""
+    strength, FGSM on the subset is set against PGD. Where an attack searched at a lower
+    precision, check 6 compares it with fp32 on up to `precision_images` images."""
     sources = [result] + ([curve] if curve is not None else [])
     series = [(name, r, pts) for r in sources for name, pts in curves(r).items()]
     records = [result]
@@ -316,10 +366,13 @@ def sanity_checks(result: EvalResult, model: nn.Module | None = None, data=None,
             records.append(_restrict(both, np.arange(len(idx)), [base.label, "fgsm"]))
         flags = gradient_flags(model, x[ok[:16]], y[ok[:16]])
     aa_notes = {k: v for k, v in result.notes.items() if v}
+    lower = check_lower_precision(result, model, data, max_images=precision_images, batch_size=batch_size,
+                                  device=device, seed=seed)
     return SanityReport([
         check_robust_le_clean(sources),
         check_falls_with_eps(series),
         check_stronger_not_weaker(records),
         large_check,
         check_gradients(flags, aa_notes, probed),
+        *([lower] if lower is not None else []),
     ])

@@ -23,6 +23,7 @@ from ..evaluate import evaluate
 from ..heap import heap_kept
 from ..io import atomic_torch_save, atomic_write_text
 from ..models import create_model, load_weights, read_weights_file
+from ..precision import autocast, compiled, grad_scaler, original
 from ..progress import console, progress
 from ..settings import config_differences
 from .objectives import Objective, Step, make_objective
@@ -79,14 +80,24 @@ def objective_for(cfg: TrainConfig, data: ClassData) -> Objective:
 
 def train_epoch(model: nn.Module, data: ClassData, cfg: TrainConfig, optimizer, scheduler,
                 generator: torch.Generator, *, device, desc: str | None = None, objective: Objective | None = None,
-                epoch: int = 1, on_batch: Callable[[int], bool] | None = None) -> tuple[float, float]:
+                epoch: int = 1, on_batch: Callable[[int], bool] | None = None, scaler=None,
+                attacked: nn.Module | None = None) -> tuple[float, float]:
     """One pass over `data` with the run's objective; returns mean loss and accuracy on the
-    inputs trained on. `on_batch(images_seen)` may return True to stop early (benchmarks use it)."""
+    inputs trained on. `on_batch(images_seen)` may return True to stop early (benchmarks use it).
+
+    `model` is what the step runs (plain, DDP-wrapped or compiled); `attacked` the module the
+    training attacks run on (default: `model` without its DDP wrapper). The step's forward passes,
+    the attacks' included, run at `cfg.precision` (autocast); fp16 scales the loss with `scaler`
+    (`precision.grad_scaler`; one is made for the epoch if none is given)."""
     objective = objective or objective_for(cfg, data)
     model.train()
     # under DDP each rank crafts its own shard's examples with the bare module: an attack's
     # input-gradient passes must not take part in DDP's gradient reduction
-    attacked = model.module if isinstance(model, DistributedDataParallel) else model
+    if attacked is None:
+        attacked = model.module if isinstance(model, DistributedDataParallel) else model
+    own = original(attacked)  # the weights by their own names, for the objective's bookkeeping
+    if scaler is None:
+        scaler = grad_scaler(cfg.precision, device)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
@@ -96,12 +107,19 @@ def train_epoch(model: nn.Module, data: ClassData, cfg: TrainConfig, optimizer, 
     craft = crafter(attacked, cfg, generator)
     with heap_kept():
         for x, y in progress(stream, desc, total_items=len(data) // size, step_items=cfg.batch_size):
-            loss, logits = objective.loss(Step(model, x, y, craft, epoch))
+            with autocast(cfg.precision, device):  # fp32: no context, the same operations as ever
+                loss, logits = objective.loss(Step(model, x, y, craft, epoch))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            if scaler is None:
+                loss.backward()
+                optimizer.step()
+            else:  # fp16: the loss scaled so that small gradients do not underflow; a step with inf skipped
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
             scheduler.step()
-            objective.after_step(attacked)
+            with autocast(cfg.precision, device):
+                objective.after_step(own)
             # accumulate on the device: no host sync inside the step
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
@@ -142,6 +160,7 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model.parameters(), cfg)
+    scaler = grad_scaler(cfg.precision, device)  # fp16 only; its scale is kept in the checkpoint
     steps_per_epoch = max(1, sum(1 for _ in range(0, len(train_data) // world()[1], cfg.batch_size)))
     scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -165,6 +184,8 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
+        if scaler is not None and "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
         history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
         objective.load_state_dict(state.get("objective", {}))
         best_worst = state.get("best_worst")
@@ -180,11 +201,15 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
     net = model
     if world()[1] > 1:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    attacked = model
+    if cfg.compile:  # the step (through DDP where it runs) and the training attacks on the bare module
+        attacked = compiled(model)
+        net = attacked if net is model else compiled(net)
 
     if start_epoch == 1 and any(st.when == "start" for st in objective.statistics):
         # statistics taken at each epoch's start (FRL): the first epoch's come from the model before training
         objective.end_epoch(0, evaluate(model, eval_data, val_specs, batch_size=512, device=device, seed=cfg.seed,
-                                        show_progress=False), robust_spec.label)
+                                        show_progress=False, precision=cfg.precision), robust_spec.label)
     adversarial = objective.adversarial
     stopped = bool(history and history[-1].get("stopped"))
     for epoch in range(start_epoch, cfg.epochs + 1):
@@ -193,10 +218,11 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
         t0 = time.perf_counter()
         train_loss, train_acc = train_epoch(net, train_data, cfg, optimizer, scheduler, generator, device=device,
                                             desc=f"{tag}epoch {epoch}/{cfg.epochs}" if main else None,
-                                            objective=objective, epoch=epoch)
+                                            objective=objective, epoch=epoch, scaler=scaler, attacked=attacked)
         lr = optimizer.param_groups[0]["lr"]
+        # the validation attacks search at the run's precision; their verdicts are fp32 (see evaluate)
         res = evaluate(model, eval_data, val_specs, batch_size=512, device=device,
-                       seed=cfg.seed + epoch, show_progress=False)
+                       seed=cfg.seed + epoch, show_progress=False, precision=cfg.precision)
         rec = _epoch_record(epoch, res, train_loss, train_acc, lr,
                             time.perf_counter() - t0, robust_spec.label)
         objective.end_epoch(epoch, res, robust_spec.label)
@@ -236,6 +262,7 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
             # the best weights are stored only when they are not this epoch's (halves the file)
             "best": best if best is None or best["epoch"] != epoch else {**best, "weights": None},
             "config": cfg.model_dump(),
+            **({"scaler": scaler.state_dict()} if scaler is not None else {}),
         })
         write_metrics(out_dir / METRICS, history, tag=tag.strip(" :"), classes=train_data.classes)
         if on_epoch:
