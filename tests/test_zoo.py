@@ -33,7 +33,8 @@ needs_robustbench = pytest.mark.skipif(not available(), reason="needs the robust
 
 MODELS = ["Wong2020Fast", "Addepalli2021Towards_RN18", "Sehwag2021Proxy_R18"]
 MISSING = "Carmon2019Unlabeled"  # on the leaderboard and in the package, but no weights here
-N = 20
+N = 20  # test images of the corruption zoo (two forward passes a model)
+NL = 10  # test images of the L-inf zoo (AutoAttack: its checks alone are 7 forward passes)
 QUICK = ["--aa-attacks", "apgd-ce", "--aa-iterations", "2"]
 FACTS = {"Wong2020Fast": ("PreActResNet-18", False, "ICLR 2020"),
          "Addepalli2021Towards_RN18": ("ResNet-18", False, "ECCV 2022"),
@@ -42,7 +43,7 @@ FACTS = {"Wong2020Fast": ("PreActResNet-18", False, "ICLR 2020"),
 
 
 def _zoo_args(root, out, models, *extra, quiet=True):
-    return ["zoo", "--models", ",".join(models), "--dataset", "cifar10", "--threat", "linf", "--n", str(N),
+    return ["zoo", "--models", ",".join(models), "--dataset", "cifar10", "--threat", "linf", "--n", str(NL),
             "--model-dir", str(root / "models"), "--data-dir", str(root / "data"), "--out", str(out),
             "--no-fetch", "--no-download", *QUICK, *extra] + (["--quiet"] if quiet else [])
 
@@ -57,7 +58,7 @@ def _run(args):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A synthetic CIFAR-10 in the official layout: 100 training images (evaluate carves a
-    validation split from them), 30 test images, of which the zoo takes the first N."""
+    validation split from them), 30 test images, of which the zoos take the first NL or N."""
     root = tmp_path_factory.mktemp("zoo")
     _, _, batches = write_cifar10(root / "data", per_batch=20, n_test=30)
     data, labels = batches["test_batch"]
@@ -71,15 +72,15 @@ def zoo(tiny):
 
     root, images, labels = tiny.root, tiny.images, tiny.labels
     models = write_robustbench_standins(root / "models", MODELS, images, labels)
-    # the "published" numbers: what these weights give on the first N test images, from the in-memory models:
+    # the "published" numbers: what these weights give on the first NL test images, from the in-memory models:
     # Wong2020Fast's clean and robust, Addepalli's clean and a robust accuracy of 100% (wrong: to be flagged),
     # Sehwag's clean and no robust number (not every JSON has one)
     x = torch.as_tensor(images).float() / 255
     with torch.no_grad():
         full_clean = {name: (m(x).argmax(1).numpy() == np.asarray(labels)) for name, m in models.items()}
-    published = {name: {"clean": float(right[:N].mean())} for name, right in full_clean.items()}
+    published = {name: {"clean": float(right[:NL].mean())} for name, right in full_clean.items()}
     spec = AutoAttackSpec(eps=8 / 255, version="custom", attacks=("apgd-ce",), iterations=2)
-    res = cw.evaluate(models["Wong2020Fast"], (torch.as_tensor(images[:N]), torch.as_tensor(labels[:N])), [spec],
+    res = cw.evaluate(models["Wong2020Fast"], (torch.as_tensor(images[:NL]), torch.as_tensor(labels[:NL])), [spec],
                       show_progress=False)
     published["Wong2020Fast"]["robust"] = res.accuracy(spec.label)
     published["Addepalli2021Towards_RN18"]["robust"] = 1.0
@@ -108,27 +109,27 @@ def test_zoo_writes_the_per_class_leaderboard_and_one_line_for_the_model_it_cann
     assert len(missing) == 1, zoo.out
     assert str(zoo.root / "models" / "cifar10" / "Linf" / f"{MISSING}.pt") in missing[0]
     board = pd.read_csv(zoo.study / "leaderboard.csv")
-    assert sorted(board["model"]) == sorted(MODELS) and (board["n"] == N).all()
+    assert sorted(board["model"]) == sorted(MODELS) and (board["n"] == NL).all()
     per_class = pd.read_csv(zoo.study / "per_class.csv")
     for _, row in board.iterrows():
         for side in ("clean", "robust"):
             pc = per_class[(per_class["model"] == row["model"]) & (per_class["side"] == side)]
-            assert len(pc) == 10 and pc["n"].sum() == N
-            acc = pc["accuracy"].to_numpy()  # NaN for a class with no image among the first N
+            assert len(pc) == 10 and pc["n"].sum() == NL
+            acc = pc["accuracy"].to_numpy()  # NaN for a class with no image among the first NL
             assert row[f"{side}_mean"] == pytest.approx(np.nanmean(acc))
             assert row[f"{side}_worst"] == pytest.approx(np.nanmin(acc))
             assert row[f"{side}_worst_class"] in set(pc[pc["accuracy"] == np.nanmin(acc)]["class"])
             assert row[f"{side}_std"] == pytest.approx(np.nanstd(acc))
             assert row[f"{side}_gap"] == pytest.approx(np.nanmax(acc) - np.nanmin(acc))
             assert row[f"{side}_worst_low"] <= row[f"{side}_worst"] <= row[f"{side}_worst_high"]
-            # the overall number is the leaderboard's: the share of the N images
+            # the overall number is the leaderboard's: the share of the NL images
             if side == "clean" or row["model"] == "Wong2020Fast":
                 assert row[f"{side}_overall"] == pytest.approx(zoo.published[row["model"]][side])
     pd.testing.assert_frame_equal(pd.read_parquet(zoo.study / "leaderboard.parquet"), board, check_dtype=False)
     assert board["robust_mean"].is_monotonic_decreasing
-    # the first N test images in order, each model its own run
+    # the first NL test images in order, each model its own run
     runs = [json.loads(p.read_text()) for p in sorted((zoo.study / "runs").glob("*/eval.json"))]
-    assert len(runs) == 3 and all(r["labels"] == zoo.labels[:N].tolist() for r in runs)
+    assert len(runs) == 3 and all(r["labels"] == zoo.labels[:NL].tolist() for r in runs)
 
 
 @needs_robustbench
@@ -462,3 +463,45 @@ def test_a_robustbench_overwritten_by_torchattacks_is_refused_with_the_fix(tmp_p
             package.robustbench()
     finally:
         package.robustbench.cache_clear()
+
+
+def test_model_info_is_fetched_once_cached_and_an_offline_network_is_asked_once(tmp_path, monkeypatch):
+    import http.server
+    import threading
+
+    from classwise.zoo import info
+
+    served = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            served.append(self.path)
+            if self.path.endswith("/M.json"):
+                body = json.dumps({"clean_acc": "90.00", "autoattack_acc": "60.00", "venue": "ICML 2023"}).encode()
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(body)
+            else:
+                self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(info, "RAW_URL", f"http://127.0.0.1:{server.server_port}/{{dataset}}/{{threat}}/{{name}}.json")
+        source = info.InfoSource("cifar10", "linf", cache_dir=tmp_path / "cache")
+        got = source.get("M")
+        assert (got.clean_acc, got.robust_acc, got.year) == (0.9, 0.6, 2023) and got.source.startswith("http://")
+        assert source.get("absent") is None and source.offline_reason is None  # a 404: not on the leaderboard
+        cached = info.InfoSource("cifar10", "linf", cache_dir=tmp_path / "cache", fetch=False).get("M")
+        assert cached.clean_acc == 0.9 and cached.source == str(tmp_path / "cache" / "cifar10" / "Linf" / "M.json")
+        assert served == ["/cifar10/Linf/M.json", "/cifar10/Linf/absent.json"]
+    finally:
+        server.shutdown()
+        server.server_close()
+    offline = info.InfoSource("cifar10", "linf", cache_dir=tmp_path / "other", timeout=2)  # the server is gone
+    assert offline.get("M") is None and offline.offline_reason is not None
+    monkeypatch.setattr(info.urllib.request, "urlopen", lambda *a, **k: pytest.fail("asked the network twice"))
+    assert offline.get("N") is None

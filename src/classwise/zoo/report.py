@@ -83,6 +83,9 @@ def build_report(study_dir, sel: Selection, settings: ZooSettings, store) -> Zoo
                 answers.append(f"On the {side} frontier (no model has both a higher class mean and a higher worst "
                                f"class): {', '.join(fronts[side])}.")
         answers += agree["answers"]
+    if sel.offline and any(i is None for i in sel.infos.values()):
+        answers.append(f"Published numbers could not be fetched ({sel.offline}); give --leaderboard DIR, a copy of "
+                       "RobustBench's model_info/.")
     if failures:
         answers.append(f"{len(failures)} model(s) could not be evaluated: {', '.join(failures)} (one line each).")
     rep.answers = answers
