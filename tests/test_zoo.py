@@ -505,3 +505,23 @@ def test_model_info_is_fetched_once_cached_and_an_offline_network_is_asked_once(
     assert offline.get("M") is None and offline.offline_reason is not None
     monkeypatch.setattr(info.urllib.request, "urlopen", lambda *a, **k: pytest.fail("asked the network twice"))
     assert offline.get("N") is None
+
+
+def test_agreement_says_when_nothing_ranks_the_classes_and_leaves_out_classes_without_images():
+    from classwise.zoo.agreement import zoo_agreement
+    from classwise.zoo.info import ModelInfo
+
+    def info(arch, extra, year):
+        return ModelInfo("m", "cifar10", "linf", None, None, arch, extra, None, year, None, "test")
+
+    clean = np.array([[0.1, 0.5, 0.9, np.nan], [0.2, 0.4, 0.8, np.nan], [0.3, 0.6, 0.7, np.nan]])
+    infos = {"a": info("R", False, 2020), "b": info("R", True, 2021), "c": info("W", False, None)}
+    out = zoo_agreement({"clean": clean, "robust": np.zeros((3, 4))}, ["a", "b", "c"], ["w", "x", "y", "z"], infos)
+    c = out["sides"]["clean"]
+    assert c["classes_left_out"] == ["z"] and c["kendall_w"]["w"] == pytest.approx(1.0)
+    assert c["always_weak"] == ["w", "x", "y"]  # k = 3 of the 3 classes left
+    assert set(c["factors"]) == {"architecture", "extra data", "year"}
+    assert c["factors"]["year"]["depends"] is None and c["factors"]["year"]["n_across"] == 1  # two models say it
+    assert c["factors"]["architecture"]["n_within"] == 1 and c["factors"]["extra data"]["n_within"] == 1
+    assert out["sides"]["robust"]["factors"] == {}
+    assert any("robust weak classes across 3 models: undefined" in a for a in out["answers"])

@@ -63,6 +63,13 @@ def zoo_agreement(scores: dict[str, np.ndarray], models: list[str], classes: lis
             rho = agreement.spearman_matrix(s)
             entry["kendall_w"] = w.__dict__
             entry["spearman"] = rho.tolist()
+            entry["factors"] = {}
+            if w.w != w.w:  # every model scores all its classes alike (e.g. 0% robust): nothing ranks them
+                out["answers"].append(f"Agreement on the {side} weak classes across {w.m} models: undefined, every "
+                                      f"model scores all its classes the same ({side} accuracy "
+                                      f"{', '.join(f'{v * 100:.0f}%' for v in sorted(set(s[:, 0])))}).")
+                out["sides"][side] = entry
+                continue
             out["answers"].append(
                 f"Agreement on the {side} weak classes across {w.m} models: Kendall's W {w.w:.2f} (chi2 {w.chi2:.1f}, "
                 f"df {w.df}, p {w.p:.2g}); among the {k} weakest of every model: "
