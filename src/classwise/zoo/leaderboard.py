@@ -144,7 +144,8 @@ def check_lines(board: pd.DataFrame, threat: str) -> list[str]:
                              f"published {r[f'published_{side}'] * 100:.2f}%: DIFFERS beyond our 95% interval")
     if checked:
         lines.append(f"Check against the leaderboard: {matched} of {checked} published numbers lie within our 95% "
-                     f"interval" + (f"; {checked - matched} differ (above)" if matched < checked else "."))
+                     f"interval" + (f"; {checked - matched} {'differs' if checked - matched == 1 else 'differ'} "
+                                    "(above)." if matched < checked else "."))
     else:
         lines.append("Check against the leaderboard: no published numbers available (give --leaderboard DIR, a copy "
                      "of RobustBench's model_info/, or run with network).")
