@@ -40,7 +40,7 @@ def _wait_for(cond, proc, timeout=120):
 def test_two_studies_on_one_folder_train_each_run_once(tmp_path):
     out = tmp_path / "study"
     # the first study holds the folder; its writes are slowed so that it is still at work when the others come
-    first = _spawn([*STUDY, "--out", str(out)], CLASSWISE_TEST_WRITE_DELAY="0.3")
+    first = _spawn([*STUDY, "--out", str(out)], CLASSWISE_TEST_WRITE_DELAY="0.5")
     _wait_for(lambda: (out / LOCK).is_file() and (out / "config.json").is_file(), first)
     holder = json.loads((out / LOCK).read_text())
     assert holder["pid"] == first.pid and holder["host"] == socket.gethostname()
@@ -53,18 +53,25 @@ def test_two_studies_on_one_folder_train_each_run_once(tmp_path):
     assert f"in use by another classwise study: process {first.pid} on {socket.gethostname()}" in lines[0]
     assert "--wait" in lines[0] and "Traceback" not in second.stderr
 
-    waiting = _spawn([*STUDY, "--out", str(out), "--resume", "--wait"])  # waits, then re-reports
     out_first, err_first = first.communicate(timeout=300)
     assert first.returncode == 0, err_first
-    out_wait, err_wait = waiting.communicate(timeout=300)
-    assert waiting.returncode == 0, err_wait
-    assert f"{out} is in use by process {first.pid}" in err_wait.replace("\n", " ")  # it said it was waiting
-    assert err_wait.count("finished, its test evaluation is reused") == 2  # both arms reused, none trained again
-    assert "epoch 1:" in err_first and "epoch 1:" not in err_wait
     with sqlite3.connect(out / "study.db") as db:
         attempts = dict(db.execute("SELECT id, attempts FROM runs").fetchall())
     assert len(attempts) == 2 and set(attempts.values()) == {1}  # each run trained exactly once
     assert not (out / LOCK).exists()  # released on exit
+
+    # --wait: a third study waits while the folder is held (here by this process), then re-reports
+    with FolderLock(out) as held:
+        waiting = _spawn([*STUDY, "--out", str(out), "--resume", "--wait"])
+        said = waiting.stderr.readline()  # blocks until it says it is waiting
+        assert f"{out} is in use by process {os.getpid()}" in said and "waiting" in said, said
+        assert waiting.poll() is None and json.loads(held.path.read_text())["pid"] == os.getpid()
+    out_wait, err_wait = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0, err_wait
+    assert err_wait.count("finished, its test evaluation is reused") == 2  # both arms reused, none trained again
+    assert "epoch 1:" in err_first and "epoch 1:" not in err_wait
+    with sqlite3.connect(out / "study.db") as db:
+        assert dict(db.execute("SELECT id, attempts FROM runs").fetchall()) == attempts
 
 
 def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):

@@ -105,18 +105,17 @@ def plan(n: int, kind: str, num_classes: int, labels: torch.Tensor, seed: int) -
     return (labels + torch.randint(1, num_classes, (n,), generator=g)) % num_classes
 
 
-def build(model: nn.Module, data, kind: str, out, *, params: FeatureParams, source: dict, chunk: int = 500,
-          batch_size: int = 250, seed: int = 0, device="cpu") -> dict:
-    """Construct the `kind` data set from `data` (a uint8 or float `ClassData`) with `model`
-    into folder `out`, resuming from the chunks already there. Returns the meta record."""
+def check_resumable(out, data, kind: str, *, params: FeatureParams, source: dict, chunk: int, seed: int) -> dict:
+    """The meta record of this construction; if `out` holds one already, it must be the same
+    construction and every chunk it keeps must read back (a chunk that would run code, or holds
+    other images, is one line naming it): checked before any work. Reads only."""
     if kind not in KINDS:
         raise ClasswiseError(f"unknown kind '{kind}'; choose one of {', '.join(KINDS)}")
     out = Path(out)
     n = len(data)
-    n_chunks = math.ceil(n / chunk)
     meta = {"kind": kind, "source": source, "params": {"steps": params.steps, "step_size": params.step_size,
                                                        "eps": params.eps},
-            "seed": seed, "n": n, "chunk": chunk, "n_chunks": n_chunks, "classes": list(data.classes),
+            "seed": seed, "n": n, "chunk": chunk, "n_chunks": math.ceil(n / chunk), "classes": list(data.classes),
             "shape": list(data.shape), "complete": False}
     if (out / "meta.json").exists():
         old = read_meta(out)
@@ -124,8 +123,18 @@ def build(model: nn.Module, data, kind: str, out, *, params: FeatureParams, sour
         if same != {k: meta[k] for k in same}:
             raise ClasswiseError(f"{out} holds a different construction ({old['kind']}, {old['n']} images, "
                                  f"{old['params']}); choose another --out")
-        for i in done_chunks(out, n_chunks):  # what a resumed build keeps is checked before any work
+        for i in done_chunks(out, meta["n_chunks"]):
             load_chunk(out, i, meta)
+    return meta
+
+
+def build(model: nn.Module, data, kind: str, out, *, params: FeatureParams, source: dict, chunk: int = 500,
+          batch_size: int = 250, seed: int = 0, device="cpu") -> dict:
+    """Construct the `kind` data set from `data` (a uint8 or float `ClassData`) with `model`
+    into folder `out`, resuming from the chunks already there. Returns the meta record."""
+    out = Path(out)
+    meta = check_resumable(out, data, kind, params=params, source=source, chunk=chunk, seed=seed)
+    n, n_chunks = meta["n"], meta["n_chunks"]
     write_meta(out, meta)
     plan_ = plan(n, kind, data.num_classes, data.labels, seed)
     todo = [i for i in range(n_chunks) if not chunk_path(out, i).is_file()]

@@ -32,10 +32,8 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser(argv).parse_args(argv)
-    before = progress.QUIET, progress.console.quiet
-    progress.QUIET = getattr(args, "quiet", False)
-    # --quiet: no progress, no notes on stderr (errors are printed below, not through the console)
-    progress.console.quiet = progress.QUIET
+    before = progress.QUIET
+    progress.QUIET = getattr(args, "quiet", False)  # no progress (`study --quiet`: nothing but errors)
     try:
         return args.func(args)
     except ClasswiseError as exc:
@@ -52,4 +50,4 @@ def main(argv=None) -> int:
         print(f"classwise: error: {settings_message(exc)}", file=sys.stderr)
         return 2
     finally:
-        progress.QUIET, progress.console.quiet = before
+        progress.QUIET = before

@@ -58,7 +58,7 @@ def _model(checkpoint: Path, train):
 def run(args) -> int:
     from dataclasses import replace
 
-    from ..analysis.features import PAPER, build
+    from ..analysis.features import PAPER, build, check_resumable
     from ..data import load_raw, stratified_subset
     from ..errors import ClasswiseError
     from ..estimate_training import features_lines, say
@@ -88,6 +88,8 @@ def run(args) -> int:
                                                   ("eps", args.eps)) if v is not None})
     source = {"checkpoint": str(args.checkpoint), "dataset": dataset, "data_dir": args.data_dir, "limit": args.limit,
               "method": (raw.get("config") or {}).get("method") if isinstance(raw, dict) else None}
+    # a folder this construction would resume: the same construction, every chunk it keeps readable
+    check_resumable(args.out, train, args.kind, params=params, source=source, chunk=args.chunk, seed=args.seed)
     say(features_lines, model, train, args.kind, params, batch_size=args.batch_size, device=device, out=args.out,
         chunk=args.chunk)  # issue 28: a few steps timed here, scaled to the images still to build
     meta = build(model, train, args.kind, args.out, params=params, source=source, chunk=args.chunk,

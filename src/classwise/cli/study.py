@@ -95,15 +95,16 @@ def run(args) -> int:
     methods = methods or list(StudyConfig.model_fields["methods"].get_default(call_default_factory=True))
     cfg = preset_config(args.preset, methods=methods, method_params=objective_params(args, methods),
                         seeds=args.seeds, reference=args.reference, init_from=init_from_pairs(args.init_from),
-                        **overrides(args, default_arch=False), **corruption_fields(args))
+                        **overrides(args), **corruption_fields(args))
     if args.no_sanity or args.no_figures:
         cfg = cfg.model_copy(update={"sanity": not args.no_sanity, "figures": not args.no_figures})
     out = args.out or Path("runs") / safe_name(f"study-{cfg.run.dataset}-{cfg.run.arch}-{args.preset}")
-    quiet = results.quiet
-    results.quiet = quiet or args.quiet  # --quiet: nothing but errors
+    quiet = results.quiet, console.quiet
+    if args.quiet:  # nothing but errors (they are printed by the CLI's main, not through these consoles)
+        results.quiet = console.quiet = True
     try:
         run_study(cfg, out, data_dir=args.data_dir, device=args.device, resume=args.resume, download=args.download,
                   overwrite=args.overwrite, force=args.force, wait=args.wait)
     finally:
-        results.quiet = quiet
+        results.quiet, console.quiet = quiet
     return 0

@@ -102,8 +102,8 @@ def folder_kind(path) -> tuple[str, bool] | None:
     config = _json_object(path / CONFIG) if has(CONFIG) else None
     if has(CONFIG) and (config is None or "methods" in config or "run" in config):
         return "study", has("results.json")
-    if has("study.db") and (path / "runs").is_dir():
-        return "sweep", False
+    if has("study.db") and ((path / "runs").is_dir() or not has(CONFIG)):
+        return "sweep", False  # a study writes its config.json before its study.db; a sweep has none
     if has("checkpoint.pt") or has("model.pt"):
         return "run", has("model.pt") and has("eval.json")
     if has("meta.json") and (path / "chunks").is_dir():
