@@ -81,6 +81,7 @@ def test_the_progress_changes_no_prediction(aa_run):
 
 def test_plain_lines_when_not_a_terminal(monkeypatch, capsys):
     monkeypatch.setattr(progress, "PLAIN_EVERY", 0.0)
+    monkeypatch.setattr(progress, "QUIET", False)  # whatever an earlier test left
     test = stratified_subset(digits().test, 20, seed=1)
     run_autoattack(_model(), test.images.float() / 255, test.labels, SPEC, num_classes=10, batch_size=8, seed=0)
     lines = capsys.readouterr().err.splitlines()
