@@ -29,14 +29,14 @@ def test_fashion_mnist_quick_is_unchanged():
 def test_quick_resolves_per_colour_data_set(dataset):
     run = preset_config("quick", dataset=dataset).run
     assert run.arch == "airbench-half" and run.schedule == "cyclic" and run.nesterov
-    assert run.train_limit == 15000 and run.test_steps == 20
+    assert run.train_limit == 30000 and run.test_steps == 20
     assert run.test_limit == (5000 if dataset == "cifar100" else 2000)
-    assert run.epochs == (3 if dataset == "svhn" else 4)
+    assert run.epochs == (2 if dataset == "svhn" else 3)
 
 
 def test_given_values_win_over_the_data_set_preset():
     run = preset_config("quick", dataset="cifar10", arch="resnet20", epochs=7, train_limit=None).run
-    assert (run.arch, run.epochs, run.train_limit) == ("resnet20", 7, 15000)  # None: not given
+    assert (run.arch, run.epochs, run.train_limit) == ("resnet20", 7, 30000)  # None: not given
     assert preset_config("quick", dataset="digits").run.arch == "mnist-cnn"  # the data set's default arch
     assert preset_config("quick", dataset="cifar10-lt").run.train_limit is None  # already small
 
@@ -74,7 +74,8 @@ def test_airbench_nets_build_train_and_fold():
 
 @pytest.fixture
 def fixed_timings(monkeypatch):
-    monkeypatch.setattr(et, "_time_training", lambda cfg, data, device: 0.01 if cfg.method == "standard" else 0.02)
+    monkeypatch.setattr(et, "_time_interleaved",
+                        lambda runs, device: [0.01 if cfg.method == "standard" else 0.02 for cfg, _ in runs])
     monkeypatch.setattr(et, "_time_attack_step", lambda model, data, cfg, device: (0.001, 0.002))
 
 
@@ -181,7 +182,7 @@ def test_cifar_quick_study_plans_on_the_tiny_cifar_files(tmp_path, fixed_timings
     cfg = cfg.model_copy(update={"run": resolve(cfg.run, splits)})
     assert cfg.run.arch == "airbench-half" and cfg.run.eps == pytest.approx(8 / 255)
     std, adv = et.estimate_study(cfg, splits, "cpu")[0]
-    assert std.train == pytest.approx(0.01 * len(splits.train) * 4)
+    assert std.train == pytest.approx(0.01 * len(splits.train) * 3)
     assert adv.test == pytest.approx(len(splits.test) * (0.001 + et.ALIVE["adversarial"] * 0.002 * 20))
 
 

@@ -28,7 +28,7 @@ from .progress import minutes
 ALIVE = {"adversarial": 0.5, "standard": 0.1}
 LONG = 30 * 60  # seconds: past this, on a CPU, the faster options are named before the start
 PROBE_IMAGES = 64  # images each evaluation part is timed on, at most
-TIMED_STEPS = 2  # training steps timed after one warm-up step
+TIMED_STEPS = 3  # training steps timed after one warm-up step, the median kept
 
 
 @dataclass
@@ -53,43 +53,65 @@ def _probe(data, k: int):
     return data.subset(np.unique(np.linspace(0, n - 1, k).round().astype(np.int64)))
 
 
+class _Stepper:
+    """Training steps of `cfg`'s objective at its batch size on `device`, on a few batches of
+    `train_data`: `step()` runs one and returns its seconds per image."""
+
+    def __init__(self, cfg, train_data, device):
+        from .data import batches
+        from .train.objectives.base import crafter
+        from .train.optim import make_optimizer, make_scheduler
+        from .train.trainer import build_model, objective_for
+
+        self.model = build_model(cfg, train_data).to(device)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.objective = objective_for(cfg, train_data)
+        self.optimizer = make_optimizer(self.model.parameters(), cfg)
+        self.scheduler = make_scheduler(self.optimizer, cfg, 100)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        self.craft = crafter(self.model, cfg, generator)
+        bs = min(cfg.batch_size, len(train_data))
+        sub = _probe(train_data, bs * 2)
+        self.batches = list(batches(sub, bs, shuffle=True, generator=generator, crop_padding=cfg.crop_padding,
+                                    hflip=cfg.hflip, device=device, channels_last=cfg.channels_last))
+        self.i = 0
+
+    def step(self) -> float:
+        from .heap import heap_kept
+        from .train.objectives.base import Step
+
+        x, y = self.batches[self.i % len(self.batches)]
+        self.i += 1
+        self.model.train()
+        with heap_kept():
+            t0 = time.perf_counter()
+            loss, _ = self.objective.loss(Step(self.model, x, y, self.craft, 1))
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            float(loss.detach())  # wait for the device
+            return (time.perf_counter() - t0) / len(y)
+
+
 def _time_training(cfg, train_data, device) -> float:
     """Seconds per training image of `cfg`'s objective at its batch size on `device`."""
-    from .data import batches
-    from .heap import heap_kept
-    from .train.objectives.base import Step, crafter
-    from .train.optim import make_optimizer, make_scheduler
-    from .train.trainer import build_model, objective_for
+    return _time_interleaved([(cfg, train_data)], device)[0]
 
-    model = build_model(cfg, train_data).to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    objective = objective_for(cfg, train_data)
-    optimizer = make_optimizer(model.parameters(), cfg)
-    scheduler = make_scheduler(optimizer, cfg, 100)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    craft = crafter(model, cfg, generator)
-    model.train()
-    bs = min(cfg.batch_size, len(train_data))
-    sub = _probe(train_data, bs * (TIMED_STEPS + 1))
-    stream = batches(sub, bs, shuffle=True, generator=generator, crop_padding=cfg.crop_padding, hflip=cfg.hflip,
-                     device=device, channels_last=cfg.channels_last)
-    times, seen = [], []
-    with heap_kept():
-        for i, (x, y) in enumerate(stream):
-            t0 = time.perf_counter()
-            loss, _ = objective.loss(Step(model, x, y, craft, 1))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            float(loss.detach())  # wait for the device
-            if i:
-                times.append(time.perf_counter() - t0)
-                seen.append(len(y))
-            if i >= TIMED_STEPS:
-                break
-    return sum(times) / max(sum(seen), 1)
+
+def _time_interleaved(runs, device) -> list[float]:
+    """Seconds per training image of each (cfg, train data): one warm-up step each, then
+    TIMED_STEPS rounds of one step of every run in turn (a burst of load elsewhere on the machine
+    hits them alike), the median per run."""
+    steppers = [_Stepper(cfg, data, device) for cfg, data in runs]
+    for st in steppers:
+        st.step()  # warm-up: the first step builds the kernels
+    times = [[] for _ in steppers]
+    for _ in range(TIMED_STEPS):
+        for st, t in zip(steppers, times, strict=True):
+            t.append(st.step())
+    return [float(np.median(t)) for t in times]
 
 
 def _time_attack_step(model, data, cfg, device) -> tuple[float, float]:
@@ -102,7 +124,7 @@ def _time_attack_step(model, data, cfg, device) -> tuple[float, float]:
     evaluate(model, probe, [], **kw)  # warm-up
     t0 = time.perf_counter()
     evaluate(model, probe, [], **kw)
-    clean = (time.perf_counter() - t0) / len(probe)
+    clean = (time.perf_counter() - t0) / len(probe)  # with what a call costs once: an upper bound
     def attacked(steps: int) -> float:
         spec = AttackSpec(name="pgd", eps=cfg.eps, steps=steps, norm=cfg.norm, images="all")
         t0 = time.perf_counter()
@@ -115,18 +137,25 @@ def _time_attack_step(model, data, cfg, device) -> tuple[float, float]:
     return clean, step
 
 
-def estimate_arm(cfg, splits, device, *, label: str | None = None) -> ArmEstimate:
-    """Time `cfg` (a resolved `RunConfig`, or a `TrainConfig` without a test evaluation) on
-    `splits` and scale to its epochs, validation checks and test evaluation."""
+def _train_data(cfg, splits):
     from .data import stratified_subset
+
+    if cfg.train_limit and cfg.train_limit < len(splits.train):
+        return stratified_subset(splits.train, cfg.train_limit, seed=cfg.seed)
+    return splits.train
+
+
+def estimate_arm(cfg, splits, device, *, label: str | None = None, per_image: float | None = None) -> ArmEstimate:
+    """Time `cfg` (a resolved `RunConfig`, or a `TrainConfig` without a test evaluation) on
+    `splits` and scale to its epochs, validation checks and test evaluation (`per_image`: its
+    training step's seconds per image, when already timed)."""
     from .train.objectives.base import objective_class
     from .train.trainer import build_model
 
     device = torch.device(device)
-    train_data = splits.train
-    if cfg.train_limit and cfg.train_limit < len(train_data):
-        train_data = stratified_subset(train_data, cfg.train_limit, seed=cfg.seed)
-    per_image = _time_training(cfg, train_data, device)
+    train_data = _train_data(cfg, splits)
+    if per_image is None:
+        per_image = _time_training(cfg, train_data, device)
     n_train = len(train_data)
     train = per_image * n_train * cfg.epochs
     model = build_model(cfg, train_data).to(device)
@@ -148,11 +177,12 @@ def estimate_arm(cfg, splits, device, *, label: str | None = None) -> ArmEstimat
 def estimate_study(cfg, splits, device) -> tuple[list[ArmEstimate], float]:
     """Every arm of a `StudyConfig` (its run resolved) timed once and counted once per seed:
     (the arms' estimates, the study's total seconds)."""
-    arms = []
-    for arm in cfg.arms:
-        params = cfg.method_params.get(arm, {})
-        rc = cfg.run.model_copy(update={"method": arm, "method_params": params, "init_weights": None})
-        arms.append(estimate_arm(rc, splits, device, label=arm))
+    device = torch.device(device)
+    runs = [cfg.run.model_copy(update={"method": arm, "method_params": cfg.method_params.get(arm, {}),
+                                       "init_weights": None}) for arm in cfg.arms]
+    steps = _time_interleaved([(rc, _train_data(rc, splits)) for rc in runs], device)
+    arms = [estimate_arm(rc, splits, device, label=arm, per_image=t)
+            for rc, arm, t in zip(runs, cfg.arms, steps, strict=True)]
     return arms, sum(a.seconds for a in arms) * len(cfg.seed_list)
 
 
