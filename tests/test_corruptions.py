@@ -16,8 +16,9 @@ from corruption_reference import clipped_zoom, hsv2rgb, motion, pil_roundtrip, p
 from PIL import Image
 from scipy import ndimage
 
-from classwise.corruptions import CORRUPTIONS, ORDER, CorruptionPass, CorruptionSpec, corrupt, filters, ops, unavailable
-from classwise.corruptions.opencv import canny, distance_transform, equalize_hist, water_spatter
+from classwise.corruptions import CORRUPTIONS, ORDER, CorruptionPass, CorruptionSpec, corrupt, ops, unavailable
+from classwise.corruptions.kernels import filters
+from classwise.corruptions.kernels.opencv import canny, distance_transform, equalize_hist, water_spatter
 from classwise.errors import ClasswiseError
 
 
@@ -387,10 +388,10 @@ def test_compiled_motion_blur_is_the_tensor_one(shape):
     x = torch.rand(shape, generator=g)
     for radius, sigma, lo in [(6, 1, -45), (9, 2.5, -45), (14, 12, -135), (25, 8, -135)]:
         angle = torch.rand(shape[0], generator=g, dtype=torch.float64) * 90 + lo
-        got = filters.motion_blur(x, radius, sigma, angle)
-        torch.testing.assert_close(got, ops.motion_blur(x, radius, sigma, angle), rtol=0, atol=1e-6)
-        clipped = filters.motion_blur(x * 3 - 1, radius, sigma, angle, clip=True)
-        torch.testing.assert_close(clipped, ops.motion_blur(x * 3 - 1, radius, sigma, angle).clamp(0, 1),
+        got = filters.directional_blur(x, radius, sigma, angle)
+        torch.testing.assert_close(got, ops.directional_blur_tensor(x, radius, sigma, angle), rtol=0, atol=1e-6)
+        clipped = filters.directional_blur(x * 3 - 1, radius, sigma, angle, clip=True)
+        torch.testing.assert_close(clipped, ops.directional_blur_tensor(x * 3 - 1, radius, sigma, angle).clamp(0, 1),
                                    rtol=0, atol=1e-6)
 
 
@@ -412,16 +413,17 @@ def test_compiled_gaussian_blur_is_the_matrix_one(mode, monkeypatch):
 
 def test_compiled_glass_is_the_tensor_one():
     """The CPU's compiled walk and blur-shuffle-blur against the tensor forms CUDA and MPS run."""
-    from classwise.corruptions.blur import glass_moves
+    from classwise.corruptions.blur import glass_moves_tensor
 
     g = torch.Generator().manual_seed(6)
     for n, c, h, w in [(6, 3, 32, 32), (4, 1, 9, 13)]:
         words = ops.random_words(n * (h - 2) * (w - 2) * 2, g)
-        first = filters.glass_moves(words, n, h, w, None)
-        assert torch.equal(first, glass_moves(words, n, h, w, None))
+        first = filters.glass_moves_compiled(words, n, h, w, None)
+        assert torch.equal(first, glass_moves_tensor(words, n, h, w, None))
         assert not torch.equal(first, torch.arange(h * w).expand(n, -1))  # the walk moved pixels
         words = ops.random_words(n * (h - 2) * (w - 2) * 2, g)
-        assert torch.equal(filters.glass_moves(words, n, h, w, first), glass_moves(words, n, h, w, first))
+        again = filters.glass_moves_compiled(words, n, h, w, first)
+        assert torch.equal(again, glass_moves_tensor(words, n, h, w, first))
         x = torch.rand((n, c, h, w), generator=g)
         for sigma in (0.05, 0.25, 0.4):
             blurred = ops.quantize(ops.separable(x, *[ops.gaussian_kernel1d(sigma)] * 2, "nearest"))

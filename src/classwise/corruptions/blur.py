@@ -9,7 +9,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from . import filters, ops
+from . import ops
+from .kernels import filters
 from .registry import CPU_CHUNK, param, register_corruption
 
 
@@ -41,9 +42,9 @@ def defocus_blur(x, severity, generator=None):
     return filters.correlate(x, disk_kernel(*param("defocus_blur", severity)), "mirror").to(x.dtype).clamp_(0, 1)
 
 
-def glass_moves(words: torch.Tensor, n: int, h: int, w: int, prev: torch.Tensor | None) -> torch.Tensor:
-    """`filters.glass_moves` as tensor ops (for CUDA and MPS; on the CPU they took 14 ms a pass
-    on 2,000 CIFAR images, the compiled loop 2-3)."""
+def glass_moves_tensor(words: torch.Tensor, n: int, h: int, w: int, prev: torch.Tensor | None) -> torch.Tensor:
+    """`kernels.filters.glass_moves_compiled` as tensor ops (for CUDA and MPS; on the CPU they took
+    14 ms a pass on 2,000 CIFAR images, the compiled loop 2-3)."""
     rows, cols = h - 2, w - 2  # the walk: rows h-1 .. 2, each from col w-1 down (max_delta 1)
     shifts = torch.arange(31, dtype=torch.int32, device=words.device)
     d = (words[:, None] >> shifts).bitwise_and_(1).view(-1)[:n * rows * cols * 2].view(n, rows * cols, 2)
@@ -65,7 +66,7 @@ class GlassWalks:
 
     def after(self, k: int) -> torch.Tensor:
         n, _, h, w = self.shape
-        moves = filters.glass_moves if ops.CPU_LOOPS and self.device.type == "cpu" else glass_moves
+        moves = filters.glass_moves_compiled if ops.CPU_LOOPS and self.device.type == "cpu" else glass_moves_tensor
         while len(self.walks) < k:
             words = ops.random_words(n * (h - 2) * (w - 2) * 2, self.generator, self.device)
             self.walks.append(moves(words, n, h, w, self.walks[-1] if self.walks else None))
@@ -101,7 +102,7 @@ def glass_blur(x, severity, walks: GlassWalks):
 def motion_blur(x, severity, generator=None):
     radius, sigma = param("motion_blur", severity)
     angle = torch.rand(len(x), generator=generator, device=x.device, dtype=torch.float64) * 90 - 45
-    return filters.motion_blur(x, radius, sigma, angle, clip=True)
+    return filters.directional_blur(x, radius, sigma, angle, clip=True)
 
 
 @lru_cache(maxsize=32)

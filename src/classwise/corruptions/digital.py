@@ -10,7 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import filters, libjpeg, ops, pixelate_kernel
+from . import ops
+from .kernels import filters, libjpeg, pillow_box
 from .registry import param, register_corruption
 
 
@@ -143,15 +144,15 @@ def _pixelate_picks(n: int, small: int) -> np.ndarray:
 
 def pixelate_levels(x: torch.Tensor, generator=None) -> np.ndarray:
     """What every severity shares: the images' 8-bit levels."""
-    return pixelate_kernel.levels(x)
+    return pillow_box.levels(x)
 
 
 @register_corruption("digital", [0.95, 0.9, 0.85, 0.75, 0.65], chunk=None, draw=pixelate_levels)
 def pixelate(x, severity, levels):
-    """Pillow's BOX resize down by c and back up, on 8-bit levels, to the bit (`pixelate_kernel`)."""
+    """Pillow's BOX resize down by c and back up, on 8-bit levels, to the bit (`kernels.pillow_box`)."""
     h, w = x.shape[-2:]
     c = param("pixelate", severity)
-    out = pixelate_kernel.pixelate(levels, x.shape, _pixelate_picks(w, int(w * c)), _pixelate_picks(h, int(h * c)))
+    out = pillow_box.pixelate(levels, x.shape, _pixelate_picks(w, int(w * c)), _pixelate_picks(h, int(h * c)))
     return out.to(x.device, x.dtype)
 
 

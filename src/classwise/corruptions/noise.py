@@ -12,9 +12,9 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from numba import njit
 
 from . import ops
+from .kernels.shot_noise import SLICE_BITS, fill_slices, settle
 from .registry import param, register_corruption
 
 
@@ -28,7 +28,6 @@ def gaussian_noise(x, severity, z):
     return torch.add(x, z, alpha=param("gaussian_noise", severity)).clamp_(0, 1)
 
 
-SLICE_BITS = 12  # bits of u that pick its slice of the guide table (two slices per 31-bit draw)
 CHUNK = 1 << 18  # values at a time on the CPU: temporaries in cache, few op calls (2^16: 20% slower, 2^20: 12%)
 
 
@@ -70,7 +69,7 @@ def shot_draw(x: torch.Tensor, generator) -> tuple[torch.Tensor | None, int]:
         for lo in range(0, len(x), chunk):
             if ops.CPU_LOOPS and x.device.type == "cpu" and x.dtype == torch.float32:
                 r = torch.empty((min(chunk, len(x) - lo) + 1) // 2, dtype=torch.int32).random_(generator=g)
-                if off or not _slices(x[lo:lo + chunk].numpy(), r.numpy(), at[lo:lo + chunk].numpy()):
+                if off or not fill_slices(x[lo:lo + chunk].numpy(), r.numpy(), at[lo:lo + chunk].numpy()):
                     off.append(True)
                     return
                 continue
@@ -92,22 +91,6 @@ def shot_draw(x: torch.Tensor, generator) -> tuple[torch.Tensor | None, int]:
     return (None if off else at), seed
 
 
-@njit(nogil=True, cache=True)
-def _slices(x, r, at):
-    """`shot_draw`'s fill of one chunk on the CPU in one pass (its tensor form took seven): at =
-    the 8-bit level << SLICE_BITS | 12 bits of r (the low ones for the first half of the chunk,
-    the next for the rest). False where a value is off the grid or outside [0, 1]."""
-    half, mask = len(r), (1 << SLICE_BITS) - 1
-    for i in range(len(x)):
-        t = x[i] * np.float32(255)
-        level = np.round(t)
-        if not (abs(t - level) <= 1e-3 and 0 <= level <= 255):
-            return False
-        bits = r[i] & mask if i < half else (r[i - half] >> SLICE_BITS) & mask
-        at[i] = (np.int32(level) << SLICE_BITS) | bits
-    return True
-
-
 def shot_lookup(out: torch.Tensor, at: torch.Tensor, c: float, generator) -> None:
     """out = min(Poisson(k c / 255) / c, 1) for flat `at` = k S + s from `shot_draw`, exactly,
     by inverse CDF: a guide table gives the value where it is constant on u's slice. Where it is
@@ -121,7 +104,7 @@ def shot_lookup(out: torch.Tensor, at: torch.Tensor, c: float, generator) -> Non
         return
     u = torch.rand(len(miss), dtype=torch.float64, generator=generator, device=at.device)
     if ops.CPU_LOOPS and out.device.type == "cpu" and out.dtype == torch.float32:
-        _settle(out.numpy(), miss.numpy(), u.numpy(), one_step.numpy(), shifted.numpy(), np.float32(c))
+        settle(out.numpy(), miss.numpy(), u.numpy(), one_step.numpy(), shifted.numpy(), np.float32(c))
         return
     at = out[miss].neg_().sub_(1).long()  # k S + s
     row = at >> SLICE_BITS
@@ -133,24 +116,6 @@ def shot_lookup(out: torch.Tensor, at: torch.Tensor, c: float, generator) -> Non
     if len(far):
         j[far] = torch.searchsorted(shifted, u[far], right=True) - row[far] * width
     out[miss] = (j.float() / c).clamp_(max=1).to(out.dtype)
-
-
-@njit(nogil=True, cache=True)
-def _settle(out, miss, u, one_step, shifted, c):
-    """`shot_lookup`'s unsettled values on the CPU, the same arithmetic as its tensor form one
-    value at a time (those ten tensor ops cost ~90 ns a value: 13 of a severity's 28 ms at c =
-    500 on 2,000 CIFAR images)."""
-    slices, width = 1 << SLICE_BITS, len(shifted) // 256
-    for m in range(len(miss)):
-        at = np.int64(-out[miss[m]]) - 1  # k S + s
-        row = at >> SLICE_BITS
-        v = (u[m] + np.float64(at & (slices - 1))) / slices + np.float64(row)
-        j = one_step[at]
-        if j < 0:
-            j = np.searchsorted(shifted, v, side="right") - row * width
-        elif shifted[row * width + j] <= v:
-            j += 1
-        out[miss[m]] = min(np.float32(j) / c, np.float32(1))
 
 
 @register_corruption("noise", [500, 250, 100, 75, 50], chunk=None, draw=shot_draw)

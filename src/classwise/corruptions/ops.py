@@ -250,9 +250,9 @@ def motion_taps(radius: float, sigma: float, angle: torch.Tensor):
     return k, drow, dcol
 
 
-def motion_blur(x: torch.Tensor, radius: float, sigma: float, angle: torch.Tensor) -> torch.Tensor:
+def directional_blur_tensor(x: torch.Tensor, radius: float, sigma: float, angle: torch.Tensor) -> torch.Tensor:
     """Each image blurred along its own angle; pixels past the border repeat the edge (the CUDA
-    and MPS form: `filters.motion_blur` is the CPU's). Sorted by angle, the images that share a
+    and MPS form: `filters.directional_blur` is the CPU's). Sorted by angle, the images that share a
     tap's (row, col) shift are one contiguous run, so every tap is a few slices of one
     edge-padded copy instead of a per-pixel gather."""
     n, c, h, w = x.shape

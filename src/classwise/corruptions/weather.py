@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from ..errors import ClasswiseError
-from . import filters, opencv, ops
+from . import ops
+from .kernels import filters, opencv
 from .registry import param, register_corruption
 
 FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg")  # the reference draws of 5
@@ -41,7 +42,7 @@ def snow(x, severity, drawn):
     h, w = x.shape[-2:]
     layer = ops.apply_rows_cols(z * scale + loc, ops.zoom_matrix(h, zoom), ops.zoom_matrix(w, zoom))
     layer = ops.quantize(torch.where(layer < thr, 0.0, layer))  # stored as an 8-bit PNG
-    layer = ops.round8(filters.motion_blur(layer, radius, sigma, angle))  # ImageMagick writes 8 bits back
+    layer = ops.round8(filters.directional_blur(layer, radius, sigma, angle))  # ImageMagick writes 8 bits back
     out = torch.lerp(bright, x, keep)  # keep x + (1 - keep) max(x, 1.5 grey + 0.5)
     return out.add_(layer).add_(layer.flip(-1, -2)).clamp_(0, 1)
 

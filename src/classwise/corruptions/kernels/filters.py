@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from numba import njit
 
-from . import ops
+from .. import ops
 
 
 @njit(nogil=True, cache=True)
@@ -93,14 +93,14 @@ def _motion(planes, per_image, weights, drow, dcol, rows, cols, top, left, low, 
                 dst[i, j] = min(max(acc[i * wide + j], low), high)
 
 
-def motion_blur(x: torch.Tensor, radius: float, sigma: float, angle: torch.Tensor, *,
+def directional_blur(x: torch.Tensor, radius: float, sigma: float, angle: torch.Tensor, *,
                 clip: bool = False) -> torch.Tensor:
     """ImageMagick's motion blur of each image along its own angle (`ops.motion_taps`), pixels
     past the border repeating the edge; clipped to [0, 1] with `clip`. On the CPU in float32 the
     compiled loop (`_motion`: 2,000 CIFAR images, 13-29 taps, 12-28 ms against 43-153 for the
-    tensor form), else `ops.motion_blur`."""
+    tensor form), else `ops.directional_blur_tensor`."""
     if not ops.CPU_LOOPS or x.device.type != "cpu" or x.dtype != torch.float32:
-        out = ops.motion_blur(x, radius, sigma, angle)
+        out = ops.directional_blur_tensor(x, radius, sigma, angle)
         return out.clamp_(0, 1) if clip else out
     n, c, h, w = x.shape
     k, drow, dcol = ops.motion_taps(radius, sigma, angle)
@@ -203,7 +203,7 @@ def _glass(planes, per_image, taps, rows, cols, moves, lo, hi, out):
 
 @njit(nogil=True, cache=True)
 def _moves(words, h, w, prev, lo, hi, out):
-    """Images lo..hi of `glass_moves`."""
+    """Images lo..hi of `glass_moves_compiled`."""
     rows, cols = h - 2, w - 2
     for i in range(lo, hi):
         src = out[i]
@@ -222,7 +222,7 @@ def _moves(words, h, w, prev, lo, hi, out):
                 src[f] = before[src[f]]
 
 
-def glass_moves(words: torch.Tensor, n: int, h: int, w: int, prev: torch.Tensor | None) -> torch.Tensor:
+def glass_moves_compiled(words: torch.Tensor, n: int, h: int, w: int, prev: torch.Tensor | None) -> torch.Tensor:
     """One pass of glass blur's walk for n (h, w) images from `ops.random_words`' words: for each
     pixel (raster order, (n, h w) int64) the one its value comes from, each pixel of rows and
     columns 2.. reading the one 0 or 1 up and 0 or 1 left (draws 2 t and 2 t + 1 of its image,

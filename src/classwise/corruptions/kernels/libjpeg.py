@@ -24,7 +24,7 @@ import torch
 from numba import njit
 from PIL import Image
 
-from . import ops
+from .. import ops
 
 L = 16  # images side by side
 # jfdctint.c / jidctint.c: FIX(c) = round(c * 2^13) of the LL&M rotations

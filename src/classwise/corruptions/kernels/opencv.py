@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from numba import njit
 
-from . import ops
+from .. import ops
 
 _TG22 = int(0.4142135623730950488016887242097 * (1 << 15) + 0.5)  # OpenCV's fixed-point tan(22.5)
 HV, DIAG, KNIGHT = np.float32(1), np.float32(1.4), np.float32(2.1969)  # cv2.DIST_L2's 5x5 mask

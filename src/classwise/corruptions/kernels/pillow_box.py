@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from numba import njit
 
-from . import ops
+from .. import ops
 
 
 @njit(nogil=True, cache=True)
