@@ -5,20 +5,18 @@ import pytest
 import torch
 from models_issue6 import EPS, digits, robust_digits
 
-from classwise.attacks import (
-    AttackSpec,
-    IntoClassSpec,
-    VictimSpec,
-    attack,
+from classwise.attacks import AttackSpec, IntoClassSpec, VictimSpec, attack
+from classwise.errors import ClasswiseError
+from classwise.evaluate import (
+    EvalResult,
     curve_table,
     eps_curve,
+    evaluate,
     half_accuracy_eps,
     into_table,
     victim_summary,
     victim_table,
 )
-from classwise.errors import ClasswiseError
-from classwise.evaluate import EvalResult, evaluate
 
 PGD20 = AttackSpec(eps=EPS, steps=20)
 

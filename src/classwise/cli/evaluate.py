@@ -105,7 +105,8 @@ def _evaluation_model(args, test, splits):
         raise ClasswiseError("--arch is needed: the checkpoint does not say which architecture it holds")
     # the data's own statistics unless the file brings its normalizer (or the model is tv:*)
     mean, std = splits.train.channel_stats() if splits.train is not None else (None, None)
-    model = create_model(arch, test.num_classes, c, h, mean=mean, std=std)
+    head = raw.get("head") if isinstance(raw, dict) else None  # the output layer the checkpoint was trained with
+    model = create_model(arch, test.num_classes, c, h, mean=mean, std=std, head=head)
     fmt = load_weights(model, args.checkpoint, raw)
     if stats:  # what the user says wins over what the file carries
         model.mean.copy_(model.mean.new_tensor(stats[0]).view_as(model.mean))
@@ -173,7 +174,7 @@ def _summary_line(name: str, s: dict) -> str:
 
 
 def _print_threats(res, threats) -> None:
-    from ..attacks import into_table, victim_summary, victim_table
+    from ..evaluate import into_table, victim_summary, victim_table
     from ..report import print_lines, print_per_class
 
     for spec in threats:
@@ -196,7 +197,7 @@ def _print_threats(res, threats) -> None:
 
 
 def run(args) -> int:
-    from ..attacks import curve_table, eps_curve, half_accuracy_eps
+    from ..evaluate import curve_table, eps_curve, half_accuracy_eps
     from ..data import load_dataset, per_class_subset, stratified_subset
     from ..device import resolve_device
     from ..evaluate import evaluate, robustbench_json, sanity_checks

@@ -6,8 +6,10 @@ import types
 
 from .evaluate import EvalResult, evaluate, robustbench_json
 from .sanity import SanityReport, sanity_checks
+from .views import curve_table, eps_curve, half_accuracy_eps, into_table, victim_summary, victim_table
 
-__all__ = ["EvalResult", "SanityReport", "evaluate", "robustbench_json", "sanity_checks"]
+__all__ = ["EvalResult", "SanityReport", "curve_table", "eps_curve", "evaluate", "half_accuracy_eps", "into_table",
+           "robustbench_json", "sanity_checks", "victim_summary", "victim_table"]
 
 
 class _CallablePackage(types.ModuleType):

@@ -13,15 +13,17 @@ from torch import nn
 from ..attacks import AttackSpec, attack, channels_last, eval_mode
 from ..attacks.autoattack import AutoAttackSpec, require_autoattack, run_autoattack
 from ..attacks.fold import folded
-from ..attacks.threats import IntoClassSpec, VictimSpec, check_class, merge_untargeted, run_threat, threat_rows
+from ..attacks.threats import IntoClassSpec, VictimSpec, check_class, run_threat, threat_rows
 from ..corruptions.spec import CorruptionPass, CorruptionSpec
 from ..data import ClassData, to_float
 from ..distributed import gather, is_main, shard, world
 from ..errors import ClasswiseError
 from ..heap import heap_kept
 from ..metrics import confusion_matrix, disparity, per_class_table
+from ..models.heads import CosineHead
 from ..precision import autocast, check_precision, compiled, full_precision
 from ..progress import progress
+from .views import merge_untargeted
 
 
 @dataclass
@@ -119,7 +121,7 @@ def _chunk_size(data, batch_size: int, budget_bytes: int = 256 * 2**20) -> int:
 class _ClassSums:
     """Running per-true-class sums of logits, softmax and cross-entropy (under attack also the
     KL divergence from the clean prediction, "kl"), in float64 on the CPU (exact enough for
-    10^6 images; MPS has no float64)."""
+    10^6 images)."""
 
     def __init__(self, num_classes: int):
         c = num_classes
@@ -128,15 +130,16 @@ class _ClassSums:
 
     def add(self, logits: torch.Tensor, y: torch.Tensor, features: torch.Tensor | None = None,
             reference: torch.Tensor | None = None) -> None:
-        logits, y = logits.detach().float().cpu(), y.cpu()
-        self.sums["logits"].index_add_(0, y, logits.double())
-        self.sums["probs"].index_add_(0, y, logits.softmax(1).double())
-        self.sums["loss"].index_add_(0, y, F.cross_entropy(logits, y, reduction="none").double())
+        # on the CPU first (MPS has no float64), then every sum computed in float64
+        logits, y = logits.detach().cpu().double(), y.cpu()
+        self.sums["logits"].index_add_(0, y, logits)
+        self.sums["probs"].index_add_(0, y, logits.softmax(1))
+        self.sums["loss"].index_add_(0, y, F.cross_entropy(logits, y, reduction="none"))
         if reference is not None:  # KL(clean || adversarial) per image, TRADES's boundary term (WAT's cost)
-            ref = reference.detach().float().cpu()
-            kl = F.kl_div(logits.log_softmax(1), ref.log_softmax(1), reduction="none", log_target=True).sum(1)
+            ref = reference.detach().cpu().double()
+            kl = F.kl_div(logits.log_softmax(1), ref.softmax(1), reduction="none").sum(1)
             self.sums.setdefault("kl", torch.zeros(len(self.sums["loss"]), dtype=torch.float64))
-            self.sums["kl"].index_add_(0, y, kl.double())
+            self.sums["kl"].index_add_(0, y, kl)
         if features is not None:
             if "features" not in self.sums:
                 self.sums["features"] = torch.zeros(len(self.sums["loss"]), features.shape[1], dtype=torch.float64)
@@ -147,11 +150,12 @@ class _ClassSums:
 
 
 class _Penultimate:
-    """The input of the model's last nn.Linear (its penultimate features), recorded by a forward
-    hook only inside `capture()`: during attacks the hook returns at once."""
+    """The input of the model's output layer (its last nn.Linear or cosine head: its penultimate
+    features), recorded by a forward hook only inside `capture()`: during attacks the hook
+    returns at once."""
 
     def __init__(self, model: nn.Module):
-        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        linears = [m for m in model.modules() if isinstance(m, nn.Linear | CosineHead)]
         self.parts: list[torch.Tensor] = []
         self.active = False
         self.handle = linears[-1].register_forward_hook(self._hook) if linears else None
@@ -253,7 +257,8 @@ def evaluate(model: nn.Module, data, attacks=(), *, batch_size: int = 256, devic
     (`AttackSpec`, `AutoAttackSpec`, `VictimSpec`, `IntoClassSpec`) or a {label: spec} mapping.
 
     Each gradient attack runs only on the images the model gets right: a misclassified image
-    needs no attack (its adversarial prediction is its clean one). AutoAttack makes that choice
+    needs no attack (its adversarial prediction is its clean one), unless its spec says
+    `images="all"`, as the fair-training papers' validation loops attack. AutoAttack makes that choice
     with its own clean pass, as its authors' code does. Under torchrun each rank takes an exact
     contiguous share of the data and every rank gets the whole result back. `class_sums=False`
     skips the per-class sums (`EvalResult.class_sums`), e.g. to time what they cost.
@@ -354,7 +359,10 @@ def _attack_chunk(model, fast, spec, x, y, clean, gen, *, batch_size, seed, earl
         if out.flags:
             notes[key] = list(dict.fromkeys([*notes.get(key, []), *out.flags]))
         return out.pred
-    rows = (clean == y).nonzero().flatten() if isinstance(spec, AttackSpec) else threat_rows(spec, y, clean)
+    if isinstance(spec, AttackSpec):  # every image, or only those it needs (a wrong one is wrong already)
+        rows = torch.arange(len(y), device=y.device) if spec.images == "all" else (clean == y).nonzero().flatten()
+    else:
+        rows = threat_rows(spec, y, clean)
     if rows.numel() == 0:
         if sums is not None:
             sums.add(clean_logits, y, clean_feats, reference=clean_logits)

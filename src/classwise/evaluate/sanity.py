@@ -33,7 +33,7 @@ from torch import nn
 from ..attacks import AttackSpec, attack, eval_mode
 from ..attacks.core import attack_loss
 from ..attacks.spec import GradSafe
-from ..attacks.threats import curves
+from .views import curves
 from ..data import to_float
 from ..precision import autocast
 from .evaluate import EvalResult
