@@ -14,6 +14,7 @@ best worst-class checkpoint that is not the last one adds a test evaluation not 
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,6 +72,7 @@ class _Stepper:
         self.scheduler = make_scheduler(self.optimizer, cfg, 100)
         generator = torch.Generator().manual_seed(cfg.seed)
         self.craft = crafter(self.model, cfg, generator)
+        self.precision, self.device = getattr(cfg, "precision", "fp32"), device
         bs = min(cfg.batch_size, len(train_data))
         sub = _probe(train_data, bs * 2)
         self.batches = list(batches(sub, bs, shuffle=True, generator=generator, crop_padding=cfg.crop_padding,
@@ -84,9 +86,15 @@ class _Stepper:
         x, y = self.batches[self.i % len(self.batches)]
         self.i += 1
         self.model.train()
+        cast = nullcontext()
+        if self.precision != "fp32":  # the trainer's autocast (classwise/precision.py)
+            from .precision import autocast
+
+            cast = autocast(self.precision, self.device)
         with heap_kept():
             t0 = time.perf_counter()
-            loss, _ = self.objective.loss(Step(self.model, x, y, self.craft, 1))
+            with cast:
+                loss, _ = self.objective.loss(Step(self.model, x, y, self.craft, 1))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
