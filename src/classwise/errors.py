@@ -67,3 +67,14 @@ def settings_message(exc, where: str = "invalid settings") -> str:
         shown = "" if isinstance(given, dict) or given is None or e["type"] == "value_error" else f" (got {given!r})"
         parts.append(f"{loc}: {msg}{shown}" if loc else msg)
     return f"{where}: " + "; ".join(parts)
+
+
+def first_error(exc) -> str:
+    """pydantic's first error as `where: what (got ...)`, short: a stored file's fields can be
+    long lists, and one clear fault is what the user needs."""
+    e = exc.errors()[0]
+    loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".") or "the record"
+    given = e.get("input")
+    shown = "" if isinstance(given, dict | list) else f" (got {given!r:.40})"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{loc}: {e['msg']}{shown}{more}"

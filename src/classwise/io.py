@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import ClasswiseError
+from .errors import ClasswiseError, CorruptDataError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -111,3 +111,15 @@ def check_out_file(path, flag: str) -> None:
     if path.exists() and not os.access(path, os.W_OK):
         raise ClasswiseError(f"{flag} {path} is not writable; give another file")
     check_out_dir(path.parent, flag=f"{flag} folder")
+
+
+def read_json(path, what: str = "file", hint: str = ""):
+    """A JSON file's value, or one line saying why it cannot be read."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ClasswiseError(f"{path} does not exist{hint}") from exc
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).split("\n")[0]
+        raise CorruptDataError(f"{path} is not a readable {what} ({why}){hint}") from None

@@ -62,7 +62,7 @@ def _config_of(folder: Path, root: Path) -> dict:
     for d in (folder, *folder.parents):
         cfg = d / "config.json"
         if cfg.is_file():
-            from ..schemas import read_json
+            from ..io import read_json
 
             data = read_json(cfg, "run configuration (config.json)")
             return data.get("run", data) if isinstance(data, dict) else {}
@@ -72,7 +72,7 @@ def _config_of(folder: Path, root: Path) -> dict:
 
 
 def _load(path: Path) -> EvalResult:
-    from ..schemas import load_eval
+    from ..evaluate.stored import load_eval
 
     return load_eval(path, "; evaluate that run again, or leave its folder out")
 

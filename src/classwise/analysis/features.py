@@ -29,11 +29,9 @@ from torch import nn
 
 from ..attacks import eval_mode
 from ..attacks.core import perturb
-from ..data.constructed import chunk_path, done_chunks, load_chunk, read_meta, write_chunk, write_meta
+from ..data.constructed import KINDS, chunk_path, done_chunks, load_chunk, read_meta, write_chunk, write_meta
 from ..errors import ClasswiseError
 from ..progress import progress
-
-KINDS = ("robust", "non-robust", "det", "rand")
 
 
 @dataclass(frozen=True)

@@ -197,10 +197,9 @@ def _print_threats(res, threats) -> None:
 
 
 def run(args) -> int:
-    from ..evaluate import curve_table, eps_curve, half_accuracy_eps
     from ..data import load_dataset, per_class_subset, stratified_subset
     from ..device import resolve_device
-    from ..evaluate import evaluate, robustbench_json, sanity_checks
+    from ..evaluate import curve_table, eps_curve, evaluate, half_accuracy_eps, robustbench_json, sanity_checks
     from ..io import atomic_write_json, atomic_write_text
     from ..progress import console
     from ..report import print_lines, print_per_class

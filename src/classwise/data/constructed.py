@@ -10,15 +10,18 @@ as float32 (never quantised to 1/255); the test split is the source data set's o
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import ClasswiseError
-from ..io import atomic_torch_save, atomic_write_json
+from ..errors import ClasswiseError, CorruptDataError, first_error
+from ..io import atomic_torch_save, atomic_write_json, read_json
 from .core import ClassData
 from .registry import DatasetSpec, get_spec, load_raw, register_family
 
 META = "meta.json"
+KINDS = ("robust", "non-robust", "det", "rand")  # Ilyas et al.'s constructed data sets
 CHUNKS = "chunks"
 
 
@@ -27,8 +30,6 @@ def read_meta(folder) -> dict:
     if not path.is_file():
         raise ClasswiseError(f"{folder} holds no constructed data set (no {META}); build one with "
                              "`classwise features build --kind robust --from CHECKPOINT --out DIR`")
-    from ..schemas import check_features_meta, read_json
-
     return check_features_meta(read_json(path, "constructed data set's meta.json"), path)
 
 
@@ -47,9 +48,8 @@ def write_chunk(folder, i: int, images: torch.Tensor, labels: torch.Tensor, inde
 
 def load_chunk(folder, i: int, meta: dict) -> dict:
     """Chunk `i`, read as tensors only (a pickle that would run code is refused) and checked
-    against the data set's meta (schemas.check_chunk): one line naming the file if it is bad."""
+    against the data set's meta (`check_chunk`): one line naming the file if it is bad."""
     from ..models import read_weights_file
-    from ..schemas import check_chunk
 
     path = chunk_path(folder, i)
     try:
@@ -96,3 +96,72 @@ def _spec(arg: str) -> DatasetSpec:
 
 
 register_family("features", _spec)
+
+
+# ---- the stored format: meta.json and the chunks, checked when read
+
+class FeatureSource(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    dataset: str
+    checkpoint: str | None = None
+    data_dir: str | None = None
+
+
+class FeaturesMeta(BaseModel):
+    """`meta.json` of a constructed data set (see analysis/features.py)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str
+    source: FeatureSource
+    params: dict[str, Any]
+    seed: int
+    n: int = Field(ge=1)
+    chunk: int = Field(ge=1)
+    n_chunks: int = Field(ge=1)
+    classes: list[str] = Field(min_length=1)
+    shape: list[int] = Field(min_length=3, max_length=3)
+    complete: bool = False
+
+
+def check_features_meta(d, where) -> dict:
+    if not isinstance(d, dict):
+        raise CorruptDataError(f"{where}: expected a JSON object, got a {type(d).__name__}")
+    try:
+        meta = FeaturesMeta.model_validate(d)
+    except ValidationError as exc:
+        raise CorruptDataError(f"{where}: {first_error(exc)}; not a constructed data set's meta.json") from None
+    if meta.kind not in KINDS:
+        raise CorruptDataError(f"{where}: kind '{meta.kind}' is none of {', '.join(KINDS)}")
+    if meta.n_chunks != -(-meta.n // meta.chunk):
+        raise CorruptDataError(f"{where}: {meta.n_chunks} chunks do not hold {meta.n} images of {meta.chunk}")
+    return d
+
+
+def check_chunk(obj, path, meta: dict, i: int) -> dict:
+    """A loaded chunk: float32 images in [0, 1] of the data set's shape, one int64 label (a
+    class index) and one source index per image, as many images as chunk `i` holds."""
+    n = min(meta["chunk"], meta["n"] - i * meta["chunk"])
+    shape = tuple(meta["shape"])
+
+    def bad(what):
+        return CorruptDataError(f"{path}: {what}; delete it and rerun `classwise features build` with the same "
+                                "--out to make it again")
+
+    if not isinstance(obj, dict) or not all(torch.is_tensor(obj.get(k)) for k in ("images", "labels", "index")):
+        raise bad("not a chunk of a constructed data set (expected tensors images, labels, index)")
+    images, labels, index = obj["images"], obj["labels"], obj["index"]
+    if images.dtype != torch.float32 or tuple(images.shape) != (n, *shape):
+        raise bad(f"images are {images.dtype} {tuple(images.shape)}, expected float32 {(n, *shape)}")
+    if images.numel() and not (float(images.min()) >= 0 and float(images.max()) <= 1):
+        raise bad("images outside [0, 1] (or NaN)")
+    for name, t in (("labels", labels), ("index", index)):
+        if t.dtype != torch.int64 or tuple(t.shape) != (n,):
+            raise bad(f"{name} are {t.dtype} {tuple(t.shape)}, expected int64 ({n},)")
+    c = len(meta["classes"])
+    if n and (int(labels.min()) < 0 or int(labels.max()) >= c):
+        raise bad(f"labels outside the {c} classes")
+    key = "relative_distance" if meta["kind"] in ("robust", "non-robust") else "reached_target"
+    if not torch.is_tensor(obj.get(key)) or tuple(obj[key].shape) != (n,):
+        raise bad(f"no per-image {key} ({n},)")
+    return obj

@@ -102,7 +102,7 @@ class EvalResult:
 
     @classmethod
     def from_dict(cls, d: dict) -> EvalResult:
-        from ..schemas import check_eval_record
+        from .stored import check_eval_record
 
         check_eval_record(d)  # the stored format's schema: a bad record is one line, not a traceback
         sums = {k: {w: np.asarray(a, dtype=np.float64) for w, a in v.items()}

@@ -33,10 +33,10 @@ from torch import nn
 from ..attacks import AttackSpec, attack, eval_mode
 from ..attacks.core import attack_loss
 from ..attacks.spec import GradSafe
-from .views import curves
 from ..data import to_float
 from ..precision import autocast
 from .evaluate import EvalResult
+from .views import curves
 
 OK, WARN, SKIPPED = "ok", "warn", "skipped"
 TITLES = {

@@ -20,6 +20,7 @@ from ..device import resolve_device
 from ..errors import ClasswiseError
 from ..estimate_training import StudyClock
 from ..evaluate import EvalResult, SanityReport, evaluate, sanity_checks
+from ..evaluate.stored import load_eval
 from ..io import atomic_write_json, atomic_write_text, check_out_dir
 from ..metrics import disparity
 from ..models import load_weights, read_weights_file
@@ -29,7 +30,6 @@ from ..report.arms import tradeoff_figure
 from ..report.explain import sections as explain_sections
 from ..report.explain import write_explain
 from ..rounding import percent, plural, points
-from ..schemas import load_eval
 from ..train import BEST_WORST, CHECKPOINT, FINAL, METRICS, build_model
 from .compare import (
     BEST,
