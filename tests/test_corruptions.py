@@ -742,7 +742,8 @@ def _result(acc: dict[str, list[float]], n: int = 10):
 def test_corruption_summary_and_answers(tmp_path):
     from scipy.stats import spearmanr
 
-    from classwise.analysis.corruption import answers, class_table, corruption_section, summary
+    from classwise.analysis.corruption import class_table, summary
+    from classwise.report.corruption import answers, corruption_section
 
     std = _result({"clean": [1, 1, .8, 1], "pgd20": [.1, .4, .2, .3], "fog@1": [.5, .6, .7, .8],
                    "fog@2": [.3, .4, .5, .6], "contrast@1": [.9, .9, .9, .9], "contrast@2": [.7, .7, .7, .7]})

@@ -12,9 +12,11 @@ from scipy import stats
 
 import classwise as cw
 from classwise.analysis import agreement, flow, similarity, superclass
-from classwise.analysis.explain import Run, explain, find_runs, superclasses_for
+from classwise.analysis.explain import Run, explain, superclasses_for
 from classwise.cli import main
 from classwise.data import ClassData, load_raw
+from classwise.report.sentences import factor_sentence
+from classwise.study.stored_runs import find_runs
 
 # image brightness of each class; the model predicts the nearest centre. Class 3 sits 0.025
 # from the 3/4 boundary, class 4 0.055 from it, the others >= 0.1 from any boundary: an
@@ -114,7 +116,7 @@ def test_the_factor_answer_names_the_factor_that_reorders_the_classes():
     assert arch.within == pytest.approx(1.0) and arch.across == pytest.approx(-1.0) and arch.depends
     # same optimiser means different architecture here: agreement is lower, not higher, within
     assert opt.within == pytest.approx(-1.0) and opt.across == pytest.approx(0.0) and not opt.depends
-    assert "DEPEND on the architecture" in agreement.factor_sentence(arch, "clean")
+    assert "DEPEND on the architecture" in factor_sentence(arch, "clean")
 
 
 def test_cosine_similarity_of_hand_made_mean_logits():

@@ -88,9 +88,9 @@ def test_one_number_one_rounding():
     """0.0735 is 7.4 points wherever it is shown: the sentence, the summary table, the terminal table."""
     import pandas as pd
 
-    from classwise.analysis.stats import change_sentence
+    from classwise.report.sentences import change_sentence
     from classwise.report.table import console, print_per_class
-    from classwise.study.compare import interval_text
+    from classwise.report.study_text import interval_text
 
     assert f"{0.0735 * 100:.1f}" != f"{np.round(0.0735 * 100, 1)}"  # what it replaces: two roundings, two answers
     assert points(0.0735) == "7.4" and percent(0.0735) == "7.4%" and points(-0.0735, sign=True) == "-7.4"
@@ -105,12 +105,13 @@ def test_one_number_one_rounding():
 
 
 def test_the_runs_of_a_study_are_counted_as_arms_and_seeds():
-    from classwise.analysis.explain import runs_text
+    from classwise.analysis.explain import design
+    from classwise.report.sentences import runs_text
 
     study = [{"method": m, "seed": s, "arch": "x"} for m in ("standard", "fgsm-rs") for s in (0,)]
-    assert runs_text(study) == "2 arms, 1 seed"
-    assert runs_text([{"method": m, "seed": s} for m in "ab" for s in (0, 1, 2)]) == "2 arms, 3 seeds"
-    assert runs_text([{"method": "pgd", "seed": 0, "arch": a} for a in ("x", "y", "z")]) == "3 runs"
+    assert runs_text(design(study)) == "2 arms, 1 seed"
+    assert runs_text(design([{"method": m, "seed": s} for m in "ab" for s in (0, 1, 2)])) == "2 arms, 3 seeds"
+    assert runs_text(design([{"method": "pgd", "seed": 0, "arch": a} for a in ("x", "y", "z")])) == "3 runs"
 
 
 def test_datasets_piped_prints_whole_paths(tmp_path, capsys):

@@ -9,7 +9,6 @@ from statsmodels.stats.contingency_tables import mcnemar
 from classwise.analysis.seeds import Evaluation, SeedBootstrap
 from classwise.analysis.stats import (
     bootstrap_class_accuracy,
-    change_sentence,
     class_stats,
     mcnemar_exact,
     mcnemar_per_class,
@@ -17,6 +16,7 @@ from classwise.analysis.stats import (
     verdict,
     weakest_probability,
 )
+from classwise.report.sentences import change_sentence
 
 
 def _paired_arms(rng, p_a, p_b, per_class):

@@ -101,7 +101,7 @@ def seeds_run(tmp_path_factory):
                         eval_subset=50, eval_steps=2, test_steps=3, test_limit=None, attack_steps=2,
                         init_from={"trades": "fgsm-rs"})
     cfg = cfg.model_copy(update={"sanity": False, "resamples": 300})
-    return out, run_study(cfg, out, device="cpu")
+    return out, run_study(cfg, out, device="cpu").model_dump()  # the typed result, as results.json holds it
 
 
 def _per_class_from_eval(path, key):
@@ -194,10 +194,10 @@ def test_resume_may_add_an_arm_and_reuses_the_others_but_never_drops_one(tmp_pat
         return c.model_copy(update={"sanity": False, "resamples": 100, "figures": False})
 
     out = tmp_path / "s"
-    first = run_study(cfg(["standard"]), out, device="cpu")
+    first = run_study(cfg(["standard"]), out, device="cpu").model_dump()
     eval_file = out / "standard" / "eval.json"
     stamp = eval_file.stat().st_mtime_ns
-    both = run_study(cfg(["standard", "fgsm-rs"]), out, device="cpu", resume=True)
+    both = run_study(cfg(["standard", "fgsm-rs"]), out, device="cpu", resume=True).model_dump()
     assert eval_file.stat().st_mtime_ns == stamp  # reused, not re-evaluated
     assert both["models"]["standard"]["clean"] == first["models"]["standard"]["clean"]
     assert (out / "fgsm-rs" / "model.pt").is_file() and both["arms"] == ["standard", "fgsm-rs"]

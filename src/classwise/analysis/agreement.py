@@ -11,8 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from ..rounding import plural
-
 
 @dataclass
 class Concordance:
@@ -124,18 +122,3 @@ def factor_agreement(rho: np.ndarray, labels: list, factor: str, *, permutations
             gaps.append(w - a)
     p = float(np.mean(np.asarray(gaps) >= observed - 1e-12)) if gaps else float("nan")
     return FactorAgreement(factor, sorted(set(labels)), within, across, n_w, n_a, p, bool(observed >= DEPENDS_DELTA))
-
-
-def factor_sentence(fa: FactorAgreement, metric: str) -> str:
-    name = {"architecture": "the architecture", "optimisation": "the optimisation setting",
-            "method": "standard vs adversarial training", "data": "the training data"}
-    name = name.get(fa.factor, f"the {fa.factor}")
-    if fa.depends is None:
-        return (f"{metric.capitalize()} weak classes vs {name}: every run has its own level "
-                f"({', '.join(fa.levels)}), so only the agreement across levels is known: mean Spearman "
-                f"{fa.across:.2f} over {plural(fa.n_across, 'pair')}.")
-    verdict = "DEPEND on" if fa.depends else "hardly depend on"
-    return (f"{metric.capitalize()} weak classes {verdict} {name}: mean Spearman {fa.within:.2f} between runs "
-            f"with the same level ({plural(fa.n_within, 'pair')}) vs {fa.across:.2f} with different levels "
-            f"({plural(fa.n_across, 'pair')}), difference {fa.delta:+.2f} (permutation p {fa.p:.2f}; "
-            f"'depends' needs >= {DEPENDS_DELTA}).")

@@ -1,18 +1,14 @@
 """Per-class accuracy under natural corruptions, from stored evaluations: class x corruption
 tables (mean over severities), the mean corruption accuracy per class and relative to clean,
-and the answers: does the rank of classes under corruption follow their rank under attack
-(Spearman across classes, per model), and does adversarial training move the weakest class
-under corruption?"""
+and the values behind the answers (report/corruption.py words them): does the rank of classes
+under corruption follow their rank under attack (Spearman across classes, per model), and does
+adversarial training move the weakest class under corruption?"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
-
-from ..rounding import percent
 
 
 def corruption_keys(res) -> list[str]:
@@ -68,60 +64,3 @@ def summary(res, attack: str | None = None) -> dict:
         out.update(attack=attack, spearman=None if np.isnan(rho) else float(rho), p_value=None if np.isnan(p) else
                    float(p), adversarial_worst_class=str(adv_err.idxmax()))
     return out
-
-
-def answers(summaries: dict[str, dict], reference: str = "standard") -> list[str]:
-    """One line per model (the rank correlation), one per adversarially trained model against
-    `reference` (does the weakest class under corruption move?)."""
-    lines = []
-    for arm, s in summaries.items():
-        rho = "undefined (a constant error)" if s.get("spearman") is None else \
-            f"rho = {s['spearman']:+.2f} (p = {s['p_value']:.3g})"
-        lines.append(f"Corruption vs adversarial error across classes, {arm} model: Spearman {rho} over "
-                     f"{len(s['per_class'])} classes ({s['attack']}; {len(s['corruptions'])} corruptions x severities "
-                     f"{','.join(map(str, s['severities']))}); weakest under corruption '{s['worst_class']}' "
-                     f"({percent(s['worst'])}, {percent(s['relative'][s['worst_class']], 0)} of its clean accuracy), "
-                     f"mean corruption accuracy {percent(s['overall'])} vs {percent(s['clean'])} clean.")
-    if reference in summaries:
-        base = summaries[reference]["worst_class"]
-        for arm, s in summaries.items():
-            if arm == reference:
-                continue
-            moved = s["worst_class"] != base
-            lines.append(f"Weakest class under corruption, {reference} -> {arm}: '{base}' -> '{s['worst_class']}': "
-                         f"adversarial training {'MOVES' if moved else 'does not move'} the weakest class "
-                         f"(relative to clean: '{summaries[reference]['worst_relative_class']}' -> "
-                         f"'{s['worst_relative_class']}').")
-    return lines
-
-
-def corruption_section(results_dir, evals_by_arm: dict, attack: str | None = None, reference: str = "standard",
-                       *, draw: bool = True):
-    """For a study: (answer lines, {name: heatmap path} (none unless `draw`), {arm: summary})
-    from each arm's evaluation (an EvalResult or a path to its eval.json); arms without corruption
-    results are skipped. `attack` defaults to each evaluation's first robust key."""
-    from ..evaluate import EvalResult
-    from ..io import atomic_write_text
-    from ..report.corruption_figures import corruption_heatmap
-
-    results_dir = Path(results_dir)
-    summaries, figures, tables = {}, {}, []
-    for arm, res in evals_by_arm.items():
-        if not isinstance(res, EvalResult):
-            import json
-
-            res = EvalResult.from_dict(json.loads(Path(res).read_text()))
-        if not corruption_keys(res):
-            continue
-        key = attack or next(iter(res.robust_keys), None)
-        summaries[arm] = summary(res, key)
-        table = class_table(res)
-        if draw:
-            figures[f"corruption_{arm}"] = corruption_heatmap(
-                table, f"Per-class accuracy (%) under corruption, {arm} model (mean over severities)",
-                results_dir / "figures" / f"corruption_{arm}.png")
-        tables.append(long_table(res).assign(arm=arm))
-    if tables:
-        atomic_write_text(results_dir / "corruption_per_class.csv", pd.concat(tables).to_csv(index=False))
-    lines = answers(summaries, reference) if summaries else []
-    return lines, figures, summaries

@@ -1,6 +1,6 @@
-"""`classwise explain`: why the weak classes are weak, from what the runs stored. Reads every
-evaluation of a study run folder (one subfolder per arm), an evaluate `--out` folder or a
-sweep's study folder, and puts together the analyses of this package: where errors and
+"""`classwise explain`: why the weak classes are weak, from what the runs stored (study/
+stored_runs.py finds them in a study, an evaluate `--out` or a sweep's folder): the analyses
+of this package put together: where errors and
 adversarial examples go, how similar the classes look to the model, CIFAR-100 superclasses,
 and whether the runs agree on the weak classes and which factor that depends on. Nothing is
 recomputed: predictions come from eval.json, similarity from its per-class sums."""
@@ -15,11 +15,9 @@ import numpy as np
 
 from ..errors import ClasswiseError
 from ..evaluate import EvalResult
-from ..rounding import percent, plural
 from . import agreement, flow, similarity, superclass
 
-EVAL = "eval.json"
-# which run settings make up each factor of the research plan's question (§3.2)
+# which run settings make up each factor of Benz et al.'s question: do the weak classes depend on it?
 FACTORS = {
     "architecture": ("arch",),
     "optimisation": ("optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule", "milestones", "epochs",
@@ -46,68 +44,6 @@ class Run:
         return keys[0] if keys else None
 
 
-def _config_of(folder: Path, root: Path) -> dict:
-    """The run's configuration: the model file's record of it (model.pt, else the training
-    checkpoint.pt), else the nearest config.json."""
-    for name in ("model.pt", "checkpoint.pt"):
-        if (folder / name).is_file():
-            import torch
-
-            try:
-                meta = torch.load(folder / name, map_location="cpu", weights_only=True)
-                if isinstance(meta, dict) and isinstance(meta.get("config"), dict):
-                    return meta["config"]
-            except Exception:  # noqa: BLE001 - an unreadable weights file only costs us the labels
-                pass
-    for d in (folder, *folder.parents):
-        cfg = d / "config.json"
-        if cfg.is_file():
-            from ..io import read_json
-
-            data = read_json(cfg, "run configuration (config.json)")
-            return data.get("run", data) if isinstance(data, dict) else {}
-        if d == root:
-            break
-    return {}
-
-
-def _load(path: Path) -> EvalResult:
-    from ..evaluate.stored import load_eval
-
-    return load_eval(path, "; evaluate that run again, or leave its folder out")
-
-
-def find_runs(path) -> list[Run]:
-    """The evaluations under `path`: a sweep's study folder (study.db, runs/<id>/eval.json),
-    an evaluate --out or train folder (eval.json), or a study run folder (arm subfolders,
-    possibly one level of seed folders below them, each with its eval.json)."""
-    path = Path(path)
-    if not path.exists():
-        raise ClasswiseError(f"{path} does not exist")
-    if (path / "study.db").is_file() and (path / "runs").is_dir():  # a sweep (a study keeps arm folders)
-        from ..study.store import Store
-
-        store = Store(path / "study.db", readonly=True)  # explain reads; it never writes into a study
-        status = store.status()
-        runs = []
-        for rid in sorted(status):
-            ev = path / "runs" / rid / EVAL
-            if status[rid] == "finished" and ev.is_file():
-                runs.append(Run(rid, ev.parent, _load(ev), store.config(rid)))
-        if not runs:
-            raise ClasswiseError(f"{path}: no finished run with an {EVAL} yet (see `classwise runs {path}`)")
-        return _named(runs)
-    if (path / EVAL).is_file():
-        return [Run(path.name, path, _load(path / EVAL), _config_of(path, path))]
-    found = sorted(p for p in path.glob("**/" + EVAL) if len(p.relative_to(path).parts) <= 3
-                   and "explain" not in p.relative_to(path).parts)
-    if not found:
-        raise ClasswiseError(f"{path} holds no {EVAL} (a study run folder, an evaluate --out folder or a "
-                             "sweep's study folder)")
-    return [Run("/".join(p.parent.relative_to(path).parts), p.parent, _load(p), _config_of(p.parent, path))
-            for p in found]
-
-
 def _level(cfg: dict, keys: tuple[str, ...]) -> str:
     return ", ".join(f"{k}={cfg.get(k)}" for k in keys if k in cfg) if len(keys) > 1 else str(cfg.get(keys[0]))
 
@@ -121,23 +57,6 @@ def factor_levels(runs: list[Run]) -> dict[str, list[str]]:
         if varying:
             out[factor] = [_level(r.config, varying) for r in runs]
     return out
-
-
-def _named(runs: list[Run]) -> list[Run]:
-    """Sweep runs named by the levels that set them apart (their ids otherwise); zoo runs by
-    their model's name."""
-    zoo = [r.config.get("robustbench") for r in runs]
-    if all(zoo) and len(set(zoo)) == len(zoo):
-        for r, name in zip(runs, zoo, strict=True):
-            r.name = name
-        return runs
-    levels = factor_levels(runs)
-    if levels:
-        names = [" / ".join(levels[f][i] for f in levels) for i in range(len(runs))]
-        if len(set(names)) == len(names):
-            for r, n in zip(runs, names, strict=True):
-                r.name = n
-    return runs
 
 
 # --- one run -------------------------------------------------------------------------------
@@ -206,7 +125,7 @@ def explain_agreement(runs: list[Run], per_run: list[dict]) -> dict:
     """Agreement on the weak classes, for clean and robust per-class accuracy."""
     classes = runs[0].result.classes
     levels = factor_levels(runs)
-    out = {"runs": [r.name for r in runs], "runs_text": runs_text([r.config for r in runs]), "factors": levels,
+    out = {"runs": [r.name for r in runs], "design": design([r.config for r in runs]), "factors": levels,
            "k": _k(len(classes)), "metrics": {}}
     for metric in ("clean", "robust"):
         rows = [p["per_class"].get(metric) for p in per_run]
@@ -224,7 +143,7 @@ def explain_agreement(runs: list[Run], per_run: list[dict]) -> dict:
                 if f == "seed":
                     continue  # seeds are the noise floor, not a factor of the question
                 fa = agreement.factor_agreement(rho, lv, f)
-                factors[f] = {**fa.__dict__, "delta": fa.delta, "sentence": agreement.factor_sentence(fa, metric)}
+                factors[f] = {**fa.__dict__, "delta": fa.delta}
             entry.update(kendall_w=w.__dict__, spearman=rho.tolist(),
                          overlap=agreement.topk_overlap(scores, k).tolist(), factors=factors)
         out["metrics"][metric] = entry
@@ -268,76 +187,22 @@ def check_comparable(runs: list[Run]) -> None:
                              f"{what(other[0])}; give runs that share their classes")
 
 
-def explain(runs: list[Run], superclasses=None) -> dict:
-    """Every analysis of `runs` as plain values, with the answers as sentences. The runs must
-    share their classes (`check_comparable`)."""
-    check_comparable(runs)
-    classes = runs[0].result.classes
-    per_run = [explain_run(r, superclasses) for r in runs]
-    agree = explain_agreement(runs, per_run)
-    summary = {"classes": classes, "runs": per_run, "agreement": agree, "skipped": []}
-    summary["answers"] = answers(summary)
-    return summary
-
-
-def _pct(v: float) -> str:
-    return percent(v, 0)
-
-
-def _corr_text(c: dict) -> str:
-    return "n/a" if c["rho"] != c["rho"] else f"rho {c['rho']:+.2f} (p {c['p']:.3g})"
-
-
-def runs_text(configs: list[dict]) -> str:
-    """How many runs, said the way they were made: `2 arms, 1 seed` when the runs are every arm
-    (method) at every seed, as a study's are; `6 runs` otherwise."""
+def design(configs: list[dict]) -> dict:
+    """How the runs were made: every arm (method) at every seed, as a study's runs are (counts
+    of each), or just so many runs."""
     n = len(configs)
     methods = {c.get("method") for c in configs}
     seeds = {c.get("seed") for c in configs}
     pairs = {(c.get("method"), c.get("seed")) for c in configs}
     if n > 1 and None not in methods | seeds and len(pairs) == n == len(methods) * len(seeds):
-        return f"{plural(len(methods), 'arm')}, {plural(len(seeds), 'seed')}"
-    return plural(n, "run")
+        return {"runs": n, "arms": len(methods), "seeds": len(seeds)}
+    return {"runs": n, "arms": None, "seeds": None}
 
 
-def answers(summary: dict) -> list[str]:
-    lines = []
-    ag = summary["agreement"]
-    for metric, e in ag["metrics"].items():
-        if "kendall_w" in e:
-            w = e["kendall_w"]
-            across = ag.get("runs_text") or plural(w["m"], "run")
-            lines.append(f"Agreement on the {metric} weak classes across {across}: Kendall's W {w['w']:.2f} "
-                         f"(chi2 {w['chi2']:.1f}, df {w['df']}, p {w['p']:.2g}); among the {ag['k']} weakest of every "
-                         f"run: {', '.join(e['always_weak']) or 'no class'}.")
-            lines += [f["sentence"] for f in e.get("factors", {}).values()]
-    for r in summary["runs"]:
-        head = f"{r['name']}:"
-        cl = r["confusion"]["clusters"]
-        lines.append(f"{head} clean confusion clusters: " + ("; ".join("{" + ", ".join(g) + "}" for g in cl) or "none")
-                     + f"; symmetry of clean confusion {r['confusion']['symmetry']:.2f}.")
-        if "flow" in r:
-            tops = "; ".join(flow.flow_sentence(f) for f in r["flow"]["top"][:3])
-            lines.append(f"{head} adversarial flows ({r['robust_key']}): {tops or 'nothing was fooled'}; "
-                         f"symmetry {r['flow']['symmetry']:.2f}.")
-        sim = r["similarity"]
-        if not sim:
-            lines.append(f"{head} similarity: not stored (this eval.json predates per-class sums; evaluate again).")
-        for label, s in sim.items():
-            if label not in ("clean logits", "clean features", "adversarial logits"):
-                continue
-            corr = ", ".join(f"with {e} error {_corr_text(c)}" for e, c in s["correlation"].items())
-            most = int(np.nanargmax(s["nearest_similarity"]))
-            pair = f"{summary['classes'][most]} ~ {s['nearest'][most]}"
-            lines.append(f"{head} similarity of {label}: nearest pair {pair} "
-                         f"(cosine {s['nearest_similarity'][most]:.2f}); across classes, nearest-class similarity "
-                         f"correlates {corr}.")
-        if "superclass" in r:
-            sc = r["superclass"]
-            txt = f"{head} errors inside the true superclass: clean {_pct(sc['clean']['share'])}"
-            if "adversarial" in sc:
-                txt += f", adversarial {_pct(sc['adversarial']['share'])}"
-            lines.append(txt + f" (chance {percent(sc['clean']['chance'])}, binomial p {sc['clean']['p']:.2g}).")
-    if summary["skipped"]:
-        lines.append(f"Skipped (other classes than the first run): {', '.join(summary['skipped'])}.")
-    return lines
+def explain(runs: list[Run], superclasses=None) -> dict:
+    """Every analysis of `runs` as plain values (report/explain.py words them). The runs must
+    share their classes (`check_comparable`)."""
+    check_comparable(runs)
+    classes = runs[0].result.classes
+    per_run = [explain_run(r, superclasses) for r in runs]
+    return {"classes": classes, "runs": per_run, "agreement": explain_agreement(runs, per_run), "skipped": []}

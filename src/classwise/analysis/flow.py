@@ -8,8 +8,6 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse.csgraph import connected_components
 
-from ..rounding import percent
-
 
 def counts(labels: np.ndarray, pred: np.ndarray, num_classes: int, mask: np.ndarray | None = None) -> np.ndarray:
     """counts[t, p]: images of true class t predicted as p (only where `mask` holds)."""
@@ -57,11 +55,6 @@ def top_flows(m: np.ndarray, classes: list[str], k: int = 5) -> list[dict]:
         out.append({"true": classes[t], "pred": classes[p], "count": int(off[t, p]),
                     "share_of_errors": float(off[t, p] / errors[t]), "share_of_class": float(off[t, p] / totals[t])})
     return out
-
-
-def flow_sentence(f: dict, what: str = "fooled") -> str:
-    """"62% of fooled Shirt images become T-shirt/top"."""
-    return f"{percent(f['share_of_errors'], 0)} of {what} {f['true']} images become {f['pred']} ({f['count']} images)"
 
 
 def symmetry(m: np.ndarray) -> float:

@@ -18,8 +18,6 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
-from ..rounding import points
-
 STATS = ("mean", "worst", "std", "gap")  # summaries over classes, each a function of per-class accuracy
 
 
@@ -118,15 +116,6 @@ def verdict(low: float, high: float, up: str = "widens", down: str = "narrows") 
     if high < 0:
         return down
     return "no clear difference"
-
-
-def change_sentence(label: str, before: float, after: float, low: float, high: float, *, up: str = "widens",
-                    down: str = "narrows") -> str:
-    """e.g. `widens: std 8.0 → 16.1 points, difference +8.1 [+6.9, +9.4]` (fractions in,
-    points out); the difference is after - before with its interval."""
-    v = verdict(low, high, up, down)
-    return (f"{v}: {label} {points(before)} → {points(after)} points, difference "
-            f"{points(after - before, sign=True)} [{points(low, sign=True)}, {points(high, sign=True)}]")
 
 
 def mcnemar_exact(a_correct, b_correct) -> dict:

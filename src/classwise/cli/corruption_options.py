@@ -87,9 +87,10 @@ def report_corruptions(res, attack: str | None, skipped: dict, out_dir=None, nam
     corruption, the corruptions from the costliest, and the rank-correlation line; with `out_dir`
     write the class x corruption x severity table and the class x corruption heatmap there. The
     summary for results.json."""
-    from ..analysis.corruption import answers, class_table, corruption_keys, corruption_section, summary
+    from ..analysis.corruption import class_table, corruption_keys, summary
     from ..io import safe_name
     from ..report import print_lines, print_per_class
+    from ..report.corruption import answers, corruption_section
     from ..rounding import percent, points
 
     lines = [f"skipped {n}: {why}" for n, why in skipped.items()]

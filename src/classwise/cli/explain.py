@@ -20,12 +20,13 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..analysis.explain import explain, find_runs, superclasses_for
+    from ..analysis.explain import explain, superclasses_for
     from ..errors import ClasswiseError
     from ..io import check_out_dir
     from ..report import print_lines
-    from ..report.explain import write_explain
+    from ..report.explain import answers, write_explain
     from ..study.outdir import claim_out
+    from ..study.stored_runs import find_runs
 
     if len(args.paths) > 1 and args.out is None:
         raise ClasswiseError("with several paths, say where the analysis goes with --out")
@@ -42,5 +43,5 @@ def run(args) -> int:
     summary = explain(runs, superclasses_for(runs, args.data_dir))
     page, _, _ = write_explain(summary, out)
     if not args.quiet:
-        print_lines([*summary["answers"], f"Written: {out} (explain.json, CSV tables, figures/, {page.name})"])
+        print_lines([*answers(summary), f"Written: {out} (explain.json, CSV tables, figures/, {page.name})"])
     return 0

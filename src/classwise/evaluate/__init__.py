@@ -4,12 +4,12 @@ and the sanity checks that come with a robust evaluation."""
 import sys
 import types
 
-from .evaluate import EvalResult, evaluate, robustbench_json
+from .evaluate import EvalResult, evaluate, load_eval, robustbench_json
 from .sanity import SanityReport, sanity_checks
 from .views import curve_table, eps_curve, half_accuracy_eps, into_table, victim_summary, victim_table
 
 __all__ = ["EvalResult", "SanityReport", "curve_table", "eps_curve", "evaluate", "half_accuracy_eps", "into_table",
-           "robustbench_json", "sanity_checks", "victim_summary", "victim_table"]
+           "load_eval", "robustbench_json", "sanity_checks", "victim_summary", "victim_table"]
 
 
 class _CallablePackage(types.ModuleType):

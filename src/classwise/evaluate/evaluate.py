@@ -17,13 +17,14 @@ from ..attacks.threats import IntoClassSpec, VictimSpec, check_class, run_threat
 from ..corruptions.spec import CorruptionPass, CorruptionSpec
 from ..data import ClassData, to_float
 from ..distributed import gather, is_main, shard, world
-from ..errors import ClasswiseError
+from ..errors import ClasswiseError, CorruptDataError
 from ..heap import heap_kept
+from ..io import read_json
 from ..metrics import confusion_matrix, disparity, per_class_table
 from ..models.heads import CosineHead
 from ..precision import autocast, check_precision, compiled, full_precision
 from ..progress import progress
-from .views import merge_untargeted
+from .stored import check_eval_record
 
 
 @dataclass
@@ -102,8 +103,6 @@ class EvalResult:
 
     @classmethod
     def from_dict(cls, d: dict) -> EvalResult:
-        from .stored import check_eval_record
-
         check_eval_record(d)  # the stored format's schema: a bad record is one line, not a traceback
         sums = {k: {w: np.asarray(a, dtype=np.float64) for w, a in v.items()}
                 for k, v in d.get("class_sums", {}).items()}
@@ -387,6 +386,26 @@ def _attack_chunk(model, fast, spec, x, y, clean, gen, *, batch_size, seed, earl
             adv_feats[rows] = got
         sums.add(adv_logits, y, adv_feats, reference=clean_logits)
     return adv
+
+
+def merge_untargeted(spec: VictimSpec, labels, victim_pred, attacks: dict, adv_pred: dict) -> None:
+    """The victim attacker has the untargeted attack too: where the same evaluation ran it (the
+    same spec) and it fooled a victim image the victim runs did not, that image is fooled."""
+    for key, other in attacks.items():
+        if isinstance(other, AttackSpec) and other == spec.attack:
+            take = (labels == spec.victim) & (adv_pred[key] != labels) & (victim_pred == labels)
+            victim_pred[take] = adv_pred[key][take]
+            return
+
+
+def load_eval(path, hint: str = "") -> EvalResult:
+    """The `EvalResult` stored in an eval.json, checked (`hint`: what to do about a bad one)."""
+    d = read_json(path, "evaluation record (eval.json)", hint)
+    try:
+        check_eval_record(d, str(path))
+    except CorruptDataError as exc:
+        raise CorruptDataError(f"{exc}{hint}") from None
+    return EvalResult.from_dict(d)
 
 
 def _eps_text(eps: float) -> str:

@@ -1,5 +1,6 @@
 """`eval.json`, an evaluation's per-sample record, as one schema shared by the code that writes
-it (`EvalResult.to_dict`) and the code that reads it back (`EvalResult.from_dict`, `load_eval`):
+it (`EvalResult.to_dict`) and the code that reads it back (`EvalResult.from_dict`, `load_eval`
+in evaluate.py):
 a file that does not match is refused on read with one line naming the file and what is wrong
 (a `CorruptDataError`), never a traceback from deep inside an analysis."""
 
@@ -11,7 +12,6 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import CorruptDataError, first_error
-from ..io import read_json
 
 _SUM_SHAPES = {"logits": "CxC", "probs": "CxC", "loss": "C", "kl": "C", "features": "CxD"}
 
@@ -73,15 +73,3 @@ def check_eval_record(d, where: str = "evaluation record") -> EvalRecord:
     if problem:
         raise CorruptDataError(f"{where}: {problem}")
     return record
-
-
-def load_eval(path, hint: str = ""):
-    """The `EvalResult` stored in an eval.json, checked (`hint`: what to do about a bad one)."""
-    from .evaluate import EvalResult  # evaluate.py reads records through this module
-
-    d = read_json(path, "evaluation record (eval.json)", hint)
-    try:
-        check_eval_record(d, str(path))
-    except CorruptDataError as exc:
-        raise CorruptDataError(f"{exc}{hint}") from None
-    return EvalResult.from_dict(d)

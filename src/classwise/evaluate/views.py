@@ -10,19 +10,7 @@ import pandas as pd
 from torch import nn
 
 from ..attacks import AttackSpec
-from ..attacks.threats import VictimSpec
 from ..errors import ClasswiseError
-
-
-def merge_untargeted(spec: VictimSpec, labels, victim_pred, attacks: dict, adv_pred: dict) -> None:
-    """The victim attacker has the untargeted attack too: where the same evaluation ran it (the
-    same spec) and it fooled a victim image the victim runs did not, that image is fooled."""
-    for key, other in attacks.items():
-        if isinstance(other, AttackSpec) and other == spec.attack:
-            take = (labels == spec.victim) & (adv_pred[key] != labels) & (victim_pred == labels)
-            victim_pred[take] = adv_pred[key][take]
-            return
-
 
 # ---- eps curves ------------------------------------------------------------------------------
 
@@ -34,7 +22,7 @@ def eps_curve(model: nn.Module, data, spec: AttackSpec, eps_values, **kwargs):
     """Per-sample predictions under `spec` at every eps in `eps_values` (an `EvalResult` whose
     keys are `curve_label`s). Every eps uses the same random starts scaled to its ball, so that
     differences between eps are the attack's, not the dice's. `kwargs` go to `evaluate`."""
-    from .evaluate import evaluate  # evaluate.py imports this module (merge_untargeted)
+    from .evaluate import evaluate
 
     values = sorted({float(e) for e in eps_values})
     if not values or values[0] < 0:

@@ -1,6 +1,6 @@
-"""The explain section: heatmaps (confusion, adversarial flow, class similarity, agreement
-between runs, superclass flow), tidy CSV tables, and the HTML section built from an
-`analysis.explain.explain` summary."""
+"""The explain section: the answers (every sentence about an `analysis.explain.explain`
+summary), heatmaps (confusion, adversarial flow, class similarity, agreement between runs,
+superclass flow), tidy CSV tables, and the HTML section built from them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pandas as pd
 from ..io import atomic_write_json, atomic_write_text, safe_name
 from ..rounding import percent
 from .figures import _save, label_cells, plt
-from .html import write_report
+from .html import NA, Section, write_report
+from .sentences import corr_text, factor_sentence, flow_sentence, kendall_sentence, runs_text
 
 
 def heatmap(matrix, rows: list[str], cols: list[str], title: str, path: Path, *, percent: bool = True,
@@ -117,35 +118,37 @@ def tables(summary: dict) -> dict[str, pd.DataFrame]:
         for f, fa in e.get("factors", {}).items():
             rows.append({"metric": metric, "factor": f, "within": fa["within"], "across": fa["across"],
                          "delta": fa["delta"], "n_within": fa["n_within"], "n_across": fa["n_across"], "p": fa["p"],
-                         "depends": fa["depends"]})
+                         "depends": {True: "yes", False: "no", None: NA}[fa["depends"]]})
     if rows:
         out["factors"] = pd.DataFrame(rows)
     return out
 
 
-def sections(summary: dict, figs: dict[str, list[Path]], tabs: dict[str, pd.DataFrame]) -> list[tuple[str, list]]:
-    """The explain section for `report.html.write_report` (also usable inside a study report)."""
+FACTOR_NA = ("n/a in the factor table: a factor whose every run has its own level has no pair of runs with the "
+             "same level, so neither the within-level agreement, the difference, its p-value nor a verdict exists.")
+
+
+def sections(summary: dict, figs: dict[str, list[Path]], tabs: dict[str, pd.DataFrame]) -> list[Section]:
+    """The explain sections of a report: the agreement across runs first, each run's detail folded
+    (a study report folds them all)."""
     ag = summary["agreement"]
     items: list = []
     for metric, e in ag["metrics"].items():
         if "kendall_w" in e:
-            w = e["kendall_w"]
-            items.append(f"{metric}: Kendall's W {w['w']:.3f} over {w['m']} runs and {w['n']} classes "
-                         f"(chi2 {w['chi2']:.2f}, df {w['df']}, p {w['p']:.3g}); weakest {ag['k']} of every run: "
-                         f"{', '.join(e['always_weak']) or 'none'}.")
-            items += [f["sentence"] for f in e.get("factors", {}).values()]
+            items.append(kendall_sentence(metric, e, ag["k"], runs_text(ag["design"])))
+            items += [factor_sentence(f, metric) for f in e.get("factors", {}).values()]
     if "factors" in tabs:
         items.append(tabs["factors"])
+        if (tabs["factors"]["depends"] == NA).any():
+            items.append(FACTOR_NA)
     items += figs.get("agreement", [])
-    out = [("Agreement of the weak classes across runs", items)] if items else []
+    out = [Section("Agreement of the weak classes across runs", items)] if items else []
     for r in summary["runs"]:
         lines = [f"clean accuracy {percent(r['clean_accuracy'], 2)}"
                  + (f", {r['robust_key']} {percent(r['robust_accuracy'], 2)}" if r.get("robust_key") else ""),
                  "clean confusion clusters: " + ("; ".join("{" + ", ".join(g) + "}" for g in r["confusion"]["clusters"])
                                                   or "none") + f"; symmetry {r['confusion']['symmetry']:.2f}"]
         if "flow" in r:
-            from ..analysis.flow import flow_sentence
-
             lines.append("top adversarial flows: " + "; ".join(flow_sentence(f) for f in r["flow"]["top"])
                          + f"; symmetry {r['flow']['symmetry']:.2f}")
         if "superclass" in r:
@@ -155,8 +158,8 @@ def sections(summary: dict, figs: dict[str, list[Path]], tabs: dict[str, pd.Data
                          + f" (chance {percent(sc['clean']['chance'])})")
         sim = tabs["similarity_vs_error"]
         sel = sim[sim.run == r["name"]] if len(sim) else sim
-        out.append((f"Run {r['name']}", [*lines, *([sel.drop(columns="run")] if len(sel) else []),
-                                         *figs.get(r["name"], [])]))
+        out.append(Section(f"Run {r['name']}", [*lines, *([sel.drop(columns="run")] if len(sel) else []),
+                                                *figs.get(r["name"], [])], folded=True))
     return out
 
 
@@ -166,12 +169,57 @@ def write_explain(summary: dict, out_dir, *, draw: bool = True) -> tuple[Path, d
     returns the page, the figures and the tables (a study report shows them too)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    summary = {**summary, "answers": answers(summary)}
     atomic_write_json(out_dir / "explain.json", summary)
     tabs = tables(summary)
     for name, df in tabs.items():
         atomic_write_text(out_dir / f"{name}.csv", df.to_csv(index=False))
     figs = figures(summary, out_dir / "figures") if draw else {}
-    page = write_report(out_dir / "explain.html", "Why the weak classes are weak",
-                        [f"{len(summary['runs'])} runs, {len(summary['classes'])} classes"], summary["answers"],
-                        sections(summary, figs, tabs))
+    ag = summary["agreement"]
+    lead = [kendall_sentence(m, e, ag["k"], runs_text(ag["design"])) for m, e in ag["metrics"].items()
+            if "kendall_w" in e] or summary["answers"][:1]
+    page = write_report(out_dir / "explain.html", "Why the weak classes are weak", lead[:5],
+                        [f"{len(summary['runs'])} runs, {len(summary['classes'])} classes"],
+                        sections(summary, figs, tabs), answers=summary["answers"])
     return page, figs, tabs
+
+
+def answers(summary: dict) -> list[str]:
+    """The explain summary in sentences: agreement across the runs, then each run's confusion
+    clusters, adversarial flows, class similarity and superclass errors."""
+    lines = []
+    ag = summary["agreement"]
+    for metric, e in ag["metrics"].items():
+        if "kendall_w" in e:
+            lines.append(kendall_sentence(metric, e, ag["k"], runs_text(ag["design"])))
+            lines += [factor_sentence(f, metric) for f in e.get("factors", {}).values()]
+    for r in summary["runs"]:
+        head = f"{r['name']}:"
+        cl = r["confusion"]["clusters"]
+        lines.append(f"{head} clean confusion clusters: " + ("; ".join("{" + ", ".join(g) + "}" for g in cl) or "none")
+                     + f"; symmetry of clean confusion {r['confusion']['symmetry']:.2f}.")
+        if "flow" in r:
+            tops = "; ".join(flow_sentence(f) for f in r["flow"]["top"][:3])
+            lines.append(f"{head} adversarial flows ({r['robust_key']}): {tops or 'nothing was fooled'}; "
+                         f"symmetry {r['flow']['symmetry']:.2f}.")
+        sim = r["similarity"]
+        if not sim:
+            lines.append(f"{head} similarity: not stored (this eval.json predates per-class sums; evaluate again).")
+        for label, s in sim.items():
+            if label not in ("clean logits", "clean features", "adversarial logits"):
+                continue
+            corr = ", ".join(f"with {e} error {corr_text(c)}" for e, c in s["correlation"].items())
+            most = int(np.nanargmax(s["nearest_similarity"]))
+            pair = f"{summary['classes'][most]} ~ {s['nearest'][most]}"
+            lines.append(f"{head} similarity of {label}: nearest pair {pair} "
+                         f"(cosine {s['nearest_similarity'][most]:.2f}); across classes, nearest-class similarity "
+                         f"correlates {corr}.")
+        if "superclass" in r:
+            sc = r["superclass"]
+            txt = f"{head} errors inside the true superclass: clean {percent(sc['clean']['share'], 0)}"
+            if "adversarial" in sc:
+                txt += f", adversarial {percent(sc['adversarial']['share'], 0)}"
+            lines.append(txt + f" (chance {percent(sc['clean']['chance'])}, binomial p {sc['clean']['p']:.2g}).")
+    if summary["skipped"]:
+        lines.append(f"Skipped (other classes than the first run): {', '.join(summary['skipped'])}.")
+    return lines

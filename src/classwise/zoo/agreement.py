@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..analysis import agreement
+from ..report.sentences import factor_sentence, kendall_sentence
+from ..rounding import plural
 from .info import ModelInfo
 
 FACTORS = ("architecture", "extra data", "year")
@@ -70,12 +72,9 @@ def zoo_agreement(scores: dict[str, np.ndarray], models: list[str], classes: lis
                                       f"{', '.join(f'{v * 100:.0f}%' for v in sorted(set(s[:, 0])))}).")
                 out["sides"][side] = entry
                 continue
-            out["answers"].append(
-                f"Agreement on the {side} weak classes across {w.m} models: Kendall's W {w.w:.2f} (chi2 {w.chi2:.1f}, "
-                f"df {w.df}, p {w.p:.2g}); among the {k} weakest of every model: "
-                f"{', '.join(entry['always_weak']) or 'no class'}"
-                + (f" ({len(entry['classes_left_out'])} classes without images left out)"
-                   if entry["classes_left_out"] else "") + ".")
+            left_out = entry["classes_left_out"]
+            out["answers"].append(kendall_sentence(side, entry, k, plural(w.m, "model")).removesuffix(".")
+                                  + (f" ({len(left_out)} classes without images left out)" if left_out else "") + ".")
             factors = {}
             for factor, labels in lv.items():
                 known = np.array([v is not None for v in labels])
@@ -86,8 +85,8 @@ def zoo_agreement(scores: dict[str, np.ndarray], models: list[str], classes: lis
                 much = _how_much(s, labels, known)
                 size = "; ".join(f"{h['level']} ({h['models']}): class mean {h['mean'] * 100:.1f}%, worst class "
                                  f"{h['worst'] * 100:.1f}%" for h in much)
-                sentence = agreement.factor_sentence(fa, side)
-                factors[factor] = {**fa.__dict__, "delta": fa.delta, "by_level": much, "sentence": sentence}
+                sentence = factor_sentence(fa, side)
+                factors[factor] = {**fa.__dict__, "delta": fa.delta, "by_level": much}
                 out["answers"].append(f"{sentence} By how much ({side}, mean over the models of each level): {size}.")
             entry["factors"] = factors
         out["sides"][side] = entry
