@@ -319,14 +319,14 @@ def test_ldam_drw_step_as_released(batch, epoch):
     gold, b = load("ldam"), INPUTS["batches"][batch]
     want_all = gold["cases"][batch][str(epoch - 1)]
     ldam = make_objective(config("ldam-drw"), NAMES, gold["cls_num_list"])  # long-tailed counts: used as they are
-    assert ldam.head(ldam.cfg.method_params) == {"kind": "cosine", "scale": gold["s"]}
+    assert ldam.p.head() == {"kind": "cosine", "scale": gold["s"]}
     weights = ldam.weights_at(epoch)
     assert (weights is None) == (epoch == 1)
     if weights is not None:
         assert torch.allclose(weights, want_all["weights"], rtol=1e-6)  # theirs in float32
     for kind in ("fixed", "clean"):
         want = want_all[kind]
-        model = tiny(with_head(Tiny(), ldam.head(ldam.cfg.method_params)))
+        model = tiny(with_head(Tiny(), ldam.p.head()))
         model.fc.weight.data.copy_(gold["head"])
         loss, state = one_step(ldam, model, b, fixed(b["x_adv"] if kind == "fixed" else b["x"]), epoch=epoch)
         assert loss == pytest.approx(want["loss"], abs=1e-6), kind

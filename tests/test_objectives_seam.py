@@ -10,16 +10,16 @@ from pydantic import Field
 
 from classwise.cli import main
 from classwise.config import TrainConfig
+from classwise.config.methods import METHODS, MethodParams
 from classwise.errors import ClasswiseError
 from classwise.train import BEST_WORST, CHECKPOINT, FINAL, OBJECTIVES, train
 from classwise.train.objectives import Objective, register_objective
-from classwise.train.objectives.base import Params
 
 BASE = dict(dataset="synthetic", epochs=3, lr=0.05, weight_decay=0.0, batch_size=64, eval_subset=100,
             eval_steps=2, attack_steps=2, train_limit=300, schedule="constant")
 
 
-class CountingParams(Params):
+class CountingParams(MethodParams):
     poison_epoch: int = Field(default=0, ge=0, description="epoch whose loss is made NaN (0: never)")
 
 
@@ -58,6 +58,7 @@ def counting():
 
     yield Counting
     OBJECTIVES.pop("test-counting")
+    METHODS.pop("test-counting")
 
 
 def test_params_are_validated_with_defaults_filled():
@@ -160,6 +161,7 @@ def test_statistics_the_objective_declares_come_from_the_validation_pass(synth, 
         train(cfg, synth, tmp_path / "run")
     finally:
         OBJECTIVES.pop("test-start-stats")
+        METHODS.pop("test-start-stats")
     assert seen == [(0, True, 100), (1, True, 100), (2, True, 100)]
 
 

@@ -89,8 +89,8 @@ def test_one_number_one_rounding():
     import pandas as pd
 
     from classwise.report.sentences import change_sentence
-    from classwise.report.table import console, print_per_class
     from classwise.report.study_text import interval_text
+    from classwise.report.table import console, print_per_class
 
     assert f"{0.0735 * 100:.1f}" != f"{np.round(0.0735 * 100, 1)}"  # what it replaces: two roundings, two answers
     assert points(0.0735) == "7.4" and percent(0.0735) == "7.4%" and points(-0.0735, sign=True) == "-7.4"

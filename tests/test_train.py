@@ -10,6 +10,7 @@ import torch
 from classwise.attacks import AttackSpec
 from classwise.cli import main
 from classwise.config import TrainConfig
+from classwise.config.methods import METHODS
 from classwise.data import stratified_subset
 from classwise.evaluate import evaluate
 from classwise.train import lr_factor, train
@@ -140,6 +141,7 @@ def test_collapse_guard_stops_and_keeps_the_best_epoch(synth, tmp_path):
         result = train(cfg, synth, tmp_path / "run")
     finally:
         OBJECTIVES.pop("test-sabotage")
+        METHODS.pop("test-sabotage")
     history = result.history
     assert "stopped" in history[-1] and len(history) < 4
     assert history[-1]["val_robust"] < history[0]["val_robust"] - 0.1

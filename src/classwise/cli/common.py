@@ -129,6 +129,8 @@ def train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--milestones", type=int_list, help="e.g. 100,150")
     p.add_argument("--attack-steps", type=int, help="PGD steps for pgd adversarial training")
     p.add_argument("--train-limit", type=int, help="train on a stratified subset of this size")
+    p.add_argument("--imbalance", type=float, help="long-tailed training set of this ratio (largest class over "
+                   "smallest; Cao et al.'s profile); cifar10-lt and cifar100-lt default to 100")
     p.add_argument("--eval-subset", type=int, help="size of the fixed validation subset evaluated after each epoch")
     precision_options(p, "the training step and the training and validation attacks' forward passes")
     p.add_argument("--eval-steps", type=int, help="PGD steps of the per-epoch evaluation")
@@ -144,8 +146,8 @@ def train_options(p: argparse.ArgumentParser) -> None:
 
 
 _TRAIN_KEYS = ("arch", "epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay",
-               "schedule", "milestones", "attack_steps", "train_limit", "eval_subset", "eval_steps", "test_limit",
-               "test_steps", "eps", "norm", "seed", "dataset", "precision", "compile")
+               "schedule", "milestones", "attack_steps", "train_limit", "imbalance", "eval_subset", "eval_steps",
+               "test_limit", "test_steps", "eps", "norm", "seed", "dataset", "precision", "compile")
 
 
 def overrides(args, default_arch: bool = True) -> dict:

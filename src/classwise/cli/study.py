@@ -95,7 +95,7 @@ def run(args) -> int:
     methods = methods or list(StudyConfig.model_fields["methods"].get_default(call_default_factory=True))
     cfg = preset_config(args.preset, methods=methods, method_params=objective_params(args, methods),
                         seeds=args.seeds, reference=args.reference, init_from=init_from_pairs(args.init_from),
-                        **overrides(args), **corruption_fields(args))
+                        **overrides(args, default_arch=False), **corruption_fields(args))
     if args.no_sanity or args.no_figures:
         cfg = cfg.model_copy(update={"sanity": not args.no_sanity, "figures": not args.no_figures})
     out = args.out or Path("runs") / safe_name(f"study-{cfg.run.dataset}-{cfg.run.arch}-{args.preset}")

@@ -75,7 +75,8 @@ def aggregate(cfg: StudyConfig, runs: list[ArmRun], classes: list[str], out_dir,
     to `corruptions`' own answers)."""
     rc, seeds = cfg.run, cfg.seed_list
     first = runs[0].outcome
-    results = {"format": FORMAT, "version": VERSION, "dataset": rc.dataset, "arch": rc.arch, "eps": rc.eps, "norm": rc.norm, "preset": cfg.preset,
+    results = {"format": FORMAT, "version": VERSION, "dataset": rc.dataset, "arch": rc.arch, "eps": rc.eps,
+               "norm": rc.norm, "preset": cfg.preset,
                "classes": classes, "arms": cfg.arms, "seeds": seeds, "reference": cfg.reference_arm,
                "init_from": cfg.init_from, "resamples": cfg.resamples, "confidence": cfg.confidence,
                "attack": first.attack.label, "attack_spec": first.attack.model_dump(),

@@ -35,7 +35,7 @@ def resolve(cfg: RunConfig, splits: Splits | None = None) -> RunConfig:
     registry's description of the data set."""
     spec = get_spec(cfg.dataset)
     grey = splits.train.shape[0] == 1 if splits is not None and splits.train is not None else spec.grey
-    return cfg.resolved(grey=grey, hflip_ok=spec.hflip)
+    return cfg.resolved(grey=grey, hflip_ok=spec.hflip, imbalance=spec.imbalance)
 
 
 def final_corruption_specs(cfg: RunConfig, data_dir=None, *, full_test: bool = True, run_dir=None) -> list:
@@ -64,7 +64,8 @@ def execute_run(cfg: RunConfig, run_dir, *, device: str = "auto", data_dir=None,
     run_dir = Path(run_dir)
     dev = init_from_env(resolve_device(device))
     if splits is None:
-        splits = load_dataset(cfg.dataset, data_dir, val_size=cfg.val_size, seed=cfg.seed, download=download)
+        splits = load_dataset(cfg.dataset, data_dir, val_size=cfg.val_size, seed=cfg.seed, download=download,
+                              imbalance=cfg.imbalance)
     cfg = resolve(cfg, splits)
     check_trainable(cfg, splits)  # before train() creates run_dir
     if getattr(cfg, "threads", None):

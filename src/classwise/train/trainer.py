@@ -16,6 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..attacks import AttackSpec
 from ..config import TrainConfig
+from ..config.methods import method_settings
 from ..data import ClassData, Splits, batches, stratified_subset
 from ..distributed import barrier, is_main, world
 from ..errors import ClasswiseError
@@ -27,7 +28,7 @@ from ..precision import autocast, compiled, grad_scaler, original
 from ..progress import console, progress
 from ..settings import config_differences
 from .objectives import Objective, Step, make_objective
-from .objectives.base import crafter, objective_class
+from .objectives.base import crafter
 from .optim import make_optimizer, make_scheduler
 
 CHECKPOINT = "checkpoint.pt"
@@ -38,7 +39,7 @@ METRICS = "metrics.jsonl"
 
 def model_head(cfg: TrainConfig) -> dict | None:
     """The output layer the run's method trains, if not the architecture's (LDAM's cosine one)."""
-    return objective_class(cfg.method).head(cfg.method_params)
+    return method_settings(cfg.method, cfg.method_params).head()
 
 
 def build_model(cfg: TrainConfig, data: ClassData) -> nn.Module:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from .base import OBJECTIVES, Objective, Step, make_objective, objective_params, register_objective
+from .base import OBJECTIVES, Objective, Step, make_objective, register_objective
 
 for _mod in pkgutil.iter_modules(__path__):
     if _mod.name != "base":
         importlib.import_module(f"{__name__}.{_mod.name}")
 
-__all__ = ["OBJECTIVES", "Objective", "Step", "make_objective", "objective_params", "register_objective"]
+__all__ = ["OBJECTIVES", "Objective", "Step", "make_objective", "register_objective"]

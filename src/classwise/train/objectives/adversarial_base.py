@@ -9,21 +9,13 @@ here once; every objective that weighs or transforms it calls `base_loss`."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 
-from .base import Params, Step
+from ...config.methods import AdversarialParams
+from .base import Step
 from .zhang2019_trades import Passes, trades_inputs, trades_logits, trades_terms
-
-Base = Literal["pgd", "trades", "fgsm-rs"]
-
-
-class AdversarialParams(Params):
-    base: Base = Field(default="pgd", description="adversarial training it modifies: pgd, trades or fgsm-rs")
-    trades_beta: float = Field(default=6.0, ge=0, description="TRADES KL weight (base trades only)")
 
 
 def base_inputs(s: Step, base: str, eps=None, alpha=None) -> torch.Tensor:

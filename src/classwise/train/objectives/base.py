@@ -8,24 +8,22 @@ from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
 from ...attacks import eval_mode, perturb
 from ...attacks.fold import folded
 from ...config import TrainConfig
+from ...config.methods import METHODS, MethodParams
 from ...errors import ClasswiseError
 
 OBJECTIVES: dict[str, type[Objective]] = {}
 
 
-class Params(BaseModel):
-    """An objective's own settings, with its paper's defaults; unknown keys are refused."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
 def register_objective(cls: type[Objective]) -> type[Objective]:
+    """Add a training method; its `Params` join the config's registry, so that a run config
+    naming it validates (a built-in method's are there already, without importing train/)."""
+    if METHODS.setdefault(cls.name, cls.Params) is not cls.Params:  # else the config would resolve other defaults
+        raise TypeError(f"objective '{cls.name}': Params must be config.methods.METHODS['{cls.name}']")
     OBJECTIVES[cls.name] = cls
     return cls
 
@@ -35,17 +33,6 @@ def objective_class(name: str) -> type[Objective]:
         raise ClasswiseError(f"unknown method '{name}'; choose one of: {', '.join(OBJECTIVES)} "
                              "(see `classwise methods`)")
     return OBJECTIVES[name]
-
-
-def objective_params(name: str, params: dict | None) -> dict:
-    """`params` validated against the objective's sub-config, with every default filled in."""
-    cls = objective_class(name)
-    try:
-        return cls.Params(**(params or {})).model_dump()
-    except ValidationError as exc:
-        parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise ClasswiseError(f"method '{name}': {'; '.join(parts)} "
-                             f"(its parameters: {', '.join(cls.Params.model_fields) or 'none'})") from exc
 
 
 @dataclass(frozen=True)
@@ -90,43 +77,20 @@ class Step:
     epoch: int
 
 
-# the attack step a method's released code trains with, as a share of eps: Madry et al.'s
-# 2/255 at 8/255, TRADES's 0.007 at 0.031 (and the papers that copied its script), Wong et al.'s
-# 1.25 eps for one step from a random start
-STEP = {"pgd": 1 / 4, "trades": 0.007 / 0.031, "fgsm-rs": 1.25}
-
-
 class Objective:
-    """Base class. Subclasses set `name`, `paper`, `adversarial`, `Params`, `statistics`,
-    implement `loss`, and keep per-class state as tensors listed in `state` (saved in
-    checkpoints). `code` names the authors' released code the default reproduces, and
-    `differences` what a parameter can change from it."""
+    """Base class. Subclasses set `name`, `paper`, `adversarial`, `Params` (the method's settings,
+    in config/methods.py), `statistics`, implement `loss`, and keep per-class state as tensors
+    listed in `state` (saved in checkpoints). `code` names the authors' released code the default
+    reproduces, and `differences` what a parameter can change from it."""
 
     name: ClassVar[str]
     paper: ClassVar[str] = ""
     code: ClassVar[str] = ""
     adversarial: ClassVar[bool] = True
-    Params: ClassVar[type[BaseModel]] = Params
+    Params: ClassVar[type[MethodParams]] = MethodParams
     state: ClassVar[tuple[str, ...]] = ()
     statistics: ClassVar[tuple[Statistics, ...]] = ()
     differences: ClassVar[tuple[Difference, ...]] = ()
-
-    @classmethod
-    def step_share(cls, params: dict) -> float:
-        """The attack step as a share of eps when the run gives none: the base's, else PGD-AT's."""
-        return STEP[params.get("base", "pgd")]
-
-    @classmethod
-    def attack_bn(cls, params: dict) -> Literal["eval", "train"]:
-        """BatchNorm mode while crafting training inputs when the run gives none: eval, as every
-        released code here crafts (model.eval() before the attack), except where one says so."""
-        return "eval"
-
-    @classmethod
-    def head(cls, params: dict) -> dict | None:
-        """The output layer the method trains, if not the architecture's linear one (LDAM's
-        cosine classifier): `create_model(..., head=...)`."""
-        return None
 
     def __init__(self, cfg: TrainConfig, classes: list[str], class_counts: torch.Tensor):
         self.cfg = cfg

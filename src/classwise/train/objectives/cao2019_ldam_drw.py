@@ -20,25 +20,11 @@ margin and, after the switch, the largest weight. Before the first validation n_
 from __future__ import annotations
 
 import torch
-from pydantic import Field
 
-from .adversarial_base import AdversarialParams, base_loss, effective_counts
+from ...config.methods import LDAMParams
+from .adversarial_base import base_loss, effective_counts
 from .base import Difference, Objective, Statistics, Step, register_objective, robust_per_class
-from .cui2019_class_balanced import COUNTS_DIFFERENCE, Counts, class_balanced_weights, uses_difficulty
-
-
-class LDAMParams(AdversarialParams):
-    max_margin: float = Field(default=0.5, gt=0, description="largest margin D_k (before the scale s)")
-    scale: float = Field(default=30.0, gt=0, description="s: the logit scale the margins are in units of")
-    cosine_head: bool = Field(default=True, description="a normalised-cosine last layer giving s cos theta (the "
-                                                        "authors'); false keeps the architecture's linear layer")
-    drw_at: float = Field(default=0.8, ge=0, le=1, description="deferred re-weighting from this fraction "
-                                                                "of the epochs on (160/200)")
-    drw_beta: float = Field(default=0.9999, ge=0, lt=1, description="class-balanced beta after the switch")
-    counts: Counts = Field(default="auto", description="n_k: the training counts (data), the class difficulty "
-                                                       "(difficulty), or data when they are long-tailed (auto)")
-    floor: float = Field(default=0.1, gt=0, le=1, description="robust accuracy floor of the effective count "
-                                                              "(the largest imbalance it expresses is 1/floor)")
+from .cui2019_class_balanced import COUNTS_DIFFERENCE, class_balanced_weights, uses_difficulty
 
 
 def ldam_margins(counts: torch.Tensor, max_margin: float) -> torch.Tensor:
@@ -68,10 +54,6 @@ class LDAMDRW(Objective):
                    Difference("cosine_head", "a normalised-cosine classifier, s cos theta",
                               "cosine_head=false: the architecture's linear layer, its logits standing in for "
                               "s cos theta", "to compare with the other arms on the same architecture"))
-
-    @classmethod
-    def head(cls, params):
-        return {"kind": "cosine", "scale": params.get("scale", 30.0)} if params.get("cosine_head", True) else None
 
     def __init__(self, cfg, classes, class_counts):
         super().__init__(cfg, classes, class_counts)

@@ -15,15 +15,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 
-from .adversarial_base import AdversarialParams, base_loss
+from ...config.methods import CosineParams
+from .adversarial_base import base_loss
 from .base import Objective, Statistics, Step, register_objective
-
-
-class CosineParams(AdversarialParams):
-    gamma: float = Field(default=1.0, ge=0, description="weight of the mean inter-class cosine")
-    center: bool = Field(default=True, description="centre the class-mean logits before the cosine")
 
 
 def class_mean_cosine(logits: torch.Tensor, y: torch.Tensor, num_classes: int, center: bool = True) -> torch.Tensor:

@@ -11,16 +11,11 @@ l the base method's per-image loss (PGD-AT by default)."""
 from __future__ import annotations
 
 import torch
-from pydantic import Field
 
+from ...config.methods import CriticalParams
 from ...errors import ClasswiseError
-from .adversarial_base import AdversarialParams, base_loss
+from .adversarial_base import base_loss
 from .base import Objective, Statistics, Step, class_index, register_objective
-
-
-class CriticalParams(AdversarialParams):
-    critical: str | int | None = Field(default=None, description="the critical class, by name or index")
-    critical_weight: float = Field(default=5.0, gt=0, description="its loss weight W (the others have 1)")
 
 
 @register_objective

@@ -16,27 +16,16 @@ data, "data" or "difficulty" force one). Before the first validation n_k = N_k."
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import Field
 
-from .adversarial_base import AdversarialParams, base_loss, effective_counts, imbalanced
+from ...config.methods import ClassBalancedParams
+from .adversarial_base import base_loss, effective_counts, imbalanced
 from .base import Difference, Objective, Statistics, Step, register_objective, robust_per_class
 
-Counts = Literal["auto", "data", "difficulty"]
 COUNTS_DIFFERENCE = ("counts", "the training set's class counts (on balanced data every weight is 1: the base "
                      "method)", "auto: on balanced data, the class difficulty as a count (n_k a_k from the "
                      "validation robust accuracy), updated each epoch; counts=data for the authors'",
                      "Benz et al. apply the long-tail methods to balanced data, where counts say nothing")
-
-
-class ClassBalancedParams(AdversarialParams):
-    beta: float = Field(default=0.9999, ge=0, lt=1, description="effective-number beta")
-    counts: Counts = Field(default="auto", description="n_k: the training counts (data), the class difficulty "
-                                                       "(difficulty), or data when they are long-tailed (auto)")
-    floor: float = Field(default=0.1, gt=0, le=1, description="robust accuracy floor of the effective count "
-                                                              "(the largest imbalance it expresses is 1/floor)")
 
 
 def class_balanced_weights(counts: torch.Tensor, beta: float) -> torch.Tensor:

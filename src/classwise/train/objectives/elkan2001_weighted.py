@@ -15,40 +15,11 @@ all 1 in the first epoch (nothing is measured yet)."""
 from __future__ import annotations
 
 import torch
-from pydantic import Field, field_validator
 
+from ...config.methods import WeightedParams
 from ...errors import ClasswiseError
-from .adversarial_base import AdversarialParams, base_loss
+from .adversarial_base import base_loss
 from .base import Objective, Statistics, Step, class_index, register_objective, robust_per_class
-
-
-class WeightedParams(AdversarialParams):
-    weights: list[float] | dict[str, float] | None = Field(
-        default=None, description="fixed per-class weights: 1,1,2,... or Shirt=3,Coat=2 (default: from "
-                                  "validation robust error, updated each epoch)")
-    power: float = Field(default=1.0, ge=0, description="adaptive weights: w_k proportional to err_k^power")
-    floor: float = Field(default=0.01, gt=0, le=1, description="adaptive weights: error floor, so no class "
-                                                               "drops out of the loss")
-
-    @field_validator("weights", mode="before")
-    @classmethod
-    def _named(cls, v):
-        # the command line gives "Shirt=3,Coat=2" as a list of strings (or one string)
-        items = [v] if isinstance(v, str) else v
-        if isinstance(items, list) and items and all(isinstance(t, str) and "=" in t for t in items):
-            try:
-                return {k.strip(): float(w) for k, w in (t.split("=", 1) for t in items)}
-            except ValueError as exc:
-                raise ValueError(f"weights like Shirt=3,Coat=2: {exc}") from exc
-        return v
-
-    @field_validator("weights")
-    @classmethod
-    def _positive(cls, v):
-        values = v.values() if isinstance(v, dict) else (v or [])
-        if any(w < 0 for w in values):
-            raise ValueError("weights must be >= 0")
-        return v
 
 
 @register_objective

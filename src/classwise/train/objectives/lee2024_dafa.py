@@ -25,27 +25,16 @@ turn a class's ball and loss around, as in their code). `warmup` defaults to the
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 
+from ...config.methods import DafaParams
 from ...errors import ClasswiseError
-from .base import STEP, Difference, Objective, Params, Statistics, Step, register_objective
+from .base import Difference, Objective, Statistics, Step, register_objective
 from .zhang2019_trades import trades_inputs, trades_logits, trades_terms
 
 PAPER_WARMUP = 70 / 110  # the authors' warm-up, as a share of their 110 epochs
-
-
-class DafaParams(Params):
-    base: Literal["pgd", "trades"] = Field(default="trades", description="adversarial training it reweights")
-    lam: float = Field(default=1.0, ge=0, description="scale of the class weights (CIFAR-10 1.0, CIFAR-100 "
-                                                      "and STL-10 1.5)")
-    warmup: int | None = Field(default=None, ge=1, description="epochs before the weights are set (default: the "
-                                                               "paper's 70/110 of the run, at least 1)")
-    beta: float = Field(default=6.0, ge=0, description="TRADES KL weight (base trades)")
 
 
 def dafa_weights(similarity: np.ndarray, lam: float) -> torch.Tensor:
@@ -86,10 +75,6 @@ class Dafa(Objective):
     differences = (Difference("warmup", "the weights set after epoch 70, whatever the run's length",
                               "the default scales it to the run (70/110 of the epochs, equal at the authors' 110); "
                               "warmup=70 for theirs", "so that a short run reweights at all"),)
-
-    @classmethod
-    def step_share(cls, params):
-        return STEP["trades"]  # their pgd_step_size 0.007 at 0.031, for both bases
 
     def __init__(self, cfg, classes, class_counts):
         super().__init__(cfg, classes, class_counts)

@@ -22,21 +22,14 @@ its forward passes clean then adversarial (the KL's target from the same clean p
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
 
 from ...attacks import AttackSpec
+from ...config.methods import WatParams
 from .adversarial_base import per_image_loss
-from .base import STEP, Difference, Objective, Params, Statistics, Step, register_objective
-
-
-class WatParams(Params):
-    base: Literal["pgd", "trades"] = Field(default="trades", description="adversarial training it reweights")
-    eta: float = Field(default=0.1, gt=0, description="Hedge learning rate")
-    beta: float = Field(default=6.0, ge=0, description="TRADES KL weight (base trades)")
+from .base import Difference, Objective, Statistics, Step, register_objective
 
 
 def wat_costs(clean_loss: np.ndarray, robust_kl: np.ndarray, n: int, batch_size: int, beta: float) -> torch.Tensor:
@@ -64,10 +57,6 @@ class Wat(Objective):
                                            "every image, last iterate"),)
     differences = (Difference("base", "TRADES", "base=pgd: the experts weigh the cross-entropy on PGD inputs, "
                               "costed by PGD's cross-entropy", "to compare with PGD-AT arms"),)
-
-    @classmethod
-    def step_share(cls, params):
-        return STEP["trades"]  # their 0.007 at 0.031 for both the training and the validation attack
 
     def __init__(self, cfg, classes, class_counts):
         super().__init__(cfg, classes, class_counts)

@@ -15,23 +15,12 @@ the batch's own losses: no state, no extra pass."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 
-from .base import STEP, Difference, Objective, Params, Statistics, Step, register_objective
+from ...config.methods import FatVarParams
+from .base import Difference, Objective, Statistics, Step, register_objective
 from .zhang2019_trades import trades_logits, trades_terms
-
-
-class FatVarParams(Params):
-    base: Literal["pgd", "trades"] = Field(default="pgd", description="adversarial training it regularises")
-    alpha: float = Field(default=0.1, ge=0, description="weight of the variance of per-class losses")
-    beta: float = Field(default=6.0, ge=0, description="TRADES KL weight (base trades)")
-    slots: int = Field(default=100, ge=2, description="length of the authors' loss buffer the variance runs over "
-                                                      "(unfilled slots count as 0)")
-    present_only: bool = Field(default=False, description="the variance over the classes present in the batch only")
 
 
 def class_loss_variance(per_image: torch.Tensor, y: torch.Tensor, num_classes: int, slots: int | None = None
@@ -60,10 +49,6 @@ class FatVar(Objective):
     differences = (Difference("present_only", "the variance over a 100-slot buffer, unfilled slots 0",
                               "present_only=true: over the classes present in the batch",
                               "the variance of what the paper defines, independent of the buffer's length"),)
-
-    @classmethod
-    def step_share(cls, params):
-        return STEP["trades"]  # their attack_generator's 0.007 at 0.031, for both bases
 
     def loss(self, s: Step):
         x_adv = s.craft(s.x, s.y)

@@ -14,20 +14,11 @@ PGD-AT. `base` fgsm-rs crafts both kinds with one step of 1.25 eps."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 
-from .base import Objective, Params, Statistics, Step, class_index, register_objective, robust_per_class
-
-
-class TargetedParams(Params):
-    target: str | int = Field(default="weakest", description='target class (name or index) or "weakest", '
-                                                             "updated each epoch from validation")
-    mix: float = Field(default=0.5, ge=0, le=1, description="fraction of each batch attacked toward the target")
-    base: Literal["pgd", "fgsm-rs"] = Field(default="pgd", description="attack steps: pgd or fgsm-rs")
+from ...config.methods import TargetedParams
+from .base import Objective, Statistics, Step, class_index, register_objective, robust_per_class
 
 
 @register_objective

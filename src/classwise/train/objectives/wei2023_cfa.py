@@ -30,35 +30,15 @@ accuracy instead). From epoch `begin` + 1 on:
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 
 from ...attacks import AttackSpec
-from .base import STEP, Difference, Objective, Params, Statistics, Step, register_objective, robust_per_class
+from ...config.methods import STEP, CfaParams
+from .base import Difference, Objective, Statistics, Step, register_objective, robust_per_class
 from .zhang2019_trades import trades_inputs, trades_logits, trades_terms
 
 PAPER_BEGIN = 10 / 200  # the authors' calibration start, as a share of their 200 epochs
-
-
-class CfaParams(Params):
-    base: Literal["pgd", "trades"] = Field(default="trades", description="adversarial training it calibrates "
-                                                                          "(AT or TRADES)")
-    lambda1: float = Field(default=0.5, ge=0, description="CCM: eps_k = (lambda1 + t_k) eps")
-    lambda2: float = Field(default=0.5, ge=0, description="CCR: KL weight from (lambda2 + t_k) beta")
-    beta: float = Field(default=6.0, ge=0, description="TRADES KL weight")
-    ccm: bool = Field(default=True, description="class-wise eps")
-    ccr: bool = Field(default=True, description="class-wise TRADES beta (base trades)")
-    fawa: bool = Field(default=True, description="keep the fairness-aware weight average as the final model")
-    threshold: float = Field(default=0.24, ge=0, le=1, description="FAWA: worst-class validation robust "
-                                                                   "accuracy an epoch needs to be averaged")
-    decay: float = Field(default=0.88, ge=0, lt=1, description="FAWA: EMA decay over epochs")
-    begin: int | None = Field(default=None, ge=0, description="epochs before calibrating (default: the "
-                                                              "paper's 10/200 of the run, at least 1)")
-    source: Literal["train", "val"] = Field(default="train", description="t_k from the training batches "
-                                                                         "(the authors) or validation")
 
 
 def class_eps(t: torch.Tensor, lambda1: float, eps: float) -> torch.Tensor:
@@ -106,14 +86,6 @@ class Cfa(Objective):
                    Difference("begin", "calibration from epoch 10, whatever the run's length",
                               "the default scales it to the run (5% of the epochs, equal at the authors' 200); "
                               "begin=10 for theirs", "so that a short run calibrates at all"))
-
-    @classmethod
-    def step_share(cls, params):
-        return STEP["pgd"]  # their fixed 2/255 at 8/255 for both bases
-
-    @classmethod
-    def attack_bn(cls, params):
-        return "train" if params.get("base") == "pgd" else "eval"
 
     def validation_attacks(self):
         return [AttackSpec(name="pgd", eps=self.cfg.eps, steps=10, alpha=self.cfg.eps * STEP["pgd"],

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from .base import STEP, Objective, Statistics, Step, register_objective
+from ...config.methods import FgsmRsParams
+from .base import Objective, Statistics, Step, register_objective
 
 
 @register_objective
 class FGSMRS(Objective):
     name = "fgsm-rs"
     paper = "Wong et al. 2020"
+    Params = FgsmRsParams
     statistics = (Statistics("batch", "none: the batch's own adversarial predictions"),)
-
-    @classmethod
-    def step_share(cls, params):
-        return STEP["fgsm-rs"]
 
     def loss(self, s: Step):
         logits = s.model(s.craft(s.x, s.y, steps=1))

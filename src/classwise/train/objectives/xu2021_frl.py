@@ -31,31 +31,12 @@ robust model as `init_weights` (e.g. a PGD or TRADES model.pt) to fine-tune as t
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import Field
 
 from ...attacks import AttackSpec
-from .base import STEP, Objective, Params, Statistics, Step, register_objective
+from ...config.methods import STEP, FrlParams
+from .base import Objective, Statistics, Step, register_objective
 from .zhang2019_trades import trades_inputs, trades_logits, trades_terms
-
-
-class FrlParams(Params):
-    base: Literal["trades"] = Field(default="trades", description="FRL is built on TRADES's clean + boundary "
-                                                                   "error split (the authors' code has only it)")
-    mode: Literal["reweight", "remargin", "both"] = Field(
-        default="both", description="reweight (FRL-RW), remargin (FRL-RM) or both (FRL-RWRM)")
-    tau: float = Field(default=0.07, ge=0, description="tolerance of each class's clean and boundary error "
-                                                       "over the average")
-    rate_weight: float = Field(default=0.05, gt=0, description="multiplier step r1 of the reweighting "
-                                                               "(boundary: 2 r1), halved every 40 epochs")
-    rate_margin: float = Field(default=0.2, gt=0, description="multiplier step r2 of the remargining")
-    lim: float = Field(default=0.5, gt=0, lt=1, description="bound on the sum of the reweighting multipliers "
-                       "(below 1 keeps every class weight positive)")
-    beta: float = Field(default=1.5, ge=0, description="TRADES KL weight (the authors' FRL default)")
-    val_steps: int = Field(default=20, ge=1, description="PGD steps of the validation attack the multipliers "
-                                                         "are updated from")
 
 
 def frl_errors(val, robust_key: str) -> tuple[torch.Tensor, torch.Tensor, float, float]:
@@ -104,10 +85,6 @@ class Frl(Objective):
     state = ("lmbda",)
     statistics = (Statistics("validation", "per-class clean and robust accuracy under its own PGD-20 (every image, "
                                            "last iterate)", when="start"),)
-
-    @classmethod
-    def step_share(cls, params):
-        return STEP["pgd"]  # their max(eps m) / 4
 
     def validation_attacks(self):
         return [AttackSpec(name="pgd", eps=self.cfg.eps, steps=self.p.val_steps, alpha=self.cfg.eps * STEP["pgd"],

@@ -16,17 +16,13 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 
-from .base import Objective, Params, Statistics, Step, register_objective
+from ...config.methods import TradesParams
+from .base import Objective, Statistics, Step, register_objective
 
 # the train-mode forward passes of a TRADES step, as each released code orders them: "cac"
 # clean, adversarial, clean again (TRADES, FRL, CFA), "ca" (WAT), "ac" (DAFA, FAT)
 Passes = Literal["cac", "ca", "ac"]
-
-
-class TradesParams(Params):
-    beta: float = Field(default=6.0, ge=0, description="weight of the KL term")
 
 
 def trades_inputs(s: Step, eps=None, alpha=None) -> torch.Tensor:
@@ -63,10 +59,6 @@ class Trades(Objective):
     code = "yaodongyu/TRADES@6e8e11b (trades.py)"
     Params = TradesParams
     statistics = (Statistics("batch", "none: the batch's own clean and adversarial predictions"),)
-
-    @classmethod
-    def step_share(cls, params):
-        return 0.007 / 0.031
 
     def loss(self, s: Step):
         clean, adv, target = trades_logits(s.model, s.x, trades_inputs(s))

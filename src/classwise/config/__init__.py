@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_serializer, model_validator
 
-from .settings import Settings
+from ..settings import Settings
+from .methods import method_settings
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "multistep", "cyclic", "cosine")
@@ -18,7 +19,7 @@ class TrainConfig(Settings):  # Settings: inf/NaN refused, errors are ClasswiseE
 
     dataset: str = "fashion-mnist"
     arch: str = "mnist-cnn"
-    method: str = "standard"  # a registered objective: `classwise methods`, classwise.train.OBJECTIVES
+    method: str = "standard"  # a training method: `classwise methods`, config.methods.METHODS
     method_params: dict[str, Any] = Field(default_factory=dict, description="the objective's own parameters")
     init_weights: str | None = Field(default=None, description="start from these weights (a model.pt or "
                                      "checkpoint), e.g. FRL fine-tunes a robust model")
@@ -85,9 +86,7 @@ class TrainConfig(Settings):  # Settings: inf/NaN refused, errors are ClasswiseE
 
     @model_validator(mode="after")
     def _check(self):
-        from .train.objectives import objective_params  # the registry imports torch: only when validating
-
-        self.method_params = objective_params(self.method, self.method_params)
+        self.method_params = method_settings(self.method, self.method_params).model_dump()
         gammas = self.gamma if isinstance(self.gamma, list) else [self.gamma]
         if any(not g > 0 for g in gammas):
             raise ValueError(f"gamma must be > 0, got {self.gamma}")
@@ -106,14 +105,12 @@ class TrainConfig(Settings):  # Settings: inf/NaN refused, errors are ClasswiseE
     def resolved(self, grey: bool, hflip_ok: bool = False, imbalance: float | None = None) -> TrainConfig:
         """The config with every default that depends on the data or the method filled in (eps,
         augmentation, the attack's step and BatchNorm mode): decided here once, read everywhere."""
-        from .train.objectives.base import objective_class
-
-        method = objective_class(self.method)
+        method = method_settings(self.method, self.method_params)
         eps = self.eps if self.eps is not None else (0.1 if grey else 8 / 255)
         return self.model_copy(update={
             "eps": eps,
-            "attack_alpha": self.attack_alpha or method.step_share(self.method_params) * eps or None,
-            "attack_bn": self.attack_bn or method.attack_bn(self.method_params),
+            "attack_alpha": self.attack_alpha or method.step_share() * eps or None,
+            "attack_bn": self.attack_bn or method.attack_bn(),
             "crop_padding": self.crop_padding if self.crop_padding is not None else (0 if grey else 4),
             "hflip": self.hflip if self.hflip is not None else hflip_ok,
             "imbalance": self.imbalance if self.imbalance is not None else imbalance,
