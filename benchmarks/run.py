@@ -223,8 +223,16 @@ def matmul_peak(n=2048, reps=10) -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-def bench_gflops(data, reps, quick):
-    cfg = TrainConfig(dataset=data.name, arch="mnist-cnn", method="standard", eps=EPS_GREY, batch_size=128,
+# the networks whose plain training step is set against the matmul peak: (arch, data, result name)
+PEAK_NETS = [("mnist-cnn", "fmnist", "train_step_peak_fraction"),
+             ("resnet20", "cifar", "train_step_peak_fraction_resnet20"),
+             ("airbench-half", "cifar", "train_step_peak_fraction_airbench-half")]
+
+
+def bench_gflops(data, reps, quick, arch="mnist-cnn", name="train_step_peak_fraction"):
+    """GFLOP/s of a plain training step (forward, backward, SGD; BatchNorm in train mode) on 128
+    images, as a share of the fp32 matmul peak measured right after it with the same threads."""
+    cfg = TrainConfig(dataset=data.name, arch=arch, method="standard", eps=EPS_GREY, batch_size=128,
                       crop_padding=0, hflip=False)
     model = fresh(cfg, data, channels_last=True)
     opt = make_optimizer(model.parameters(), cfg)
@@ -250,9 +258,10 @@ def bench_gflops(data, reps, quick):
             times.append(time.perf_counter() - t)
         peak = matmul_peak()
     achieved = flops / statistics.median(times) / 1e9
-    report("train_step_peak_fraction", achieved / peak,
-           {"unit": "GFLOP/s", "flops_per_step": flops, "batch": 128, "achieved": achieved, "matmul_peak": peak,
-            "step_seconds": times}, quick)
+    report(name, achieved / peak,
+           {"unit": "GFLOP/s", "arch": arch, "flops_per_step": flops, "batch": 128, "achieved": achieved,
+            "matmul_peak": peak, "step_seconds": times}, quick)
+    print(f"  {name}: {arch} {achieved:.1f} GFLOP/s of a {peak:.1f} GFLOP/s fp32 matmul peak", flush=True)
 
 
 # --------------------------------------------------------------------------- time to target
@@ -358,16 +367,20 @@ def main(argv=None) -> int:
     reps = 1 if q else 3
     jobs = []
     if "train" in only:
+        # the 32-px rows: ResNet-20 and the quick presets' CIFAR network (airbench-half), on CIFAR-shaped data
         for data_name, arch, eps, n_pgd, n_fgsm in (
                 ("fmnist", "mnist-cnn", EPS_GREY, 512 if q else 6000, 1024 if q else 12000),
-                ("resnet20", "resnet20", EPS_COLOUR, 128 if q else 1500, 384 if q else 4000)):
+                ("resnet20", "resnet20", EPS_COLOUR, 128 if q else 1500, 384 if q else 4000),
+                ("airbench-half", "airbench-half", EPS_COLOUR, 128 if q else 1500, 384 if q else 4000)):
             for method, n in (("pgd", n_pgd), ("fgsm-rs", n_fgsm)):
                 base = {"kind": "train", "data": data_name, "arch": arch, "method": method, "eps": eps, "n": n}
                 jobs.append({**base, "name": f"train_epoch_{data_name}_{method}", "bn": "eval"})
-                if arch == "resnet20" and not q:  # BatchNorm: also the train-mode crafting of Madry / Wong
+                if arch != "mnist-cnn" and not q:  # BatchNorm: also the train-mode crafting of Madry / Wong
                     jobs.append({**base, "name": f"train_epoch_{data_name}_{method}_bntrain", "bn": "train"})
     if "gflops" in only:
-        bench_gflops(dataset("fmnist").train, reps, q)
+        for arch, data_name, name in PEAK_NETS:
+            bench_gflops(dataset(data_name).train if data_name == "fmnist" else dataset(data_name), reps, q, arch,
+                         name)
     with tempfile.TemporaryDirectory() as tmp:
         if "eval" in only:
             jobs += [{"kind": "eval", "name": f"eval_pgd20_{kind}", "weights": path, "n": 200 if q else 5000}

@@ -57,6 +57,30 @@ def test_an_attack_in_parts_is_the_attack_on_the_whole_batch(arch, channels, siz
     assert torch.get_num_threads() == 2  # the process's thread count given back
 
 
+def test_an_evaluation_in_parts_is_the_evaluation_on_the_whole(two_threads, monkeypatch):
+    """The tracked attack (an evaluation's: early stop, a pool refilled as points leave) in two
+    parts, each with half the pool: the same examples, predictions and successes per image."""
+    from classwise.attacks import AttackSpec, attack
+
+    model = _model("resnet20").eval()
+    x = torch.rand(131, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (131,))
+    calls = []
+    real = core.in_parts
+    monkeypatch.setattr(core, "in_parts", lambda fn, n, parts: calls.append(parts) or real(fn, n, parts))
+    runs = {}
+    for split in (True, False):
+        monkeypatch.setattr(core, "MIN_PART", 32 if split else 10**6)
+        for spec in (AttackSpec(eps=2 / 255, steps=4), AttackSpec(eps=4 / 255, steps=3, iterate="last")):
+            out = attack(folded(model), x, y, spec, batch_size=50, generator=torch.Generator().manual_seed(4))
+            runs[split, spec.label] = out
+    assert calls == [2, 2]
+    for label in ("pgd4", "pgd3-last"):
+        a, b = runs[True, label], runs[False, label]
+        assert torch.equal(a.x_adv, b.x_adv) and torch.equal(a.pred, b.pred) and torch.equal(a.success, b.success)
+    assert 0 < int(runs[True, "pgd4"].success.sum()) < 131  # some fooled early, some not
+
+
 def test_what_joins_the_images_is_never_split(two_threads):
     model = _model("resnet20")
     x = torch.rand(70, 3, 32, 32)

@@ -17,7 +17,7 @@ from torch import nn
 import classwise as cw
 from classwise.attacks import AttackSpec, AutoAttackSpec, attack
 from classwise.config import TrainConfig
-from classwise.data import make_synthetic, split
+from classwise.data import make_synthetic
 from classwise.evaluate import evaluate, sanity_checks
 from classwise.precision import autocast, compiled, lowered
 from classwise.train import make_optimizer, make_scheduler, train_epoch

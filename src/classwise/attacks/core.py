@@ -151,6 +151,60 @@ def _ascend(model, x, x_adv, y, eps, alpha, steps, norm, loss, target, reference
     return x_adv.detach()
 
 
+def _track(model, x, x_init, y, target, reference, eps, alpha, steps, norm, loss, size, early_stop, last, low):
+    """The tracked attack on x from x_init with a pool of `size` points (see `perturb`):
+    (best iterates, predictions there, success)."""
+    n = x.shape[0]
+    size = min(size, n)
+    best = x_init.clone()
+    pred = torch.empty(n, dtype=torch.long, device=x.device)
+    success = torch.zeros(n, dtype=torch.bool, device=x.device)
+    idx = torch.arange(size, device=x.device)  # the pool: which points, at which iterate
+    xa = x_init[:size]
+    k = torch.zeros(size, dtype=torch.long, device=x.device)
+    queued = size
+    while idx.numel():
+        xa.requires_grad_(True)
+        logits = full(model(xa))
+        p = logits.argmax(1)
+        yi = y[idx]
+        ti = target[idx] if target is not None else None
+        hit = p.eq(ti) if ti is not None else p.ne(yi)
+        if low is not None and bool(hit.any()):
+            # a search at bf16 / fp16: a point counts as fooled (and stops) only once fp32 agrees, read
+            # again for the iterates the lowered pass calls fooled. Rounding moves a near-tie either way:
+            # stopping on the lowered verdict counted near-misses as hits that fp32 then found robust
+            # (a 16-px CNN's per-class PGD-10 accuracy up to 8.5 points above fp32's; confirmed, 1 point)
+            p = p.clone()
+            rows = hit.nonzero().flatten()
+            with torch.no_grad(), full_precision(x.device):
+                p[rows] = model(xa.detach()[rows]).argmax(1)
+            hit = p.eq(ti) if ti is not None else p.ne(yi)
+        done = k.eq(steps) | (hit if early_stop else torch.zeros_like(hit))
+        if last:
+            report = done
+            success[idx[done]] = hit[done]
+        else:
+            first = hit & ~success[idx]  # fooled at this iterate for the first time: keep it
+            report = first | (done & ~success[idx])  # unfooled points report their last iterate
+            success[idx] = success[idx] | hit
+        best[idx[report]] = xa.detach()[report]
+        pred[idx[report]] = p[report]
+        go = ~done
+        n_go = int(go.sum())
+        if n_go:
+            ref = None if reference is None else reference[idx[go]]
+            objective = attack_loss(logits[go], yi[go], None if ti is None else ti[go], loss, ref)
+            grad, = torch.autograd.grad(objective.sum(), xa)
+            xa_go = project(step(xa.detach()[go], grad[go], alpha, norm), x[idx[go]], eps, norm)
+        new = torch.arange(queued, min(queued + size - n_go, n), device=x.device)
+        queued += new.numel()
+        idx = torch.cat([idx[go], new])
+        k = torch.cat([k[go] + 1, torch.zeros_like(new)])
+        xa = torch.cat([xa_go, x_init[new]]) if n_go else x_init[new]
+    return best, pred, success
+
+
 # Images per part at least: smaller parts lose more to per-call costs than barriers cost.
 MIN_PART = 32
 _POOL: ThreadPoolExecutor | None = None  # made on first use; a forked child makes its own
@@ -158,7 +212,7 @@ os.register_at_fork(after_in_child=lambda: globals().update(_POOL=None))  # its 
 
 
 def _independent_parts(model: nn.Module, x: torch.Tensor, loss, update) -> int:
-    """Into how many parts the untracked attack on `x` splits, each run on one of torch's CPU
+    """Into how many parts an attack on `x` splits, each run on one of torch's CPU
     threads from start to end: 1 (no split) unless on the CPU with several threads, every module
     in eval mode (train-mode BatchNorm's batch statistics, or dropout's draws, would join the
     images), no autocast (thread-local) and no callable loss or update (they may read the whole
@@ -170,16 +224,19 @@ def _independent_parts(model: nn.Module, x: torch.Tensor, loss, update) -> int:
     return max(1, min(threads, len(x) // MIN_PART))
 
 
-def in_parts(fn, n: int, parts: int) -> torch.Tensor:
-    """torch.cat of fn(i, j) over `parts` contiguous runs of 0..n-1, side by side, each on one
-    intra-op thread (the process's count is restored after).
+def in_parts(fn, n: int, parts: int):
+    """torch.cat of fn(i, j) over `parts` contiguous runs of 0..n-1 (of each tensor, where fn
+    returns a tuple), side by side, each on one intra-op thread (the process's count is restored
+    after).
 
     On the CPU an attack in eval mode is the same computation image by image, so its parts need
     not meet: where torch's own threads split every op of the whole batch and wait for each other
     at its end (hundreds of barriers a step), each thread here runs its images' steps alone. The
-    same bits (per-image convolutions, a per-image loss); on a machine whose cores are shared the
-    barriers are where the time goes: ResNet-20's PGD-2 on 128 images took 2.8-4.3 s with two
-    threads per op and 1.1-1.2 s in two parts (load average 9 on the two cores)."""
+    same bits (per-image convolutions, a per-image loss). On one thread the work is the same; on
+    cores shared with other jobs the barriers are where the time goes, the waiting thread spinning
+    on CPU its partner needs: PGD-3 on 128 images took ResNet-20 2.50 s (1.78 s of CPU) with two
+    threads per op and 1.27 s (0.88 s) in two parts, airbench-half 3.27 s (2.13 s) against 0.89 s
+    (0.58 s), at a load average of 7 on the two cores."""
     global _POOL
     threads = torch.get_num_threads()
     if _POOL is None or _POOL._max_workers < parts - 1:
@@ -188,8 +245,10 @@ def in_parts(fn, n: int, parts: int) -> torch.Tensor:
     torch.set_num_threads(1)
     try:
         rest = [_POOL.submit(fn, bounds[k], bounds[k + 1]) for k in range(1, parts)]
-        first = fn(bounds[0], bounds[1])
-        return torch.cat([first, *(f.result() for f in rest)])
+        got = [fn(bounds[0], bounds[1]), *(f.result() for f in rest)]
+        if isinstance(got[0], tuple):
+            return tuple(torch.cat(col) for col in zip(*got, strict=True))
+        return torch.cat(got)
     finally:
         torch.set_num_threads(threads)
 
@@ -272,50 +331,16 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, s
         n = x.shape[0]
         low = lowered(x.device)  # the precision of an autocast the caller runs under, else None
         size = min(batch_size or n, n)
-        best = x_init.clone()
-        pred = torch.empty(n, dtype=torch.long, device=x.device)
-        success = torch.zeros(n, dtype=torch.bool, device=x.device)
-        idx = torch.arange(size, device=x.device)  # the pool: which points, at which iterate
-        xa = x_init[:size]
-        k = torch.zeros(size, dtype=torch.long, device=x.device)
-        queued = size
-        while idx.numel():
-            xa.requires_grad_(True)
-            logits = full(model(xa))
-            p = logits.argmax(1)
-            yi = y[idx]
-            ti = target[idx] if target is not None else None
-            hit = p.eq(ti) if ti is not None else p.ne(yi)
-            if low is not None and bool(hit.any()):
-                # a search at bf16 / fp16: a point counts as fooled (and stops) only once fp32 agrees, read
-                # again for the iterates the lowered pass calls fooled. Rounding moves a near-tie either way:
-                # stopping on the lowered verdict counted near-misses as hits that fp32 then found robust
-                # (a 16-px CNN's per-class PGD-10 accuracy up to 8.5 points above fp32's; confirmed, 1 point)
-                p = p.clone()
-                rows = hit.nonzero().flatten()
-                with torch.no_grad(), full_precision(x.device):
-                    p[rows] = model(xa.detach()[rows]).argmax(1)
-                hit = p.eq(ti) if ti is not None else p.ne(yi)
-            done = k.eq(steps) | (hit if early_stop else torch.zeros_like(hit))
-            if last:
-                report = done
-                success[idx[done]] = hit[done]
-            else:
-                first = hit & ~success[idx]  # fooled at this iterate for the first time: keep it
-                report = first | (done & ~success[idx])  # unfooled points report their last iterate
-                success[idx] = success[idx] | hit
-            best[idx[report]] = xa.detach()[report]
-            pred[idx[report]] = p[report]
-            go = ~done
-            n_go = int(go.sum())
-            if n_go:
-                ref = None if reference is None else reference[idx[go]]
-                objective = attack_loss(logits[go], yi[go], None if ti is None else ti[go], loss, ref)
-                grad, = torch.autograd.grad(objective.sum(), xa)
-                xa_go = project(step(xa.detach()[go], grad[go], alpha, norm), x[idx[go]], eps, norm)
-            new = torch.arange(queued, min(queued + size - n_go, n), device=x.device)
-            queued += new.numel()
-            idx = torch.cat([idx[go], new])
-            k = torch.cat([k[go] + 1, torch.zeros_like(new)])
-            xa = torch.cat([xa_go, x_init[new]]) if n_go else x_init[new]
-        return AttackOutput(best, pred, success)
+        parts = _independent_parts(model, x, loss, None)
+        if parts == 1:
+            return AttackOutput(*_track(model, x, x_init, y, target, reference, eps, alpha, steps, norm, loss, size,
+                                        early_stop, last, low))
+
+        def track(i: int, j: int):  # each part its share of the pool
+            def rows(v):
+                return None if v is None else v[i:j]
+
+            return _track(model, x[i:j], x_init[i:j], y[i:j], rows(target), rows(reference), eps, alpha, steps, norm,
+                          loss, max(1, -(-size // parts)), early_stop, last, low)
+
+        return AttackOutput(*in_parts(track, n, parts))

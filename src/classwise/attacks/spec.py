@@ -122,7 +122,7 @@ def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec,
     predictions and successes it reports are fp32's (`fp32_verdict`)."""
     low = lowered(x.device)
     with eval_mode(model):
-        net = GradSafe(model)
+        net = GradSafe(model).eval()  # the wrapper's own flag too: an attack in eval mode may run in parts
         reference = None
         if spec.loss == "kl":
             with torch.no_grad():
