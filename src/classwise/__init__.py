@@ -21,6 +21,7 @@ _API = {
     "build_custom_model": "models.custom", "wrap_normalization": "models.custom",
     "load_custom_weights": "models.custom",
     "progress_hook": "progress", "ProgressEvent": "progress",
+    "StudyResult": "result", "PerClassResult": "result", "load_study_result": "result",
 }
 __all__ = [*_API, "__version__"]
 # API functions named like the subpackage that holds them (`classwise.train` is both): importing
