@@ -525,3 +525,19 @@ def test_agreement_says_when_nothing_ranks_the_classes_and_leaves_out_classes_wi
     assert c["factors"]["architecture"]["n_within"] == 1 and c["factors"]["extra data"]["n_within"] == 1
     assert out["sides"]["robust"]["factors"] == {}
     assert any("robust weak classes across 3 models: undefined" in a for a in out["answers"])
+
+
+def test_a_job_that_ended_without_finishing_its_model_is_a_failure(tmp_path):
+    """A Slurm array task whose Python raised before the store heard of it still ends COMPLETED:
+    the model is reported failed with the executor's line, not left out of the board in silence."""
+    from classwise.study.store import Store
+    from classwise.zoo.sweep import Selection, failed_models
+
+    store = Store(tmp_path / "study.db")
+    store.register({"r1": {"robustbench": "A"}, "r2": {"robustbench": "B"}, "r3": {"robustbench": "C"}})
+    store.start("r1")
+    store.fail("r2", "CUDA out of memory")
+    sel = Selection(runs={"A": "r1", "B": "r2", "C": "r3"}, unavailable={"D": "no weights"})
+    assert failed_models(sel, store) == {"D": "no weights", "B": "CUDA out of memory"}  # a report of what is stored
+    assert failed_models(sel, store, {"r1": "database is locked"}) == {
+        "D": "no weights", "B": "CUDA out of memory", "A": "database is locked"}

@@ -8,7 +8,6 @@ import json
 import socket
 import sqlite3
 import time
-from contextlib import closing
 from pathlib import Path
 
 import pandas as pd
@@ -48,8 +47,7 @@ class Store:
             self._check()
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as db:  # closed here, not whenever the garbage collector gets to it
-            db.executescript(SCHEMA)
+        self._tx(lambda db: [db.execute(statement) for statement in SCHEMA.split(";") if statement.strip()])
 
     def _check(self) -> None:
         try:
@@ -92,18 +90,31 @@ class Store:
         db.execute("PRAGMA busy_timeout=60000")
         return db
 
-    def _tx(self, fn):
-        db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            out = fn(db)
-            db.execute("COMMIT")
-            return out
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        finally:
-            db.close()
+    def _tx(self, fn, tries: int = 4):
+        """`fn(connection)` in one write transaction. A "database is locked" that outlasts the busy
+        timeout is tried again: WAL returns it without waiting in a few cases (a connection
+        opening while another recovers the WAL index), and two Slurm tasks start at once."""
+        for attempt in range(tries):
+            db = None
+            try:
+                db = self._connect()
+                db.execute("BEGIN IMMEDIATE")
+                out = fn(db)
+                db.execute("COMMIT")
+                return out
+            except sqlite3.OperationalError as exc:
+                if db is not None and db.in_transaction:
+                    db.execute("ROLLBACK")
+                if "locked" not in str(exc) and "busy" not in str(exc) or attempt == tries - 1:
+                    raise
+                time.sleep(0.5 * 2 ** attempt)
+            except BaseException:
+                if db is not None and db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            finally:
+                if db is not None:
+                    db.close()
 
     def register(self, runs: dict[str, dict]) -> None:
         now = time.time()

@@ -53,7 +53,9 @@ def _run_notes(study_dir: Path, sel: Selection, finished: set[str]) -> list[str]
     return out
 
 
-def build_report(study_dir, sel: Selection, settings: ZooSettings, store) -> ZooReport:
+def build_report(study_dir, sel: Selection, settings: ZooSettings, store,
+                 executed: dict[str, str] | None = None) -> ZooReport:
+    """`executed`: {run id: why its job failed} of the evaluation just run, if one ran."""
     study_dir = Path(study_dir)
     clean, robust = side_names(settings.threat)
     status = store.status()
@@ -70,7 +72,7 @@ def build_report(study_dir, sel: Selection, settings: ZooSettings, store) -> Zoo
               for side in (clean, robust) if models and all(side in tables[m] for m in models)}
     agree = zoo_agreement(scores, models, classes, sel.infos) if models else {"answers": [], "sides": {}}
     fronts = {side: frontier_models(board, side) for side in (clean, robust)}
-    failures = failed_models(sel, store)
+    failures = failed_models(sel, store, executed)
     rep = ZooReport(settings, board, comparison(board, settings.threat) if models else pd.DataFrame(),
                     tidy_per_class(tables), agree, fronts, failures, departures)
     answers = []

@@ -118,13 +118,15 @@ class ZooJob:
         self.frost_dir, self.batch_size, self.quiet = frost_dir, batch_size, quiet
 
     def __call__(self, study_dir: str, rid: str, device: str = "auto") -> str:
-        if self.quiet:
-            from .. import progress
+        from .. import progress
 
-            progress.QUIET = True
-        return run_zoo_job(study_dir, rid, device, model_dir=self.model_dir, data_dir=self.data_dir,
-                           download=self.download, frost_dir=self.frost_dir, batch_size=self.batch_size,
-                           quiet=self.quiet)
+        quiet, progress.QUIET = progress.QUIET, progress.QUIET or self.quiet
+        try:  # the local executor runs the job in this process: the caller's setting is given back
+            return run_zoo_job(study_dir, rid, device, model_dir=self.model_dir, data_dir=self.data_dir,
+                               download=self.download, frost_dir=self.frost_dir, batch_size=self.batch_size,
+                               quiet=self.quiet)
+        finally:
+            progress.QUIET = quiet
 
     def checkpoint(self, *args, **kwargs):
         import submitit

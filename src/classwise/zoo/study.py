@@ -27,9 +27,10 @@ def run_zoo(models="all", settings: ZooSettings | None = None, out=None, *, mode
     study_dir = Path(out) if out is not None else default_study_dir(settings)
     sel = select(models, settings, study_dir, leaderboard=leaderboard, fetch=fetch, architecture=architecture)
     store = register(sel, settings, study_dir)
+    executed = None
     if evaluate:
         job = ZooJob(model_dir, data_dir, download=download, frost_dir=frost_dir, batch_size=batch_size, quiet=quiet)
-        execute(sel, study_dir, store, job, executor=executor, jobs=jobs, device=device, slurm=slurm)
-    rep = build_report(study_dir, sel, settings, store)
+        executed = execute(sel, study_dir, store, job, executor=executor, jobs=jobs, device=device, slurm=slurm)
+    rep = build_report(study_dir, sel, settings, store, executed)
     write_report(rep, study_dir, figures=figures)
     return rep

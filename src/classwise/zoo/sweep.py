@@ -142,11 +142,16 @@ def execute(sel: Selection, study_dir, store, job: ZooJob, *, executor: str = "l
     return failures
 
 
-def failed_models(sel: Selection, store) -> dict[str, str]:
-    """Every selected model that could not be evaluated, with its one line (the store's record)."""
+def failed_models(sel: Selection, store, executed: dict[str, str] | None = None) -> dict[str, str]:
+    """Every selected model that could not be evaluated, with its one line: the store's record, or
+    the executor's for a job that ended without finishing its run (a Slurm task whose Python
+    raised before the store heard of it still ends COMPLETED)."""
     runs = store.runs_table().set_index("id")
     out = dict(sel.unavailable)
     for name, rid in sel.runs.items():
-        if rid in runs.index and runs.loc[rid, "status"] == "failed":
+        status = runs.loc[rid, "status"] if rid in runs.index else "unknown"
+        if status == "failed":
             out[name] = str(runs.loc[rid, "error"] or "failed")
+        elif executed is not None and rid in executed and status != "finished":
+            out[name] = executed[rid] or f"its job ended with the run {status}"
     return out
