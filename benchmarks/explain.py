@@ -28,9 +28,9 @@ import torch
 from classwise.attacks import AttackSpec
 from classwise.config import TrainConfig
 from classwise.data import load_dataset, stratified_subset
-from classwise.evaluate import evaluate
+from classwise.evaluation import evaluate
 from classwise.io import atomic_write_json
-from classwise.train import build_model, make_optimizer, make_scheduler, train_epoch
+from classwise.training import build_model, make_optimizer, make_scheduler, train_epoch
 
 RESULTS = Path(__file__).parent / "results"
 EPS = 0.1

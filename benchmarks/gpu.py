@@ -36,13 +36,13 @@ import classwise.progress as progress_mod
 from classwise.attacks import AttackSpec, AutoAttackSpec
 from classwise.config import TrainConfig
 from classwise.data import load_dataset, make_synthetic, split, stratified_subset, to_float
-from classwise.evaluate import evaluate
+from classwise.evaluation import evaluate
 from classwise.io import atomic_write_json
 from classwise.models import load_weights
 from classwise.models.registry import MODELS, register_model
 from classwise.precision import compiled
-from classwise.train import build_model, make_optimizer, make_scheduler, objective_for, train_epoch
-from classwise.train.objectives import Step
+from classwise.training import build_model, make_optimizer, make_scheduler, objective_for, train_epoch
+from classwise.training.objectives import Step
 
 RESULTS = Path(__file__).parent / "results"
 PRESET = "mitigation-paper"

@@ -34,11 +34,11 @@ from classwise.attacks import AttackSpec
 from classwise.config import TrainConfig
 from classwise.data import load_dataset, stratified_subset
 from classwise.errors import ClasswiseError
-from classwise.evaluate import evaluate
+from classwise.evaluation import evaluate
 from classwise.io import atomic_write_json
-from classwise.train import build_model, make_optimizer, make_scheduler, train_epoch
-from classwise.train.objectives import OBJECTIVES
-from classwise.train.trainer import objective_for
+from classwise.training import build_model, make_optimizer, make_scheduler, train_epoch
+from classwise.training.objectives import OBJECTIVES
+from classwise.training.trainer import objective_for
 
 RESULTS = Path(__file__).parent / "results"
 BASES = ("pgd", "trades", "fgsm-rs")  # methods others build on, not timed against themselves

@@ -33,10 +33,10 @@ import classwise.progress as progress_mod
 from classwise.attacks import AttackSpec
 from classwise.config import TrainConfig
 from classwise.data import load_dataset, make_synthetic, stratified_subset
-from classwise.evaluate import evaluate
+from classwise.evaluation import evaluate
 from classwise.heap import heap_kept
 from classwise.io import atomic_write_json
-from classwise.train import build_model, make_optimizer, make_scheduler, train_epoch
+from classwise.training import build_model, make_optimizer, make_scheduler, train_epoch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import baseline  # noqa: E402

@@ -9,7 +9,7 @@ from models_issue6 import EPS, digits, robust_digits
 from classwise.attacks import AttackSpec, AutoAttackSpec, run_autoattack
 from classwise.data import stratified_subset
 from classwise.errors import ClasswiseError
-from classwise.evaluate import evaluate, robustbench_json
+from classwise.evaluation import evaluate, robustbench_json
 
 pytest.importorskip("pyautoattack")
 

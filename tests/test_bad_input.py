@@ -693,10 +693,15 @@ def test_tiny_imagenet_cache_truncated_or_planted_is_rebuilt(tmp_path, monkeypat
         assert torch.load(cache, weights_only=True)["val"][0].shape == first.test.images.shape  # rebuilt
 
 
-def test_train_and_evaluate_stay_callable_after_their_subpackages_are_imported(tmp_path, synth):
+def test_train_and_evaluate_are_functions_beside_their_subpackages(tmp_path, synth):
+    """The functions and the packages that hold them have different names (no callable module)."""
+    from types import FunctionType
+
     import classwise as cw
-    import classwise.evaluate
-    import classwise.train  # noqa: F401 - binds the subpackage to `classwise.train`, the API function's name
+    import classwise.evaluation
+    import classwise.training  # noqa: F401 - binds the subpackages to `classwise.training`, `.evaluation`
+
+    assert isinstance(cw.train, FunctionType) and isinstance(cw.evaluate, FunctionType)
 
     cfg = cw.TrainConfig(dataset="synthetic", epochs=1, eval_subset=20, eval_steps=1, train_limit=100).resolved(
         grey=True)
@@ -704,7 +709,7 @@ def test_train_and_evaluate_stay_callable_after_their_subpackages_are_imported(t
     second = cw.train(cfg, synth, tmp_path / "b")  # the README's example, twice
     res = cw.evaluate(second.model, synth.test, [cw.AttackSpec(eps=0.1, steps=1)])
     assert len(first.history) == 1 and len(res.labels) == len(synth.test)
-    assert cw.train.trainer.CHECKPOINT == "checkpoint.pt"  # still the package too
+    assert cw.training.trainer.CHECKPOINT == "checkpoint.pt"
 
 
 def test_each_data_set_has_a_default_architecture_that_fits_it():

@@ -682,7 +682,7 @@ def tiny_model():
 def test_evaluation_with_corruption_specs(tmp_path):
     from classwise.corruptions.ops import quantize
     from classwise.data import ClassData
-    from classwise.evaluate import evaluate
+    from classwise.evaluation import evaluate
 
     x = image(3, 32, n=12)
     labels = torch.arange(12) % 3
@@ -720,7 +720,7 @@ def test_evaluation_with_corruption_specs(tmp_path):
 
 def _result(acc: dict[str, list[float]], n: int = 10):
     """An EvalResult whose key k gets per-class accuracies acc[k] (first round(a n) images right)."""
-    from classwise.evaluate import EvalResult
+    from classwise.evaluation import EvalResult
 
     k = len(next(iter(acc.values())))
     labels = np.repeat(np.arange(k), n)
@@ -773,7 +773,7 @@ def test_evaluate_cli_prints_per_class_hardest_corruption_and_writes_csv_and_hea
     from classwise.analysis.corruption import class_table
     from classwise.cli import main
     from classwise.data import load_dataset
-    from classwise.evaluate import EvalResult
+    from classwise.evaluation import EvalResult
     from classwise.models import create_model
 
     torch.manual_seed(0)

@@ -104,18 +104,18 @@ def test_python_api_takes_any_module_and_tensors(user_setup):
     _, net, x, y, direct = user_setup
     model = wrap_normalization(net, MEAN, STD)
     images = (x * 255).round().to(torch.uint8)
-    res = classwise.evaluate(model, (images, y), attacks=[AttackSpec(eps=8 / 255, steps=3)], show_progress=False)
+    res = classwise.evaluation(model, (images, y), attacks=[AttackSpec(eps=8 / 255, steps=3)], show_progress=False)
     assert np.array_equal(res.clean_pred, direct)
     assert res.accuracy("pgd3") <= res.accuracy()
-    without = classwise.evaluate(net, (images, y), show_progress=False)  # normalization forgotten
+    without = classwise.evaluation(net, (images, y), show_progress=False)  # normalization forgotten
     assert without.accuracy() < res.accuracy()
     # floats off the 1/255 grid are evaluated as they are, not quantised; outside [0, 1] is refused
     off_grid = (x * 0.999 + 0.0004).clamp(0, 1)
     with torch.no_grad():
         want = model(off_grid).argmax(1).numpy()
-    assert np.array_equal(classwise.evaluate(model, (off_grid, y), show_progress=False).clean_pred, want)
+    assert np.array_equal(classwise.evaluation(model, (off_grid, y), show_progress=False).clean_pred, want)
     with pytest.raises(ClasswiseError, match=r"\[0, 1\]"):
-        classwise.evaluate(net, (x + 2, y), show_progress=False)
+        classwise.evaluation(net, (x + 2, y), show_progress=False)
 
 
 def test_a_model_file_path_and_the_weights_loader(user_setup, tmp_path):

@@ -12,8 +12,8 @@ from classwise.config import TrainConfig
 from classwise.data import load_dataset
 from classwise.data.longtail import long_tail_counts
 from classwise.errors import ClasswiseError
-from classwise.evaluate import EvalResult
-from classwise.train.trainer import objective_for
+from classwise.evaluation import EvalResult
+from classwise.training.trainer import objective_for
 
 
 def test_cao_profile():

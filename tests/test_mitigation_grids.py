@@ -9,7 +9,7 @@ from classwise.data import load_dataset
 from classwise.errors import ClasswiseError
 from classwise.study.execute import execute_run, resolve
 from classwise.study.grid import RunConfig, load_grid
-from classwise.train import OBJECTIVES
+from classwise.training import OBJECTIVES
 
 MITIGATION = {"pgd", "trades", "weighted", "class-balanced", "ldam-drw", "critical", "targeted", "cosine-reg",
               "frl", "fat-var", "cfa", "wat", "dafa"}

@@ -10,15 +10,15 @@ from torch import nn
 
 from classwise import load_dataset
 from classwise.config import TrainConfig
-from classwise.evaluate.evaluate import EvalResult
-from classwise.train import train
-from classwise.train.objectives import OBJECTIVES, Step
-from classwise.train.objectives.lee2024_dafa import dafa_weights
-from classwise.train.objectives.li2023_wat import hedge_weights, wat_costs
-from classwise.train.objectives.ma2022_fat_var import class_loss_variance
-from classwise.train.objectives.wei2023_cfa import class_beta, class_eps, fawa_update
-from classwise.train.objectives.xu2021_frl import frl_errors, frl_update, frl_weights, project
-from classwise.train.trainer import CHECKPOINT, FINAL
+from classwise.evaluation.evaluate import EvalResult
+from classwise.training import train
+from classwise.training.objectives import OBJECTIVES, Step
+from classwise.training.objectives.lee2024_dafa import dafa_weights
+from classwise.training.objectives.li2023_wat import hedge_weights, wat_costs
+from classwise.training.objectives.ma2022_fat_var import class_loss_variance
+from classwise.training.objectives.wei2023_cfa import class_beta, class_eps, fawa_update
+from classwise.training.objectives.xu2021_frl import frl_errors, frl_update, frl_weights, project
+from classwise.training.trainer import CHECKPOINT, FINAL
 
 
 def _val(per_class_clean_wrong, per_class_robust_right, n=10, key="pgd"):

@@ -12,15 +12,15 @@ import torch
 from golden_cases import CLASSES, Tiny, load
 
 from classwise.config import TrainConfig
-from classwise.evaluate import EvalResult, evaluate
-from classwise.evaluate.evaluate import _ClassSums
+from classwise.evaluation import EvalResult, evaluate
+from classwise.evaluation.evaluate import _ClassSums
 from classwise.models import Normalized
 from classwise.models.heads import with_head
-from classwise.train.objectives import Step, make_objective
-from classwise.train.objectives.base import crafter
-from classwise.train.objectives.cui2019_class_balanced import ClassBalancedParams, class_balanced_weights
-from classwise.train.objectives.wei2023_cfa import class_beta, class_eps, class_share, fawa_update
-from classwise.train.objectives.xu2021_frl import frl_errors, frl_weights
+from classwise.training.objectives import Step, make_objective
+from classwise.training.objectives.base import crafter
+from classwise.training.objectives.cui2019_class_balanced import ClassBalancedParams, class_balanced_weights
+from classwise.training.objectives.wei2023_cfa import class_beta, class_eps, class_share, fawa_update
+from classwise.training.objectives.xu2021_frl import frl_errors, frl_weights
 
 INPUTS = load("inputs")
 NAMES = [str(k) for k in range(CLASSES)]

@@ -13,14 +13,14 @@ import torch.nn.functional as F
 from classwise.config import TrainConfig
 from classwise.data import load_dataset
 from classwise.errors import ClasswiseError
-from classwise.evaluate import EvalResult
-from classwise.train import CHECKPOINT, train
-from classwise.train.objectives import Step, make_objective
-from classwise.train.objectives.adversarial_base import base_loss, effective_counts
-from classwise.train.objectives.cao2019_ldam_drw import drw_active, ldam_margins
-from classwise.train.objectives.cosine_reg import class_mean_cosine
-from classwise.train.objectives.cui2019_class_balanced import class_balanced_weights
-from classwise.train.objectives.zhang2019_trades import trades_inputs, trades_terms
+from classwise.evaluation import EvalResult
+from classwise.training import CHECKPOINT, train
+from classwise.training.objectives import Step, make_objective
+from classwise.training.objectives.adversarial_base import base_loss, effective_counts
+from classwise.training.objectives.cao2019_ldam_drw import drw_active, ldam_margins
+from classwise.training.objectives.cosine_reg import class_mean_cosine
+from classwise.training.objectives.cui2019_class_balanced import class_balanced_weights
+from classwise.training.objectives.zhang2019_trades import trades_inputs, trades_terms
 
 CLASSES = ["a", "b", "c"]
 
@@ -96,7 +96,7 @@ def test_trades_kl_term_by_hand_and_inputs_stay_in_the_ball():
     x = torch.rand(16, 1, 4, 4) * 0.8 + 0.1
     y = torch.randint(0, 3, (16,))
     cfg = TrainConfig(dataset="synthetic", method="trades", eps=0.1, attack_steps=5).resolved(grey=True)
-    from classwise.train.objectives.base import crafter
+    from classwise.training.objectives.base import crafter
 
     craft = crafter(model, cfg, torch.Generator().manual_seed(0))
     x_adv = trades_inputs(Step(model, x, y, craft, 1))
@@ -130,7 +130,7 @@ def test_weighted_fixed_and_adaptive():
 
 def _step(model, x, y, eps=0.1):
     cfg = TrainConfig(dataset="synthetic", eps=eps, attack_steps=2).resolved(grey=True)
-    from classwise.train.objectives.base import crafter
+    from classwise.training.objectives.base import crafter
 
     return Step(model, x, y, crafter(model, cfg, torch.Generator().manual_seed(0)), 1)
 

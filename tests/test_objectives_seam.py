@@ -12,8 +12,8 @@ from classwise.cli import main
 from classwise.config import TrainConfig
 from classwise.config.methods import METHODS, MethodParams
 from classwise.errors import ClasswiseError
-from classwise.train import BEST_WORST, CHECKPOINT, FINAL, OBJECTIVES, train
-from classwise.train.objectives import Objective, register_objective
+from classwise.training import BEST_WORST, CHECKPOINT, FINAL, OBJECTIVES, train
+from classwise.training.objectives import Objective, register_objective
 
 BASE = dict(dataset="synthetic", epochs=3, lr=0.05, weight_decay=0.0, batch_size=64, eval_subset=100,
             eval_steps=2, attack_steps=2, train_limit=300, schedule="constant")
@@ -135,7 +135,7 @@ def test_statistics_the_objective_declares_come_from_the_validation_pass(synth, 
     reaches end_epoch under the spec's label; statistics taken at an epoch's start get the
     untrained model's as epoch 0."""
     from classwise.attacks import AttackSpec
-    from classwise.train.objectives.base import Statistics
+    from classwise.training.objectives.base import Statistics
 
     seen = []
 
@@ -169,7 +169,7 @@ def test_fair_training_validation_protocol_last_iterate_and_every_image():
     """iterate="last" scores the last iterate (an image fooled midway that recovers counts as
     robust); images="all" attacks the misclassified images too (one can come out right)."""
     from classwise.attacks import AttackSpec, attack
-    from classwise.evaluate import evaluate
+    from classwise.evaluation import evaluate
 
     class Flicker(torch.nn.Module):
         """Predicts class 0, except on its forward calls listed in `wrong`, or with `wrong_clean` on

@@ -18,9 +18,9 @@ import classwise as cw
 from classwise.attacks import AttackSpec, AutoAttackSpec, attack
 from classwise.config import TrainConfig
 from classwise.data import make_synthetic
-from classwise.evaluate import evaluate, sanity_checks
+from classwise.evaluation import evaluate, sanity_checks
 from classwise.precision import autocast, compiled, lowered
-from classwise.train import make_optimizer, make_scheduler, train_epoch
+from classwise.training import make_optimizer, make_scheduler, train_epoch
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,7 @@ def test_bf16_training_step(tmp_path):
         cfg = TrainConfig(dataset="s", method="fgsm-rs", eps=0.1, batch_size=64, lr=0.05, epochs=1, crop_padding=0,
                           hflip=False, attack_bn="eval", precision=precision).resolved(grey=True)
         torch.manual_seed(0)
-        model = cw.train.build_model(cfg, data)
+        model = cw.training.build_model(cfg, data)
         hook = model.net.features[0].register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
         opt = make_optimizer(model.parameters(), cfg)
         losses[precision], _ = train_epoch(model, data, cfg, opt, make_scheduler(opt, cfg, 2),

@@ -93,7 +93,7 @@ def test_plain_lines_when_not_a_terminal(monkeypatch, capsys):
 def test_evaluate_says_how_long_it_will_take_before_it_starts(tmp_path, capsys, monkeypatch):
     from classwise.cli import main
     from classwise.estimate import estimate_evaluation, estimate_line
-    from classwise.evaluate import evaluate as run_evaluate
+    from classwise.evaluation import evaluate as run_evaluate
 
     model = _model()
     torch.save(model.state_dict(), tmp_path / "m.pt")

@@ -4,7 +4,7 @@ import torch
 from models_issue6 import EPS, NoisyLogits, binarized_digits, digits, robust_digits
 
 from classwise.attacks import AttackSpec, AutoAttackSpec
-from classwise.evaluate import SanityReport, eps_curve, evaluate, sanity_checks
+from classwise.evaluation import SanityReport, eps_curve, evaluate, sanity_checks
 
 pytest.importorskip("pyautoattack")
 

@@ -7,7 +7,7 @@ from models_issue6 import EPS, digits, robust_digits
 
 from classwise.attacks import AttackSpec, IntoClassSpec, VictimSpec, attack
 from classwise.errors import ClasswiseError
-from classwise.evaluate import (
+from classwise.evaluation import (
     EvalResult,
     curve_table,
     eps_curve,

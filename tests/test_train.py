@@ -12,10 +12,10 @@ from classwise.cli import main
 from classwise.config import TrainConfig
 from classwise.config.methods import METHODS
 from classwise.data import stratified_subset
-from classwise.evaluate import evaluate
-from classwise.train import lr_factor, train
-from classwise.train.objectives import OBJECTIVES, Objective, Step, register_objective
-from classwise.train.objectives.base import crafter
+from classwise.evaluation import evaluate
+from classwise.training import lr_factor, train
+from classwise.training.objectives import OBJECTIVES, Objective, Step, register_objective
+from classwise.training.objectives.base import crafter
 
 
 def _cli_train(out, *extra):

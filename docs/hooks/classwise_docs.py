@@ -3,7 +3,7 @@
 - `<!-- classwise:methods -->` becomes the output of `classwise methods --markdown` (the same
   code path as the command), `<!-- classwise:differences -->` that of `classwise methods
   --differences --markdown`, and `<!-- classwise:methods-details -->` one section a method from
-  the objectives registry (`classwise.train.objectives.OBJECTIVES`): its paper, its module
+  the objectives registry (`classwise.training.objectives.OBJECTIVES`): its paper, its module
   docstring (the formula and what differs from the authors' code) and its parameters.
 - `<!-- classwise:api -->` becomes one mkdocstrings block a public name, grouped by module,
   from `classwise._API` (the names `import classwise` exposes), so a name added to, moved in or
@@ -41,7 +41,7 @@ def _cell(value) -> str:
 
 
 def _methods_details() -> str:
-    from classwise.train.objectives import OBJECTIVES
+    from classwise.training.objectives import OBJECTIVES
 
     parts = []
     for name in sorted(OBJECTIVES):

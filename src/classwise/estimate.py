@@ -111,7 +111,7 @@ def estimate_evaluation(model, data, attacks, *, batch_size: int = 256, device=N
 
 
 def _probe_seconds(model, probe, spec, batch_size, device, seed) -> float:
-    from .evaluate import evaluate
+    from .evaluation import evaluate
 
     kw = {"batch_size": batch_size, "device": device, "seed": seed, "show_progress": False}
     clean = timed(lambda: evaluate(model, probe, [], **kw), reps=1)

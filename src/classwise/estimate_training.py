@@ -60,9 +60,9 @@ class _Stepper:
 
     def __init__(self, cfg, train_data, device):
         from .data import batches
-        from .train.objectives.base import crafter
-        from .train.optim import make_optimizer, make_scheduler
-        from .train.trainer import build_model, objective_for
+        from .training.objectives.base import crafter
+        from .training.optim import make_optimizer, make_scheduler
+        from .training.trainer import build_model, objective_for
 
         self.model = build_model(cfg, train_data).to(device)
         if cfg.channels_last:
@@ -81,7 +81,7 @@ class _Stepper:
 
     def step(self) -> float:
         from .heap import heap_kept
-        from .train.objectives.base import Step
+        from .training.objectives.base import Step
 
         x, y = self.batches[self.i % len(self.batches)]
         self.i += 1
@@ -125,7 +125,7 @@ def _time_interleaved(runs, device) -> list[float]:
 def _time_attack_step(model, data, cfg, device) -> tuple[float, float]:
     """(seconds per image of a clean pass, seconds per image and attack step) on a probe."""
     from .attacks import AttackSpec
-    from .evaluate import evaluate
+    from .evaluation import evaluate
 
     probe = _probe(data, PROBE_IMAGES)
     kw = {"device": device, "seed": cfg.seed, "show_progress": False, "class_sums": False}
@@ -157,8 +157,8 @@ def estimate_arm(cfg, splits, device, *, label: str | None = None, per_image: fl
     """Time `cfg` (a resolved `RunConfig`, or a `TrainConfig` without a test evaluation) on
     `splits` and scale to its epochs, validation checks and test evaluation (`per_image`: its
     training step's seconds per image, when already timed)."""
-    from .train.objectives.base import objective_class
-    from .train.trainer import build_model
+    from .training.objectives.base import objective_class
+    from .training.trainer import build_model
 
     device = torch.device(device)
     train_data = _train_data(cfg, splits)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ClasswiseError
-from ..evaluate import EvalResult
+from ..evaluation import EvalResult
 from . import agreement, flow, similarity, superclass
 
 # which run settings make up each factor of Benz et al.'s question: do the weak classes depend on it?

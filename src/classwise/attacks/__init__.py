@@ -1,6 +1,6 @@
 """Attacks: FGSM and PGD (Linf/L2, random start, targeted, CE, margin or TRADES's KL loss),
 AutoAttack through its authors' package, and class-targeted threats. Their per-class views
-(eps curves, where a victim's images go) read evaluation results: `classwise.evaluate.views`."""
+(eps curves, where a victim's images go) read evaluation results: `classwise.evaluation.views`."""
 
 from .autoattack import AutoAttackSpec, run_autoattack
 from .core import AttackOutput, attack_loss, channels_last, eval_mode, perturb

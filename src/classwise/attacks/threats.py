@@ -7,7 +7,7 @@
 * `IntoClassSpec`: push every image of the other classes into one chosen class (targeted).
 
 Both leave per-sample predictions in an `EvalResult`; their per-class views (and the eps
-curves) are in `classwise.evaluate.views`, recomputed from those records without attacking."""
+curves) are in `classwise.evaluation.views`, recomputed from those records without attacking."""
 
 from __future__ import annotations
 

@@ -174,7 +174,7 @@ def _summary_line(name: str, s: dict) -> str:
 
 
 def _print_threats(res, threats) -> None:
-    from ..evaluate import into_table, victim_summary, victim_table
+    from ..evaluation import into_table, victim_summary, victim_table
     from ..report import print_lines, print_per_class
 
     for spec in threats:
@@ -199,7 +199,7 @@ def _print_threats(res, threats) -> None:
 def run(args) -> int:
     from ..data import load_dataset, per_class_subset, stratified_subset
     from ..device import resolve_device
-    from ..evaluate import curve_table, eps_curve, evaluate, half_accuracy_eps, robustbench_json, sanity_checks
+    from ..evaluation import curve_table, eps_curve, evaluate, half_accuracy_eps, robustbench_json, sanity_checks
     from ..io import atomic_write_json, atomic_write_text
     from ..progress import console
     from ..report import print_lines, print_per_class

@@ -17,7 +17,7 @@ def run(args) -> int:
     from rich.table import Table
 
     from ..report.table import console
-    from ..train.objectives import OBJECTIVES
+    from ..training.objectives import OBJECTIVES
     from .objective_options import _flag
 
     if args.differences:

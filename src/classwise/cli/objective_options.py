@@ -35,7 +35,7 @@ def _value(text: str):
 
 
 def add_objective_options(p: argparse.ArgumentParser) -> None:
-    from ..train.objectives import OBJECTIVES
+    from ..training.objectives import OBJECTIVES
 
     group = p.add_argument_group("method parameters (see `classwise methods`; defaults are the papers')")
     for method, cls in OBJECTIVES.items():

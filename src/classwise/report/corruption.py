@@ -64,7 +64,7 @@ def corruption_section(results_dir, evals_by_arm: dict, attack: str | None = Non
     """For a study: (answer lines, {name: heatmap path} (none unless `draw`), {arm: summary})
     from each arm's evaluation (an EvalResult or a path to its eval.json); arms without corruption
     results are skipped. `attack` defaults to each evaluation's first robust key."""
-    from ..evaluate import EvalResult
+    from ..evaluation import EvalResult
     from ..io import atomic_write_text
 
     results_dir = Path(results_dir)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..evaluate import SanityReport
+from ..evaluation import SanityReport
 from ..result import PerClassResult, StudyResult
 from ..rounding import percent, plural, points
 from .arms import tradeoff_figure

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..evaluate import EvalResult
+from ..evaluation import EvalResult
 from ..metrics import disparity
 from ..result import FORMAT, VERSION, PerClassResult, StudyResult
 from .arms import ArmRun

@@ -14,11 +14,11 @@ from ..attacks import AttackSpec
 from ..data import Splits, stratified_subset
 from ..device import resolve_device
 from ..errors import ClasswiseError
-from ..evaluate import EvalResult, evaluate, load_eval, sanity_checks
+from ..evaluation import EvalResult, evaluate, load_eval, sanity_checks
 from ..io import atomic_write_json
 from ..models import load_weights, read_weights_file
 from ..progress import console
-from ..train import BEST_WORST, CHECKPOINT, FINAL, build_model
+from ..training import BEST_WORST, CHECKPOINT, FINAL, build_model
 from .config import StudyConfig
 from .execute import RunOutcome, resolve
 from .grid import RunConfig

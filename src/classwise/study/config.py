@@ -22,7 +22,7 @@ ARM_FIELDS = frozenset({"methods", "method_params", "init_from"})
 def method_names() -> list[str]:
     """Training methods known to the trainer (the objectives registry, imported when asked:
     configs load without importing torch)."""
-    from ..train.objectives import OBJECTIVES
+    from ..training.objectives import OBJECTIVES
 
     return list(OBJECTIVES)
 

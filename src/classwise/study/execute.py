@@ -13,9 +13,9 @@ from ..attacks import AttackSpec
 from ..data import Splits, get_spec, load_dataset, stratified_subset
 from ..device import resolve_device
 from ..distributed import init_from_env, is_main
-from ..evaluate import EvalResult, evaluate
+from ..evaluation import EvalResult, evaluate
 from ..io import atomic_write_json, remove_stale_temps
-from ..train import train
+from ..training import train
 from .grid import RunConfig
 from .outdir import check_trainable
 

@@ -59,7 +59,7 @@ def check_method_params(method: str, params: dict) -> None:
 def objective_problems(cfg, train) -> list[str]:
     """Construct the run's objective on its training data (which refuses unknown class names or
     indices, weights of the wrong length, ...) and ask it which settings would make it a no-op."""
-    from ..train.trainer import objective_for
+    from ..training.trainer import objective_for
 
     objective = objective_for(cfg, train)
     check = getattr(objective, "preflight", None)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..data import Splits, load_dataset
 from ..estimate_training import StudyClock
-from ..evaluate import load_eval
+from ..evaluation import load_eval
 from ..io import atomic_write_text, check_out_dir
 from ..models import read_weights_file
 from ..report.corruption import corruption_section
@@ -21,7 +21,7 @@ from ..report.explain import write_explain
 from ..report.study import figures, terminal, write_html
 from ..report.study_text import answers
 from ..result import StudyResult
-from ..train import BEST_WORST, CHECKPOINT, FINAL, METRICS
+from ..training import BEST_WORST, CHECKPOINT, FINAL, METRICS
 from .aggregate import aggregate
 from .arms import (
     REEVALUATE,

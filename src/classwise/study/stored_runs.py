@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..analysis.explain import Run, factor_levels
 from ..errors import ClasswiseError
-from ..evaluate import EvalResult
+from ..evaluation import EvalResult
 
 EVAL = "eval.json"
 
@@ -41,7 +41,7 @@ def _config_of(folder: Path, root: Path) -> dict:
 
 
 def _load(path: Path) -> EvalResult:
-    from ..evaluate import load_eval
+    from ..evaluation import load_eval
 
     return load_eval(path, "; evaluate that run again, or leave its folder out")
 

@@ -50,7 +50,7 @@ def evaluate_zoo_model(cfg: dict, *, model_dir=DEFAULT_MODEL_DIR, data_dir=None,
     import torch
 
     from ..device import resolve_device
-    from ..evaluate import evaluate
+    from ..evaluation import evaluate
     from .names import load_model, weight_files
 
     if cfg.get("threads"):

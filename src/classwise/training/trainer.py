@@ -20,7 +20,7 @@ from ..config.methods import method_settings
 from ..data import ClassData, Splits, batches, stratified_subset
 from ..distributed import barrier, is_main, world
 from ..errors import ClasswiseError
-from ..evaluate import evaluate
+from ..evaluation import evaluate
 from ..heap import heap_kept
 from ..io import atomic_torch_save, atomic_write_text
 from ..models import create_model, load_weights, read_weights_file

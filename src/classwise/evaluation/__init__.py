@@ -13,9 +13,9 @@ __all__ = ["EvalResult", "SanityReport", "curve_table", "eps_curve", "evaluate",
 
 
 class _CallablePackage(types.ModuleType):
-    """`classwise.evaluate` names both this package and its `evaluate` function, and importing
+    """`classwise.evaluation` names both this package and its `evaluate` function, and importing
     the package binds the package to that name on `classwise`; calling the package calls the
-    function, so `classwise.evaluate(model, data, attacks=...)` works either way."""
+    function, so `classwise.evaluation(model, data, attacks=...)` works either way."""
 
     def __call__(self, *args, **kwargs):
         return evaluate(*args, **kwargs)
