@@ -463,10 +463,11 @@ def _api_cases():
     import numpy as np
 
     import classwise as cw
+    from classwise.config.run import RunConfig
     from classwise.data import per_class_subset
     from classwise.models import load_weights
     from classwise.models.custom import build_custom_model, load_custom_weights, normalization
-    from classwise.study.grid import RunConfig, load_grid
+    from classwise.study.grid import load_grid
     from classwise.study.store import Store
 
     inp = Path("inputs")  # relative: the cases run in the workspace
@@ -743,3 +744,25 @@ def test_prepare_run_dir_refuses_a_changed_resume_and_writes_only_what_changed(t
     same = config.stat().st_ino
     prepare_run_dir(tmp_path / "r", json.loads(before), resume=True)
     assert config.stat().st_ino == same  # identical settings: the file is not rewritten
+
+
+@pytest.mark.parametrize("which,says", [
+    ("train", r"^the training set is empty: .*0 images"),
+    ("val", r"^the validation set is empty: .*0 images"),
+    ("none", r"^the training set is empty: data set 'synthetic' has no training images"),
+], ids=["empty training set", "empty validation set", "no training set"])
+def test_train_refuses_an_empty_set_before_writing_anything(tmp_path, synth, which, says):
+    """The library path as clear as the CLI's: train() on 0 training (or validation) images is one
+    ClasswiseError line, and no output folder, not a silent model or an error after an epoch."""
+    import classwise as cw
+    from classwise.data import Splits
+
+    train_set = {"train": synth.train.subset([]), "none": None}.get(which, synth.train)
+    val_set = synth.val.subset([]) if which == "val" else synth.val
+    splits = Splits(train_set, val_set, synth.test)
+    cfg = cw.TrainConfig(dataset="synthetic", epochs=1, eval_subset=20, eval_steps=1, train_limit=100).resolved(
+        grey=True)
+    with pytest.raises(ClasswiseError, match=says) as info:
+        cw.train(cfg, splits, tmp_path / "run")
+    assert "\n" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []

@@ -10,7 +10,7 @@ import torch
 from datafiles import write_cifar10
 
 from classwise import estimate_training as et
-from classwise.study.config import DATASET_PRESETS, PRESETS, preset_config
+from classwise.config.study import DATASET_PRESETS, PRESETS, preset_config
 
 # --- presets per data set ------------------------------------------------------------------
 

@@ -5,11 +5,13 @@ import json
 
 import pytest
 
+from classwise.config.run import RunConfig
 from classwise.data import load_dataset
 from classwise.errors import ClasswiseError
-from classwise.study.execute import execute_run, resolve
-from classwise.study.grid import RunConfig, load_grid
+from classwise.study.execute import execute_run
+from classwise.study.grid import load_grid
 from classwise.training import OBJECTIVES
+from classwise.training.resolve import resolve
 
 MITIGATION = {"pgd", "trades", "weighted", "class-balanced", "ldam-drw", "critical", "targeted", "cosine-reg",
               "frl", "fat-var", "cfa", "wat", "dafa"}

@@ -165,7 +165,8 @@ def test_fp16_scales_the_loss_and_a_resume_takes_the_scale_back(tmp_path):
 
 
 def test_precision_and_compile_are_recorded_only_away_from_their_defaults():
-    from classwise.study.grid import RunConfig, run_id
+    from classwise.config.run import RunConfig
+    from classwise.study.grid import run_id
 
     plain = TrainConfig().model_dump()
     assert "precision" not in plain and "compile" not in plain  # runs made before the fields keep their ids

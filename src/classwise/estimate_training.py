@@ -296,7 +296,7 @@ def sweep_lines(runs: list, device, *, jobs: int = 1, data_dir=None) -> list[str
     (its data set loaded once), the total, and the wall time over `jobs` processes."""
     from .data import load_dataset
     from .device import resolve_device
-    from .study.execute import resolve
+    from .training.resolve import resolve
 
     device = resolve_device(device)
     t0 = time.perf_counter()

@@ -13,7 +13,7 @@ ORDER = 10
 
 
 def _names(text: str) -> list[str]:
-    from ..study.config import method_names
+    from ..config.study import method_names
 
     return known_names(text, method_names(), "method")
 

@@ -26,17 +26,18 @@ def run(args) -> int:
     import os
     from contextlib import nullcontext
 
+    from ..config.run import RunConfig
     from ..data import load_dataset
     from ..distributed import is_main
     from ..estimate_training import run_lines, say
     from ..io import check_out_dir, safe_name
     from ..report import print_lines
     from ..rounding import percent
-    from ..study.execute import execute_run, resolve
-    from ..study.grid import RunConfig
+    from ..study.execute import execute_run
     from ..study.lock import FolderLock
     from ..study.outdir import claim_out, clear_outputs
     from ..study.preflight import check_device, decide, preflight_run, warn
+    from ..training.resolve import resolve
 
     check_out_dir(args.out)
     params = objective_params(args, [args.method]).get(args.method, {})

@@ -1,6 +1,6 @@
 """Studies: configs, presets and the runner."""
 
-from .config import PRESETS, StudyConfig, preset_config
+from ..config.study import PRESETS, StudyConfig, preset_config
 from .runner import run_study
 
 __all__ = ["PRESETS", "StudyConfig", "preset_config", "run_study"]

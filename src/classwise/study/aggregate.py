@@ -9,12 +9,12 @@ import time
 import numpy as np
 import pandas as pd
 
+from ..config.study import StudyConfig
 from ..evaluation import EvalResult
 from ..metrics import disparity
 from ..result import FORMAT, VERSION, PerClassResult, StudyResult
 from .arms import ArmRun
 from .compare import BEST, LAST, METRIC_KEYS, add_statistics, mcnemar_table, study_bootstrap
-from .config import StudyConfig
 
 
 def _summary(res: EvalResult, key: str) -> dict:

@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 
 from ..attacks import AttackSpec
+from ..config.run import RunConfig
+from ..config.study import StudyConfig
 from ..data import Splits, stratified_subset
 from ..device import resolve_device
 from ..errors import ClasswiseError
@@ -19,9 +21,8 @@ from ..io import atomic_write_json
 from ..models import load_weights, read_weights_file
 from ..progress import console
 from ..training import BEST_WORST, CHECKPOINT, FINAL, build_model
-from .config import StudyConfig
-from .execute import RunOutcome, resolve
-from .grid import RunConfig
+from ..training.resolve import resolve
+from .execute import RunOutcome
 from .outdir import CONFIG
 from .store import Store
 

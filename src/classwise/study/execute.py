@@ -10,13 +10,14 @@ from pathlib import Path
 import torch
 
 from ..attacks import AttackSpec
-from ..data import Splits, get_spec, load_dataset, stratified_subset
+from ..config.run import RunConfig
+from ..data import Splits, load_dataset, stratified_subset
 from ..device import resolve_device
 from ..distributed import init_from_env, is_main
 from ..evaluation import EvalResult, evaluate
 from ..io import atomic_write_json, remove_stale_temps
 from ..training import train
-from .grid import RunConfig
+from ..training.resolve import resolve
 from .outdir import check_trainable
 
 
@@ -28,14 +29,6 @@ class RunOutcome:
     attack: AttackSpec
     train_seconds: float
     eval_seconds: float
-
-
-def resolve(cfg: RunConfig, splits: Splits | None = None) -> RunConfig:
-    """Data-set dependent defaults (eps, augmentation) from the data when given, else from the
-    registry's description of the data set."""
-    spec = get_spec(cfg.dataset)
-    grey = splits.train.shape[0] == 1 if splits is not None and splits.train is not None else spec.grey
-    return cfg.resolved(grey=grey, hflip_ok=spec.hflip, imbalance=spec.imbalance)
 
 
 def final_corruption_specs(cfg: RunConfig, data_dir=None, *, full_test: bool = True, run_dir=None) -> list:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..config.study import ARM_FIELDS, REPORT_FIELDS, StudyConfig
 from ..data import Splits, load_dataset
 from ..estimate_training import StudyClock
 from ..evaluation import load_eval
@@ -22,6 +23,7 @@ from ..report.study import figures, terminal, write_html
 from ..report.study_text import answers
 from ..result import StudyResult
 from ..training import BEST_WORST, CHECKPOINT, FINAL, METRICS
+from ..training.resolve import resolve
 from .aggregate import aggregate
 from .arms import (
     REEVALUATE,
@@ -35,8 +37,7 @@ from .arms import (
     record,
     sanity,
 )
-from .config import ARM_FIELDS, REPORT_FIELDS, StudyConfig
-from .execute import execute_run, resolve
+from .execute import execute_run
 from .grid import run_id
 from .lock import FolderLock
 from .outdir import check_resume_config, claim_out, clear_outputs, prepare_run_dir

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
+from ..config.run import RunConfig
 from ..errors import ClasswiseError
 from ..estimate_training import say, sweep_lines
 from ..io import check_out_dir
 from ..progress import console
-from .execute import execute_run, resolve
-from .grid import GridConfig, RunConfig, load_grid, run_id
+from ..training.resolve import resolve
+from .execute import execute_run
+from .grid import GridConfig, load_grid, run_id
 from .lock import FolderLock
 from .outdir import claim_out
 from .preflight import warn

@@ -8,7 +8,8 @@ from contextlib import suppress
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import ClasswiseError
-from .grid import RunConfig
+from .methods import METHODS
+from .run import RunConfig
 
 # the plain adversarial arms, in the order the reference arm is looked for
 REFERENCE_METHODS = ("fgsm-rs", "pgd")
@@ -20,11 +21,8 @@ ARM_FIELDS = frozenset({"methods", "method_params", "init_from"})
 
 
 def method_names() -> list[str]:
-    """Training methods known to the trainer (the objectives registry, imported when asked:
-    configs load without importing torch)."""
-    from ..training.objectives import OBJECTIVES
-
-    return list(OBJECTIVES)
+    """Training methods: the built-in ones and any registered since (`register_objective`)."""
+    return list(METHODS)
 
 
 class StudyConfig(BaseModel):
