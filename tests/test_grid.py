@@ -89,3 +89,24 @@ def test_paper_presets_use_the_fields_usual_schedule(name):
 def test_quick_presets_are_cpu_sized(name):
     runs = load_grid(PRESETS / f"{name}.toml").runs()
     assert runs and all(r.epochs <= 5 and r.train_limit and r.train_limit <= 2000 for r in runs)
+
+
+def test_the_run_flags_are_made_from_the_config_fields():
+    """`train`'s run flags come from RunConfig: the help is the field's description, the type and
+    choices the field's, so a field and its flag cannot drift apart."""
+    import argparse
+
+    from classwise.cli.common import TRAIN_FLAGS, train_options
+    from classwise.config.run import RunConfig
+
+    p = argparse.ArgumentParser()
+    train_options(p)
+    actions = {a.dest: a for a in p._actions}
+    for name in TRAIN_FLAGS:
+        assert RunConfig.model_fields[name].description, name
+        assert actions[name].help == RunConfig.model_fields[name].description
+    assert actions["optimizer"].choices == ["sgd", "adam", "adamw"]
+    args = p.parse_args(["--milestones", "100,150", "--nesterov", "--lr", "0.05", "--epochs", "3", "--imbalance", "10"])
+    assert (args.milestones, args.nesterov, args.lr, args.epochs, args.imbalance) == ([100, 150], True, 0.05, 3, 10.0)
+    assert args.momentum is None and args.schedule is None  # not given: the preset or the config decides
+    RunConfig(**{k: v for k, v in vars(args).items() if k in TRAIN_FLAGS and v is not None})  # and they validate

@@ -8,6 +8,7 @@ import math
 import sys
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal, get_args, get_origin
 
 from ..io import check_out_dir, check_out_file  # noqa: F401 - the verbs' path checks
 
@@ -115,27 +116,35 @@ def precision_options(p: argparse.ArgumentParser, what: str) -> None:
                    "(needs a C++ compiler on the CPU; pays off on GPUs)")
 
 
+# the run fields `train` and `study` take as flags, each made from its field in config/ (its
+# description the help)
+TRAIN_FLAGS = ("arch", "epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule",
+               "milestones", "attack_steps", "train_limit", "imbalance", "eval_subset", "eval_steps", "test_limit",
+               "test_steps")
+
+
+def field_option(p, model: type, name: str) -> None:
+    """`--name` for the pydantic field `name` of `model`: its type, its choices, its description."""
+    info = model.model_fields[name]
+    kinds = [a for a in (get_args(info.annotation) or (info.annotation,)) if a is not type(None)]
+    kw = {"help": info.description}
+    if get_origin(info.annotation) is Literal:
+        kw["choices"] = list(get_args(info.annotation))
+    elif kinds == [bool]:
+        kw.update(action="store_true", default=None)
+    elif list[int] in kinds:
+        kw["type"] = int_list
+    else:
+        kw["type"] = next((t for t in (int, float) if t in kinds), str)
+    p.add_argument("--" + name.replace("_", "-"), **kw)
+
+
 def train_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", help="architecture (see `classwise models`); default: the data set's "
-                   "(see `classwise datasets`)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
-    p.add_argument("--lr", type=float)
-    p.add_argument("--momentum", type=float)
-    p.add_argument("--nesterov", action="store_true", default=None)
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--schedule", choices=["constant", "step", "multistep", "cyclic", "cosine"])
-    p.add_argument("--milestones", type=int_list, help="e.g. 100,150")
-    p.add_argument("--attack-steps", type=int, help="PGD steps for pgd adversarial training")
-    p.add_argument("--train-limit", type=int, help="train on a stratified subset of this size")
-    p.add_argument("--imbalance", type=float, help="long-tailed training set of this ratio (largest class over "
-                   "smallest; Cao et al.'s profile); cifar10-lt and cifar100-lt default to 100")
-    p.add_argument("--eval-subset", type=int, help="size of the fixed validation subset evaluated after each epoch")
+    from ..config.run import RunConfig
+
+    for name in TRAIN_FLAGS:
+        field_option(p, RunConfig, name)
     precision_options(p, "the training step and the training and validation attacks' forward passes")
-    p.add_argument("--eval-steps", type=int, help="PGD steps of the per-epoch evaluation")
-    p.add_argument("--test-limit", type=int, help="final evaluation on a stratified test subset of this size")
-    p.add_argument("--test-steps", type=int, help="PGD steps of the final test evaluation (default 20)")
     p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint (a finished "
                    "one is re-reported)")
     p.add_argument("--overwrite", action="store_true", help="replace what --out holds (without it, or --resume, a "
@@ -145,9 +154,7 @@ def train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="run directory")
 
 
-_TRAIN_KEYS = ("arch", "epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay",
-               "schedule", "milestones", "attack_steps", "train_limit", "imbalance", "eval_subset", "eval_steps",
-               "test_limit", "test_steps", "eps", "norm", "seed", "dataset", "precision", "compile")
+_TRAIN_KEYS = (*TRAIN_FLAGS, "eps", "norm", "seed", "dataset", "precision", "compile")
 
 
 def overrides(args, default_arch: bool = True) -> dict:

@@ -18,7 +18,8 @@ class TrainConfig(Settings):  # Settings: inf/NaN refused, errors are ClasswiseE
     model_config = ConfigDict(extra="forbid")
 
     dataset: str = "fashion-mnist"
-    arch: str = "mnist-cnn"
+    arch: str = Field(default="mnist-cnn", description="architecture (see `classwise models`); default on the "
+                      "command line: the data set's (see `classwise datasets`)")
     method: str = "standard"  # a training method: `classwise methods`, config.methods.METHODS
     method_params: dict[str, Any] = Field(default_factory=dict, description="the objective's own parameters")
     init_weights: str | None = Field(default=None, description="start from these weights (a model.pt or "
@@ -26,7 +27,7 @@ class TrainConfig(Settings):  # Settings: inf/NaN refused, errors are ClasswiseE
     # threat model, for adversarial training and for every robust evaluation of the run
     eps: float | None = Field(default=None, ge=0, description="default: 0.1 grey, 8/255 colour")
     norm: Literal["linf", "l2"] = "linf"
-    attack_steps: int = Field(default=10, ge=1, description="PGD steps when training with pgd")
+    attack_steps: int = Field(default=10, ge=1, description="PGD steps of the training attack")
     attack_alpha: float | None = Field(default=None, gt=0,
                                        description="default: the method's released code's step as a share of eps "
                                                    "(eps/4 PGD-AT, 0.2258 eps TRADES, 1.25 eps FGSM-RS)")
@@ -36,16 +37,16 @@ class TrainConfig(Settings):  # Settings: inf/NaN refused, errors are ClasswiseE
     attack_bn: Literal["eval", "train"] | None = Field(default=None, description="BatchNorm mode while "
                                                         "crafting training inputs (default: the method's)")
     # optimisation
-    epochs: int = Field(default=10, ge=1)
-    batch_size: int = Field(default=128, ge=2)
-    optimizer: Literal[OPTIMIZERS] = "sgd"
-    lr: float = Field(default=0.1, gt=0)
-    momentum: float = Field(default=0.9, ge=0)
-    nesterov: bool = False
-    weight_decay: float = Field(default=5e-4, ge=0)
-    schedule: Literal[SCHEDULES] = "cyclic"
+    epochs: int = Field(default=10, ge=1, description="training epochs")
+    batch_size: int = Field(default=128, ge=2, description="training batch size")
+    optimizer: Literal[OPTIMIZERS] = Field(default="sgd", description="the optimiser")
+    lr: float = Field(default=0.1, gt=0, description="the peak learning rate")
+    momentum: float = Field(default=0.9, ge=0, description="SGD momentum")
+    nesterov: bool = Field(default=False, description="Nesterov momentum")
+    weight_decay: float = Field(default=5e-4, ge=0, description="L2 weight decay")
+    schedule: Literal[SCHEDULES] = Field(default="cyclic", description="learning-rate schedule")
     step_size: int | None = Field(default=None, ge=1, description="step: decay every N epochs")
-    milestones: list[int] | None = Field(default=None, description="multistep: decay at epochs")
+    milestones: list[int] | None = Field(default=None, description="multistep: decay at these epochs, e.g. 100,150")
     gamma: float | list[float] = Field(default=0.1, description="step/multistep decay factor; multistep: one "
                                        "per milestone (e.g. FAT's 0.1, 0.1, 0.5)")
     warmup_epochs: float = Field(default=0, ge=0, description="linear learning-rate warm-up from 0 over these "
@@ -54,14 +55,15 @@ class TrainConfig(Settings):  # Settings: inf/NaN refused, errors are ClasswiseE
     crop_padding: int | None = Field(default=None, ge=0, description="default: 4 colour, 0 grey")
     hflip: bool | None = Field(default=None, description="default: if the data set allows it")
     val_size: float | int = 0.1
-    train_limit: int | None = Field(default=None, ge=10, description="stratified training subset")
+    train_limit: int | None = Field(default=None, ge=10, description="train on a stratified subset of this size")
     imbalance: float | None = Field(default=None, ge=1, description="long-tailed training set: the largest class's "
                                     "count over the smallest (Cao et al.'s profile); default: the data set's own "
                                     "(100 for cifar10-lt, cifar100-lt), else as it is")
     seed: int = Field(default=0, ge=0, le=2**32 - 1, description="0 to 2^32 - 1")
     # per-epoch evaluation on a fixed stratified validation subset
-    eval_subset: int = Field(default=1000, ge=10)
-    eval_steps: int = Field(default=10, ge=1)
+    eval_subset: int = Field(default=1000, ge=10, description="size of the fixed validation subset evaluated "
+                             "after each epoch")
+    eval_steps: int = Field(default=10, ge=1, description="PGD steps of the per-epoch evaluation")
     # stop adversarial training when validation robustness collapses (catastrophic
     # overfitting, Wong et al. 2020) and keep the best epoch's weights
     collapse_drop: float | None = Field(default=0.2, gt=0, le=1)

@@ -14,7 +14,8 @@ class RunConfig(TrainConfig):
 
     test_steps: int = Field(default=20, ge=1, description="PGD steps of the final evaluation")
     test_restarts: int = Field(default=1, ge=1)
-    test_limit: int | None = Field(default=None, ge=10, description="stratified test subset")
+    test_limit: int | None = Field(default=None, ge=10, description="final evaluation on a stratified test "
+                                      "subset of this size")
     # torch's intra-op threads: float reductions, hence results, depend on it, so a sweep records
     # the count when it registers the run and every attempt uses it (--jobs 1 and 2 agree)
     threads: int | None = Field(default=None, ge=1, description="default: torch's count where the run is set up")
