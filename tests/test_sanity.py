@@ -88,3 +88,16 @@ def test_randomized_logits_trip_the_record_eps_strength_and_gradient_checks():
     assert report["stronger_not_weaker"].status == "warn" and aa.label in report["stronger_not_weaker"].detail
     grads = report["gradients"]
     assert grads.status == "warn" and "different logits" in grads.detail and "randomized defense" in grads.detail
+
+
+def test_an_images_labels_pair_is_taken_as_evaluate_takes_it():
+    """evaluate(model, (images, labels)) and sanity_checks on the same pair: the pair is made a
+    ClassData the same way, so the report is the one the ClassData itself gives."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)).eval()
+    data = digits().test.subset(np.arange(0, 200, 2))
+    pair = (data.images.float() / 255, data.labels)
+    res = evaluate(model, pair, [AttackSpec(eps=EPS, steps=2)], show_progress=False)
+    report = sanity_checks(res, model, pair, max_images=20)
+    assert report["large_eps_chance"].status != "skipped" and report["gradients"].status != "skipped"
+    assert report.lines() == sanity_checks(res, model, data, max_images=20).lines()

@@ -35,7 +35,7 @@ from ..attacks.core import attack_loss
 from ..attacks.spec import GradSafe
 from ..data import to_float
 from ..precision import autocast
-from .evaluate import EvalResult
+from .evaluate import EvalResult, _as_data
 from .views import curves
 
 OK, WARN, SKIPPED = "ok", "warn", "skipped"
@@ -330,7 +330,12 @@ def sanity_checks(result: EvalResult, model: nn.Module | None = None, data=None,
     result's first PGD/FGSM attack) at a large eps; without a curve, the subset's accuracy at
     eps and at the large eps serves as a two-point one, and without two attacks of different
     strength, FGSM on the subset is set against PGD. Where an attack searched at a lower
-    precision, check 6 compares it with fp32 on up to `precision_images` images."""
+    precision, check 6 compares it with fp32 on up to `precision_images` images. `data` may be a
+    `ClassData`, a `FolderSource` or an (images, labels) pair of tensors, as `evaluate` takes."""
+    if model is not None and isinstance(data, tuple | list):
+        from ..checks import checked_inputs
+
+        data, _ = checked_inputs(model, data, device, _as_data)  # the pair made a ClassData as evaluate makes it
     sources = [result] + ([curve] if curve is not None else [])
     series = [(name, r, pts) for r in sources for name, pts in curves(r).items()]
     records = [result]

@@ -136,6 +136,30 @@ def train_epoch(model: nn.Module, data: ClassData, cfg: TrainConfig, optimizer, 
     return mean_loss, float(correct) / max(seen, 1)
 
 
+def _named(data, default: str) -> str:
+    return getattr(data, "name", "") or default
+
+
+def training_sets(cfg: TrainConfig, splits: Splits) -> tuple[ClassData, ClassData]:
+    """The images `train` trains on (`cfg.train_limit` of `splits.train`) and the validation
+    subset it checks every epoch (`cfg.eval_subset` of `splits.val`); a ClasswiseError of one
+    line when either has none, before anything is written."""
+    if splits.train is None:
+        raise ClasswiseError(f"the training set is empty: data set '{cfg.dataset}' has no training images "
+                             "(an evaluation-only data set: use `classwise evaluate`)")
+    if len(splits.train) == 0:
+        raise ClasswiseError(f"the training set is empty: {_named(splits.train, cfg.dataset)} has 0 images; "
+                             "give train() a Splits whose train holds images")
+    train_data = splits.train
+    if cfg.train_limit:  # at least 10 (the config's bound) of a set that has images: never empty
+        train_data = stratified_subset(train_data, cfg.train_limit, seed=cfg.seed)
+    if splits.val is None or len(splits.val) == 0:
+        raise ClasswiseError(f"the validation set is empty: {_named(splits.val, cfg.dataset)} has 0 images, and "
+                             "training checks every epoch on it; give train() a Splits with validation images "
+                             "(a val_size above 0)")
+    return train_data, stratified_subset(splits.val, cfg.eval_subset, seed=cfg.seed)
+
+
 def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bool = False,
           tag: str = "", model: nn.Module | None = None,
           on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
@@ -144,13 +168,10 @@ def train(cfg: TrainConfig, splits: Splits, out_dir, *, device="cpu", resume: bo
     torchrun every rank trains its shard and only rank 0 writes."""
     if cfg.eps is None or cfg.crop_padding is None or cfg.hflip is None or cfg.attack_bn is None:
         raise ClasswiseError("TrainConfig has unresolved defaults; call cfg.resolved(...) first")
+    train_data, eval_data = training_sets(cfg, splits)  # refused before out_dir is made or written
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(device)
-    train_data = splits.train
-    if cfg.train_limit:
-        train_data = stratified_subset(train_data, cfg.train_limit, seed=cfg.seed)
-    eval_data = stratified_subset(splits.val, cfg.eval_subset, seed=cfg.seed)
 
     main = is_main()
     torch.manual_seed(cfg.seed)
