@@ -82,22 +82,22 @@ def evaluation_corruptions(args, *, full_test: bool, test=None):
     return specs, skipped
 
 
-def report_corruptions(res, attack: str | None, skipped: dict, out_dir=None, name: str = "model") -> dict | None:
+def print_corruptions(res, attack: str | None, skipped: dict, record: dict | None, out_dir=None,
+                      figures: dict | None = None) -> None:
     """Print per class the mean accuracy under corruption, its share of clean and the hardest
-    corruption, the corruptions from the costliest, and the rank-correlation line; with `out_dir`
-    write the class x corruption x severity table and the class x corruption heatmap there. The
-    summary for results.json."""
-    from ..analysis.corruption import class_table, corruption_keys, summary
-    from ..io import safe_name
+    corruption, the corruptions from the costliest, and the rank-correlation line, from `record`
+    (the corruption summary `audit` made); with `out_dir` where `audit` wrote the class x
+    corruption x severity table and the class x corruption heatmap (`figures`)."""
+    from ..analysis.corruption import class_table, corruption_keys
     from ..report import print_lines, print_per_class
-    from ..report.corruption import answers, corruption_section
+    from ..report.corruption import answers
     from ..rounding import percent, points
 
     lines = [f"skipped {n}: {why}" for n, why in skipped.items()]
-    if not corruption_keys(res):
+    if not corruption_keys(res) or record is None:
         print_lines(lines)
-        return {"skipped": skipped} if skipped else None
-    s = summary(res, attack)
+        return
+    s = {k: v for k, v in record.items() if k != "skipped"}
     if len(res.classes) <= 30:
         # the full class x corruption grid is 20+ columns, unreadable in a terminal: it goes to
         # the heatmap and the CSV; the terminal gets what it comes to per class
@@ -116,9 +116,7 @@ def report_corruptions(res, attack: str | None, skipped: dict, out_dir=None, nam
                  f"'{s['worst_relative_class']}' {percent(s['worst_relative'], 0)}")
     lines.append("mean accuracy per corruption, costliest first: " + ", ".join(
         f"{c} {percent(a)}" for c, a in sorted(s["per_corruption"].items(), key=lambda t: t[1])))
-    if out_dir is not None:
-        _, figs, _ = corruption_section(out_dir, {safe_name(name): res}, attack)
+    if out_dir is not None and figures:
         lines.append(f"per class, corruption and severity: {out_dir}/corruption_per_class.csv; heatmap: "
-                     f"{next(iter(figs.values()))}")
+                     f"{next(iter(figures.values()))}")
     print_lines(lines)
-    return {**s, "skipped": skipped}

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import ClasswiseError
 from ..rounding import percent, points
 from .common import check_out_dir, check_out_file, common_options, parse_eps, positive_int, precision_options
-from .corruption_options import add_corruption_options, evaluation_corruptions, report_corruptions
+from .corruption_options import add_corruption_options, evaluation_corruptions, print_corruptions
 
 ORDER = 30
 
@@ -65,53 +65,6 @@ def add_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace the evaluation --out holds (refused without)")
     add_corruption_options(p)
     p.set_defaults(func=run)
-
-
-
-def _evaluation_model(args, test, splits):
-    """(model taking [0, 1] images, its name, checkpoint format) from --arch or --model."""
-    from ..models import create_model, load_weights, read_weights_file
-    from ..models.custom import (
-        build_custom_model,
-        check_output_width,
-        load_custom_weights,
-        normalization,
-        wrap_normalization,
-    )
-
-    if args.robustbench:
-        from .zoo import evaluation_model
-
-        return evaluation_model(args)
-    c, h, _ = test.shape
-    stats = normalization(args.mean, args.std, c)
-    if args.model:
-        if args.arch:
-            raise ClasswiseError("give --arch (a registry architecture) or --model (your own factory), not both")
-        model = build_custom_model(args.model, test.num_classes)
-        fmt = "no"
-        if args.checkpoint is not None:
-            load_custom_weights(model, args.checkpoint)
-            fmt = "state_dict"
-        model = wrap_normalization(model, *stats) if stats else model
-        check_output_width(model, test.shape, test.num_classes)
-        return model, args.model, fmt
-    if args.checkpoint is None:
-        raise ClasswiseError("--checkpoint is needed with a registry architecture "
-                             "(or use --model package.module:factory)")
-    raw = read_weights_file(args.checkpoint)
-    arch = args.arch or (raw.get("arch") if isinstance(raw, dict) else None)
-    if arch is None:
-        raise ClasswiseError("--arch is needed: the checkpoint does not say which architecture it holds")
-    # the data's own statistics unless the file brings its normalizer (or the model is tv:*)
-    mean, std = splits.train.channel_stats() if splits.train is not None else (None, None)
-    head = raw.get("head") if isinstance(raw, dict) else None  # the output layer the checkpoint was trained with
-    model = create_model(arch, test.num_classes, c, h, mean=mean, std=std, head=head)
-    fmt = load_weights(model, args.checkpoint, raw)
-    if stats:  # what the user says wins over what the file carries
-        model.mean.copy_(model.mean.new_tensor(stats[0]).view_as(model.mean))
-        model.std.copy_(model.std.new_tensor(stats[1]).view_as(model.std))
-    return model, arch, fmt
 
 
 def _class_index(text: str, classes: list[str]) -> int:
@@ -199,8 +152,9 @@ def _print_threats(res, threats) -> None:
 def run(args) -> int:
     from ..data import load_dataset, per_class_subset, stratified_subset
     from ..device import resolve_device
-    from ..evaluation import curve_table, eps_curve, evaluate, half_accuracy_eps, robustbench_json, sanity_checks
-    from ..io import atomic_write_json, atomic_write_text
+    from ..evaluation import curve_table, half_accuracy_eps
+    from ..evaluation.audit import audit, check_audit_out
+    from ..models.sources import evaluation_model
     from ..progress import console
     from ..report import print_lines, print_per_class
 
@@ -210,9 +164,7 @@ def run(args) -> int:
         evaluation_defaults(args)  # the leaderboard's norm and eps, and no --arch/--model/--checkpoint beside it
     check_out_dir(args.out)  # before any work: a bad output path must not cost an evaluation
     check_out_file(args.robustbench_json, "--robustbench-json")
-    from ..study.outdir import claim_out, clear_outputs
-
-    held = claim_out(args.out, "evaluation", overwrite=args.overwrite) if args.out else None
+    check_audit_out(args.out, overwrite=args.overwrite)
     device = resolve_device(args.device)  # an unknown or missing device, before the data and the model
     if args.eps_curve:
         _eps_grid(args.eps_curve, 0.1, args.norm)  # a bad value is refused now, not after the evaluation
@@ -222,7 +174,10 @@ def run(args) -> int:
         test = per_class_subset(test, args.per_class, seed=args.seed)
     elif args.limit:
         test = stratified_subset(test, args.limit, seed=args.seed)
-    model, name, fmt = _evaluation_model(args, test, splits)
+    model, name, fmt = evaluation_model(test, arch=args.arch, factory=args.model, checkpoint=args.checkpoint,
+                                        robustbench=args.robustbench, dataset=args.dataset,
+                                        threat=args.threat or "linf", model_dir=args.model_dir, mean=args.mean,
+                                        std=args.std, train=splits.train)
     model.to(device)
     c = test.shape[0]
     eps = _eps_for(args.eps, args.norm) if args.eps is not None else (0.1 if c == 1 else 8 / 255)
@@ -235,28 +190,20 @@ def run(args) -> int:
                                                  batch_size=args.batch_size, device=device, seed=args.seed))
         if line:
             console.print(line, highlight=False)
-    lowered = {"precision": args.precision or "fp32", "compile": bool(args.compile)}
-    res = evaluate(model, test, [*attacks, *threats, *corrupted], batch_size=args.batch_size, device=device,
-                   seed=args.seed, **lowered)
-    curve = None
-    if args.eps_curve:
-        curve = eps_curve(model, test, base, _eps_grid(args.eps_curve, eps, args.norm), batch_size=args.batch_size,
-                          device=device, seed=args.seed, **lowered)
-    sanity = None
-    if not args.no_sanity and (attacks or threats):
-        grad_spec = next((a for a in attacks if a.name in ("pgd", "fgsm")), base if threats else None)
-        sanity = sanity_checks(res, model, test, curve=curve, spec=grad_spec, batch_size=args.batch_size,
-                               device=device, seed=args.seed)
+    precision = args.precision or "fp32"
+    done = audit(model, test, [*attacks, *threats, *corrupted], args.out, name=name, dataset=args.dataset,
+                 checkpoint_format=fmt, eps_curve=_eps_grid(args.eps_curve, eps, args.norm) if args.eps_curve else None,
+                 curve_attack=base, sanity=not args.no_sanity, skipped_corruptions=skipped,
+                 robustbench_file=args.robustbench_json, overwrite=args.overwrite, batch_size=args.batch_size,
+                 device=device, seed=args.seed, precision=precision, compile=bool(args.compile))
 
+    res, curve, sanity = done.result, done.curve, done.sanity
     keys = res.robust_keys
-    table = res.per_class("clean")[["class", "accuracy"]].rename(columns={"accuracy": "clean"})
-    for key in keys:
-        table[key] = res.per_class(key)["accuracy"]
-    summaries = {k: res.summary(k) for k in ["clean", *keys]}
+    table, summaries = done.table(), done.summaries()
     print_lines([f"{name} ({fmt} checkpoint) on {args.dataset}: {len(test)} images, {test.num_classes} classes"]
                 + [spec.describe() for spec in [*attacks, *threats]]
-                + ([f"gradient attacks searched in {lowered['precision']} (autocast); every prediction read again "
-                    "in fp32, AutoAttack in fp32"] if lowered["precision"] != "fp32" else []))
+                + ([f"gradient attacks searched in {precision} (autocast); every prediction read again "
+                    "in fp32, AutoAttack in fp32"] if precision != "fp32" else []))
     if len(table) <= 30:
         print_per_class(table, "per-class accuracy (%)", {s["worst_class"] for s in summaries.values()})
     else:
@@ -275,33 +222,8 @@ def run(args) -> int:
             for _, r in half.iterrows())])
     if sanity is not None:
         print_lines(sanity.lines())
-    corr = report_corruptions(res, keys[0] if keys else None, skipped, args.out, name) if corrupted or skipped else None
-    rb = None
-    if args.out or args.robustbench_json:
-        rb = robustbench_json(res, dataset=args.dataset, name=name, architecture=name,
-                              unreliable=None if sanity is None else not sanity.passed)
-    if args.robustbench_json:
-        atomic_write_json(args.robustbench_json, rb)
-    if args.out:
-        if held is not None:  # --overwrite: the old evaluation goes only now that the new one is done
-            clear_outputs(args.out, "evaluation")
-        args.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(args.out / "eval.json", res.to_dict())
-        first = keys[0] if keys else None
-        atomic_write_json(args.out / "results.json", {
-            "arch": name, "dataset": args.dataset, "checkpoint_format": fmt,
-            "attack": res.attacks[first] if first else None, "clean": summaries["clean"],
-            "robust": summaries[first] if first else None,
-            "attacks": {k: {"spec": res.attacks[k], "summary": summaries[k], "notes": res.notes.get(k, [])}
-                        for k in keys},
-            "threats": {t.label: t.model_dump() for t in threats},
-            "sanity": sanity.to_dict() if sanity is not None else None, "corruptions": corr})
-        atomic_write_text(args.out / "per_class.csv", table.to_csv(index=False))
-        atomic_write_json(args.out / "robustbench.json", rb)
-        if curve is not None:
-            atomic_write_json(args.out / "eps_curve.json", curve.to_dict())
-            atomic_write_text(args.out / "eps_curve.csv", curve_table(curve).merge(
-                half_accuracy_eps(curve).drop(columns="clean"), on="class").to_csv(index=False))
+    if corrupted or skipped:
+        print_corruptions(res, keys[0] if keys else None, skipped, done.corruptions, args.out, done.figures)
     return 0
 
 
