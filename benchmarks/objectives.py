@@ -53,7 +53,7 @@ def plan(only: list[str] | None, data) -> list[tuple[str, dict, str]]:
             continue
         params = dict(getattr(cls, "benchmark_params", {}))
         try:
-            cfg = config(name, params).resolved(grey=True)
+            cfg = config(name, params)
             objective_for(cfg, data)  # some check their parameters against the classes
             resolved = cfg.method_params
         except ClasswiseError as exc:
@@ -64,9 +64,10 @@ def plan(only: list[str] | None, data) -> list[tuple[str, dict, str]]:
 
 
 def config(method: str, params: dict) -> TrainConfig:
+    """The run config, resolved as a run's is (the attack step and BatchNorm mode of the method's code)."""
     return TrainConfig(dataset="fashion-mnist", method=method, method_params=params, eps=0.1, attack_steps=10,
                        batch_size=128, lr=0.05, weight_decay=5e-4, crop_padding=0, hflip=False, epochs=EPOCHS,
-                       eval_subset=500, eval_steps=10)
+                       eval_subset=500, eval_steps=10).resolved(grey=True)
 
 
 def with_attacks(val, extra):
