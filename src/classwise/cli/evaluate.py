@@ -1,4 +1,6 @@
-"""`classwise evaluate`: per-class clean and robust accuracy of a registry model or your own."""
+"""`classwise evaluate`: per-class clean and robust accuracy of a registry model or your own.
+This module parses the options into specs, builds the model (`models.sources.evaluation_model`),
+runs `auditing.audit` (which evaluates and writes the files) and prints what it found."""
 
 from __future__ import annotations
 
@@ -150,10 +152,10 @@ def _print_threats(res, threats) -> None:
 
 
 def run(args) -> int:
+    from ..auditing import audit, check_audit_out
     from ..data import load_dataset, per_class_subset, stratified_subset
     from ..device import resolve_device
     from ..evaluation import curve_table, half_accuracy_eps
-    from ..evaluation.audit import audit, check_audit_out
     from ..models.sources import evaluation_model
     from ..progress import console
     from ..report import print_lines, print_per_class
@@ -174,10 +176,13 @@ def run(args) -> int:
         test = per_class_subset(test, args.per_class, seed=args.seed)
     elif args.limit:
         test = stratified_subset(test, args.limit, seed=args.seed)
-    model, name, fmt = evaluation_model(test, arch=args.arch, factory=args.model, checkpoint=args.checkpoint,
-                                        robustbench=args.robustbench, dataset=args.dataset,
-                                        threat=args.threat or "linf", model_dir=args.model_dir, mean=args.mean,
-                                        std=args.std, train=splits.train)
+    if args.robustbench:
+        from .zoo import evaluation_model as zoo_model
+
+        model, name, fmt = zoo_model(args)
+    else:
+        model, name, fmt = evaluation_model(test, arch=args.arch, factory=args.model, checkpoint=args.checkpoint,
+                                            mean=args.mean, std=args.std, train=splits.train)
     model.to(device)
     c = test.shape[0]
     eps = _eps_for(args.eps, args.norm) if args.eps is not None else (0.1 if c == 1 else 8 / 255)

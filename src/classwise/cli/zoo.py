@@ -148,3 +148,10 @@ def evaluation_defaults(args) -> None:
         args.norm = args.threat
         if args.eps is None:
             args.eps = LEADERBOARD_EPS[(args.dataset, args.threat)]
+
+
+def evaluation_model(args):
+    """(model, its name, 'robustbench') for `classwise evaluate --robustbench NAME`."""
+    from ..zoo.names import load_model
+
+    return load_model(args.robustbench, args.dataset, args.threat, args.model_dir), args.robustbench, "robustbench"

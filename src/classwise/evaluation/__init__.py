@@ -4,13 +4,11 @@ and the sanity checks that come with a robust evaluation."""
 import sys
 import types
 
-from .audit import AuditResult, audit
 from .evaluate import EvalResult, evaluate, load_eval, robustbench_json
 from .sanity import SanityReport, sanity_checks
 from .views import curve_table, eps_curve, half_accuracy_eps, into_table, victim_summary, victim_table
 
-__all__ = ["AuditResult", "EvalResult", "SanityReport", "audit", "curve_table", "eps_curve", "evaluate",
-           "half_accuracy_eps", "into_table",
+__all__ = ["EvalResult", "SanityReport", "curve_table", "eps_curve", "evaluate", "half_accuracy_eps", "into_table",
            "load_eval", "robustbench_json", "sanity_checks", "victim_summary", "victim_table"]
 
 

@@ -1,13 +1,12 @@
 """The model an evaluation reads, from one of its sources: a registry architecture with its
-checkpoint, your own factory (with or without weights), or a RobustBench zoo model. Whatever
-the source, the model takes [0, 1] images; `mean`/`std` (per-channel values, or `imagenet` /
-`cifar10`) put the normalisation the model expects in front of it, or replace the one a
-registry checkpoint carries. The messages name `classwise evaluate`'s options, which are the
-same names as the keywords here."""
+checkpoint, or your own factory (with or without weights); a RobustBench zoo model comes from
+`classwise.zoo.names.load_model`. Whatever the source, the model takes [0, 1] images;
+`mean`/`std` (per-channel values, or `imagenet` / `cifar10`) put the normalisation the model
+expects in front of it, or replace the one a registry checkpoint carries. The messages name
+`classwise evaluate`'s options, which are the same names as the keywords here."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import NamedTuple
 
 from torch import nn
@@ -18,15 +17,12 @@ from ..errors import ClasswiseError
 class EvaluationModel(NamedTuple):
     model: nn.Module
     name: str  # the architecture, the factory's target, or the zoo name
-    checkpoint_format: str  # what the weights came as: e.g. state_dict, "no" (none), robustbench
+    checkpoint_format: str  # what the weights came as: e.g. state_dict, "no" (none)
 
 
 def evaluation_model(test, *, arch: str | None = None, factory: str | None = None, checkpoint=None,
-                     robustbench: str | None = None, dataset: str | None = None, threat: str = "linf",
-                     model_dir=Path("models"), mean: str | None = None, std: str | None = None,
-                     train=None) -> EvaluationModel:
+                     mean: str | None = None, std: str | None = None, train=None) -> EvaluationModel:
     """The model to evaluate on `test` (a `ClassData`: its shape and classes size the model):
-    `robustbench` (a zoo name, loaded from `model_dir` for `dataset` and `threat`), else
     `factory` (`package.module:factory` or `path/to/file.py:factory`, with weights from
     `checkpoint` if given), else the registry architecture `arch` (read from the checkpoint
     when it says) with `checkpoint`. A registry model normalises with `train`'s channel
@@ -35,10 +31,6 @@ def evaluation_model(test, *, arch: str | None = None, factory: str | None = Non
     from .custom import build_custom_model, check_output_width, load_custom_weights, normalization, wrap_normalization
     from .registry import create_model
 
-    if robustbench:
-        from ..zoo.names import load_model
-
-        return EvaluationModel(load_model(robustbench, dataset, threat, model_dir), robustbench, "robustbench")
     c, h, _ = test.shape
     stats = normalization(mean, std, c)
     if factory:

@@ -3,7 +3,11 @@ shape, the library call behind `classwise evaluate`. It evaluates every threat p
 (`evaluate`), optionally an eps curve, the sanity checks of a robust evaluation and the
 corruption summary, and with `out` writes the files `classwise evaluate --out` writes:
 eval.json, results.json, per_class.csv, robustbench.json (and eps_curve.json/.csv, and under
-corruptions corruption_per_class.csv and figures/corruption_<name>.png), each atomically."""
+corruptions corruption_per_class.csv and figures/corruption_<name>.png), each atomically.
+
+It sits above `evaluation` (which it calls), `analysis` and `report` (the corruption summary and
+heatmap) and `study.outdir` (what an output folder holds); `audit` is the function, `auditing`
+its module, as `evaluate` and `evaluation` are."""
 
 from __future__ import annotations
 
@@ -13,15 +17,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..attacks import AttackSpec
-from ..io import atomic_write_json, atomic_write_text, check_out_dir, check_out_file
-from .evaluate import _as_data, _labelled, evaluate
-from .result import EvalResult
-from .robustbench import robustbench_json
-from .sanity import SanityReport, sanity_checks
-from .threats import runner_for
-from .views import curve_table, half_accuracy_eps
-from .views import eps_curve as run_eps_curve
+from .attacks import AttackSpec
+from .evaluation.evaluate import _as_data, _labelled, evaluate
+from .evaluation.result import EvalResult
+from .evaluation.robustbench import robustbench_json
+from .evaluation.sanity import SanityReport, sanity_checks
+from .evaluation.threats import runner_for
+from .evaluation.views import curve_table, half_accuracy_eps
+from .evaluation.views import eps_curve as run_eps_curve
+from .io import atomic_write_json, atomic_write_text, check_out_dir, check_out_file
 
 CLASS_THREATS = ("victim", "into")  # the runners' kinds of the class-targeted threats
 
@@ -86,7 +90,7 @@ class AuditResult:
 def check_audit_out(out, *, overwrite: bool = False):
     """Refuse, before any work, an `out` folder `audit` may not write: a file, unwritable, holding
     another kind of output, or holding an evaluation without `overwrite`. Returns what it holds."""
-    from ..study.outdir import claim_out
+    from .study.outdir import claim_out
 
     if out is None:
         return None
@@ -113,7 +117,7 @@ def audit(model, data, threats: Sequence | Mapping = (), out=None, *, name: str 
     (defaults: the model's class name and the data's name); `skipped_corruptions` ({name: why})
     is recorded with the corruption summary; `robustbench_file` also writes RobustBench's
     fields to that file. The other keywords go to `evaluate`."""
-    from ..checks import checked_inputs
+    from .checks import checked_inputs
 
     out = Path(out) if out is not None else None
     held = check_audit_out(out, overwrite=overwrite)
@@ -152,7 +156,7 @@ def audit(model, data, threats: Sequence | Mapping = (), out=None, *, name: str 
 
 
 def _curve_attack(specs: dict, class_threats: list) -> AttackSpec:
-    from ..errors import ClasswiseError
+    from .errors import ClasswiseError
 
     base = next((s for s in specs.values() if isinstance(s, AttackSpec) and s.name == "pgd"), None)
     base = base or (class_threats[0].attack if class_threats else None)
@@ -162,7 +166,7 @@ def _curve_attack(specs: dict, class_threats: list) -> AttackSpec:
 
 
 def _corruption_summary(res: EvalResult, attack: str | None, skipped: dict) -> dict | None:
-    from ..analysis.corruption import corruption_keys, summary
+    from .analysis.corruption import corruption_keys, summary
 
     if not corruption_keys(res):
         return {"skipped": skipped} if skipped else None
@@ -172,16 +176,16 @@ def _corruption_summary(res: EvalResult, attack: str | None, skipped: dict) -> d
 def _write(found: AuditResult, out: Path, *, replace: bool) -> None:
     """The audit's files in `out`; with `replace`, the evaluation it held goes first (only now
     that the new one is done)."""
-    from ..analysis.corruption import corruption_keys
-    from ..io import safe_name
-    from ..study.outdir import clear_outputs
+    from .analysis.corruption import corruption_keys
+    from .io import safe_name
+    from .study.outdir import clear_outputs
 
     res, curve = found.result, found.curve
     if replace:
         clear_outputs(out, "evaluation")
     out.mkdir(parents=True, exist_ok=True)
     if found.corruptions is not None and corruption_keys(res):
-        from ..report.corruption import corruption_section
+        from .report.corruption import corruption_section
 
         keys = res.robust_keys
         _, figures, _ = corruption_section(out, {safe_name(found.name): res}, keys[0] if keys else None)
