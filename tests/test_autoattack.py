@@ -24,7 +24,7 @@ APGD_CE = AutoAttackSpec(eps=EPS, version="custom", attacks=("apgd-ce",), restar
 
 @pytest.fixture(scope="module")
 def subset():
-    return stratified_subset(digits().test, 150, seed=0)  # 15 images of every class
+    return stratified_subset(digits().test, 100, seed=0)  # 10 images of every class
 
 
 @pytest.fixture(scope="module")
