@@ -46,6 +46,18 @@ def arm_dir(out_dir: Path, arm: str, seed: int, several_seeds: bool) -> Path:
     return out_dir / arm / f"seed{seed}" if several_seeds else out_dir / arm
 
 
+# what each arm's method decides when the study gives none: its released code's attack step and
+# BatchNorm mode while crafting (an FGSM-RS arm 1.25 eps, a TRADES arm 0.2258 eps, CFA's PGD base
+# in train mode), so the shared run config leaves them open
+PER_ARM = ("attack_alpha", "attack_bn")
+
+
+def shared_run(rc: RunConfig, splits: Splits) -> RunConfig:
+    """The study's run config with the data's defaults (eps, augmentation, imbalance) filled in
+    once for every arm; the fields of `PER_ARM` stay as given, for `resolve` of each arm's config."""
+    return resolve(rc, splits).model_copy(update={k: getattr(rc, k) for k in PER_ARM})
+
+
 def arm_config(cfg: StudyConfig, rc: RunConfig, arm: str, seed: int, out_dir: Path,
                check_source: bool = True) -> RunConfig:
     fields = {**rc.model_dump(), "method": arm, "seed": seed}

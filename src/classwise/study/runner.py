@@ -36,6 +36,7 @@ from .arms import (
     metrics_lines,
     record,
     sanity,
+    shared_run,
 )
 from .execute import execute_run
 from .grid import run_id
@@ -94,7 +95,7 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
     if splits is None:
         splits = load_dataset(rc.dataset, data_dir, val_size=rc.val_size, seed=rc.seed, download=download,
                               imbalance=rc.imbalance)
-    cfg = cfg.model_copy(update={"run": resolve(rc, splits)})
+    cfg = cfg.model_copy(update={"run": shared_run(rc, splits)})
     warnings = _preflight(cfg, splits, out_dir, data_dir, force, resume)  # out_dir is untouched until here
     config_record = {**cfg.model_dump(exclude=REPORT_FIELDS), "device": str(dev)}
     if resume:
