@@ -45,7 +45,9 @@ def test_an_attack_in_parts_is_the_attack_on_the_whole_batch(arch, channels, siz
         reference = torch.softmax(net(x), 1)
         cases = [{"eps": 8 / 255, "steps": 3},  # PGD from a uniform start
                  {"eps": torch.rand(70) * 0.05, "alpha": torch.rand(70) * 0.01, "steps": 2, "loss": "kl",
-                  "reference": reference, "init": "normal"}]  # per-image eps and step, TRADES's loss and start
+                  "reference": reference, "init": "normal"},  # per-image eps and step, TRADES's loss and start
+                 {"eps": 8 / 255, "steps": 2, "loss": core.PerImage(  # a loss of each image's own rows
+                     lambda logits, rows: torch.where(y[rows] < 5, -1.0, 1.0) * logits.logsumexp(1))}]
         for kw in cases:
             calls.clear()
             split = perturb(net, x, y, track=False, generator=torch.Generator().manual_seed(3), **kw).x_adv

@@ -77,6 +77,21 @@ def _margin(logits: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
     return other - own
 
 
+class PerImage:
+    """A callable attack loss that reads only its own images: `fn(logits, rows)`, `rows` the slice
+    of the batch the logits are of. A plain callable may read the whole batch, so an attack with
+    one runs as one; with this the attack may split the batch into parts (`in_parts`)."""
+
+    def __init__(self, fn, rows: slice = slice(None)):
+        self.fn, self.rows = fn, rows
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        return self.fn(logits, self.rows)
+
+    def part(self, i: int, j: int) -> PerImage:
+        return PerImage(self.fn, slice(i, j))
+
+
 def attack_loss(logits, y, target=None, loss: str = "ce", reference=None) -> torch.Tensor:
     """Per-sample objective the attacker *ascends*. "kl" is TRADES's: KL(reference || softmax
     of the logits), `reference` the clean prediction's softmax."""
@@ -215,10 +230,11 @@ def _independent_parts(model: nn.Module, x: torch.Tensor, loss, update) -> int:
     """Into how many parts an attack on `x` splits, each run on one of torch's CPU
     threads from start to end: 1 (no split) unless on the CPU with several threads, every module
     in eval mode (train-mode BatchNorm's batch statistics, or dropout's draws, would join the
-    images), no autocast (thread-local) and no callable loss or update (they may read the whole
-    batch)."""
+    images), no autocast (thread-local) and no callable loss but a `PerImage` one, no update (they
+    may read the whole batch)."""
     threads = torch.get_num_threads()
-    if (x.device.type != "cpu" or threads < 2 or callable(loss) or update is not None
+    if (x.device.type != "cpu" or threads < 2 or (callable(loss) and not isinstance(loss, PerImage))
+            or update is not None
             or lowered(x.device) is not None or is_compiled(model) or any(m.training for m in model.modules())):
         return 1
     return max(1, min(threads, len(x) // MIN_PART))
@@ -321,7 +337,8 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, s
                 def rows(v):
                     return v[i:j] if torch.is_tensor(v) and v.ndim and len(v) == len(x) else v
 
-                return _ascend(model, rows(x), rows(x_init), rows(y), rows(eps), rows(alpha), steps, norm, loss,
+                own = loss.part(i, j) if isinstance(loss, PerImage) else loss
+                return _ascend(model, rows(x), rows(x_init), rows(y), rows(eps), rows(alpha), steps, norm, own,
                                rows(target), rows(reference), update)
 
             parts = _independent_parts(model, x, loss, update)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ...attacks.core import PerImage
 from ...config.methods import TargetedParams
 from .base import Objective, Statistics, Step, class_index, register_objective, robust_per_class
 
@@ -43,15 +44,17 @@ class Targeted(Objective):
         mask = self.targeted_mask(s.y)
         t = self.target_class
 
-        def objective(logits):  # ascended: toward t for the masked images, away from y for the rest
-            away = F.cross_entropy(logits, s.y, reduction="none")
+        def objective(logits, rows):  # ascended: toward t for the masked images, away from y for the rest
+            y = s.y[rows]
+            away = F.cross_entropy(logits, y, reduction="none")
             if t < 0:
                 return away
-            toward = -F.cross_entropy(logits, torch.full_like(s.y, t), reduction="none")
-            return torch.where(mask, toward, away)
+            toward = -F.cross_entropy(logits, torch.full_like(y, t), reduction="none")
+            return torch.where(mask[rows], toward, away)
 
         steps = {"steps": 1} if self.p.base == "fgsm-rs" else {}
-        logits = s.model(s.craft(s.x, s.y, loss=objective, **steps))
+        # image by image: the attack may run in parts, one a CPU thread, as the base's does
+        logits = s.model(s.craft(s.x, s.y, loss=PerImage(objective), **steps))
         return F.cross_entropy(logits, s.y), logits
 
     def end_epoch(self, epoch, val, robust_key):
