@@ -37,3 +37,17 @@ def test_a_step_the_study_gives_is_every_arms(splits, tmp_path):
     shared = shared_run(cfg.run, splits)
     assert {resolve(arm_config(cfg, shared, a, 0, tmp_path, check_source=False), splits).attack_alpha
             for a in cfg.arms} == {0.01}
+
+
+def test_the_time_estimate_times_each_arm_as_it_will_run(splits):
+    """The estimate builds each arm from the shared run config: resolved per arm, a DAFA or TRADES
+    arm (whose step scales the method's own) is timed, not stopped by a step left open."""
+    from classwise.estimate_training import estimate_study
+
+    cfg = StudyConfig(methods=["standard", "trades", "dafa"],
+                      run={"dataset": "synthetic", "eps": 0.1, "epochs": 2, "batch_size": 16, "eval_subset": 10,
+                           "eval_steps": 1, "test_steps": 1, "attack_steps": 2})
+    cfg = cfg.model_copy(update={"run": shared_run(cfg.run, splits)})
+    arms, total = estimate_study(cfg, splits, "cpu")
+    assert [a.label for a in arms] == ["standard", "trades", "dafa"] and total > 0
+    assert all(a.seconds > 0 for a in arms)

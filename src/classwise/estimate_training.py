@@ -185,9 +185,12 @@ def estimate_arm(cfg, splits, device, *, label: str | None = None, per_image: fl
 def estimate_study(cfg, splits, device) -> tuple[list[ArmEstimate], float]:
     """Every arm of a `StudyConfig` (its run resolved) timed once and counted once per seed:
     (the arms' estimates, the study's total seconds)."""
+    from .training.resolve import resolve
+
     device = torch.device(device)
-    runs = [cfg.run.model_copy(update={"method": arm, "method_params": cfg.method_params.get(arm, {}),
-                                       "init_weights": None}) for arm in cfg.arms]
+    # each arm's config validated and resolved as its run's is (its method's attack step and BatchNorm mode)
+    runs = [resolve(type(cfg.run)(**{**cfg.run.model_dump(), "method": arm, "init_weights": None,
+                                     "method_params": cfg.method_params.get(arm, {})}), splits) for arm in cfg.arms]
     steps = _time_interleaved([(rc, _train_data(rc, splits)) for rc in runs], device)
     arms = [estimate_arm(rc, splits, device, label=arm, per_image=t)
             for rc, arm, t in zip(runs, cfg.arms, steps, strict=True)]
