@@ -10,7 +10,7 @@ from torch import nn
 
 from classwise import load_dataset
 from classwise.config import TrainConfig
-from classwise.evaluation.evaluate import EvalResult
+from classwise.evaluation.result import EvalResult
 from classwise.training import train
 from classwise.training.objectives import OBJECTIVES, Step
 from classwise.training.objectives.lee2024_dafa import dafa_weights

@@ -13,7 +13,7 @@ from golden_cases import CLASSES, Tiny, load
 
 from classwise.config import TrainConfig
 from classwise.evaluation import EvalResult, evaluate
-from classwise.evaluation.evaluate import _ClassSums
+from classwise.evaluation.collect import _ClassSums
 from classwise.models import Normalized
 from classwise.models.heads import with_head
 from classwise.training.objectives import Step, make_objective

@@ -4,7 +4,9 @@ and the sanity checks that come with a robust evaluation."""
 import sys
 import types
 
-from .evaluate import EvalResult, evaluate, load_eval, robustbench_json
+from .evaluate import evaluate
+from .result import EvalResult, load_eval
+from .robustbench import robustbench_json
 from .sanity import SanityReport, sanity_checks
 from .views import curve_table, eps_curve, half_accuracy_eps, into_table, victim_summary, victim_table
 

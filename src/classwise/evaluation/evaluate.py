@@ -19,12 +19,8 @@ from ..heap import heap_kept
 from ..precision import check_precision, compiled
 from ..progress import progress
 from .collect import _ClassSums, _logits, _nothing, _Penultimate
-from .result import EvalResult, load_eval
-from .robustbench import robustbench_json
-from .threats import Chunk, Runner, Setting, ThreatSpec, merge_untargeted, runner_for, threat_names
-
-# names this module has always offered
-__all__ = ["EvalResult", "evaluate", "load_eval", "merge_untargeted", "robustbench_json"]
+from .result import EvalResult
+from .threats import Chunk, Runner, Setting, ThreatSpec, runner_for, threat_names
 
 
 def _chunk_size(data, batch_size: int, budget_bytes: int = 256 * 2**20) -> int:

@@ -35,7 +35,8 @@ from ..attacks.core import attack_loss
 from ..attacks.spec import GradSafe
 from ..data import to_float
 from ..precision import autocast
-from .evaluate import EvalResult, _as_data
+from .evaluate import _as_data
+from .result import EvalResult
 from .views import curves
 
 OK, WARN, SKIPPED = "ok", "warn", "skipped"
