@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from .attacks import AttackSpec
-from .evaluation.evaluate import _as_data, _labelled, evaluate
+from .evaluation.evaluate import as_data, labelled_threats, evaluate
 from .evaluation.result import EvalResult
 from .evaluation.robustbench import robustbench_json
 from .evaluation.sanity import SanityReport, sanity_checks
@@ -122,8 +122,8 @@ def audit(model, data, threats: Sequence | Mapping = (), out=None, *, name: str 
     out = Path(out) if out is not None else None
     held = check_audit_out(out, overwrite=overwrite)
     check_out_file(robustbench_file, "robustbench_file")
-    data, _ = checked_inputs(model, data, device, _as_data)
-    specs = _labelled(threats)
+    data, _ = checked_inputs(model, data, device, as_data)
+    specs = labelled_threats(threats)
     name = name or type(model).__name__
     dataset = dataset or getattr(data, "name", None) or None
     lowered = {"precision": precision, "compile": compile}

@@ -30,7 +30,7 @@ def _chunk_size(data, batch_size: int, budget_bytes: int = 256 * 2**20) -> int:
     return max(batch_size, min(16 * batch_size, budget_bytes // per_image))
 
 
-def _labelled(attacks) -> dict[str, ThreatSpec]:
+def labelled_threats(attacks) -> dict[str, ThreatSpec]:
     """Attacks by result key: a mapping is taken as it is (e.g. one attack at several eps);
     a sequence is keyed by each spec's own label, which must then be unique."""
     items = list(attacks.items()) if isinstance(attacks, Mapping) else [(getattr(a, "label", None), a) for a in attacks]
@@ -47,7 +47,7 @@ def _labelled(attacks) -> dict[str, ThreatSpec]:
     return out
 
 
-def _as_data(data, num_classes: int | None = None):
+def as_data(data, num_classes: int | None = None):
     """`ClassData` / `FolderSource` as they are; an (images, labels) pair of tensors becomes a
     `ClassData`. Float images in [0, 1] that are multiples of 1/255 are stored as 8-bit levels;
     any others are kept as float32, never quantised."""
@@ -90,8 +90,8 @@ def evaluate(model: nn.Module, data, attacks=(), *, batch_size: int = 256, devic
 
     check_precision(precision)
     # the model's device, the labels, an empty set: ClasswiseErrors before any work, as the CLI gives
-    data, device = checked_inputs(model, data, device, _as_data)
-    attacks = _labelled(attacks)
+    data, device = checked_inputs(model, data, device, as_data)
+    attacks = labelled_threats(attacks)
     for spec in attacks.values():
         runner_for(spec).check(spec, data)
     if world()[1] > 1:

@@ -35,7 +35,7 @@ from ..attacks.core import attack_loss
 from ..attacks.spec import GradSafe
 from ..data import to_float
 from ..precision import autocast
-from .evaluate import _as_data
+from .evaluate import as_data
 from .result import EvalResult
 from .views import curves
 
@@ -336,7 +336,7 @@ def sanity_checks(result: EvalResult, model: nn.Module | None = None, data=None,
     if model is not None and isinstance(data, tuple | list):
         from ..checks import checked_inputs
 
-        data, _ = checked_inputs(model, data, device, _as_data)  # the pair made a ClassData as evaluate makes it
+        data, _ = checked_inputs(model, data, device, as_data)  # the pair made a ClassData as evaluate makes it
     sources = [result] + ([curve] if curve is not None else [])
     series = [(name, r, pts) for r in sources for name, pts in curves(r).items()]
     records = [result]
