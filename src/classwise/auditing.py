@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from .attacks import AttackSpec
-from .evaluation.evaluate import as_data, labelled_threats, evaluate
+from .evaluation.evaluate import as_data, evaluate, labelled_threats
 from .evaluation.result import EvalResult
 from .evaluation.robustbench import robustbench_json
 from .evaluation.sanity import SanityReport, sanity_checks
