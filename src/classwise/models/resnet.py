@@ -2,9 +2,14 @@
 adversarial-robustness literature (Madry et al., Rice et al., Wong et al.)."""
 
 import torch.nn.functional as F
-from torch import nn
+from torch import fx, nn
 
+from .layout import global_avg_pool, subsample_pad
 from .registry import register_model
+
+# kept as calls with their own backward when attacks/fold.py traces a model
+fx.wrap("global_avg_pool")
+fx.wrap("subsample_pad")
 
 
 class BasicBlock(nn.Module):
@@ -92,7 +97,7 @@ class ResNet(nn.Module):
         out = self.layers(out)
         if self.bn_out is not None:
             out = F.relu(self.bn_out(out))
-        return self.linear(F.adaptive_avg_pool2d(out, 1).flatten(1))
+        return self.linear(global_avg_pool(out))
 
 
 class _ShortcutA(nn.Module):
@@ -103,7 +108,7 @@ class _ShortcutA(nn.Module):
         self.extra = extra
 
     def forward(self, x):
-        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.extra // 2, self.extra - self.extra // 2))
+        return subsample_pad(x, self.extra // 2, self.extra - self.extra // 2)
 
 
 class CifarBlock(BasicBlock):

@@ -1,8 +1,11 @@
 """Small networks for 28-px grey data: the Madry et al. MNIST CNN and LeNet-5."""
 
-from torch import nn
+from torch import fx, nn
 
+from .layout import flatten
 from .registry import flat_features, register_model
+
+fx.wrap("flatten")  # a call with its own backward in attacks/fold.py's traced copy
 
 
 class _Sequential(nn.Module):
@@ -11,7 +14,7 @@ class _Sequential(nn.Module):
         self.features, self.head = features, head
 
     def forward(self, x):
-        return self.head(self.features(x).flatten(1))
+        return self.head(flatten(self.features(x)))
 
 
 @register_model("mnist-cnn", "Madry et al. (2018) MNIST CNN: conv32-conv64 (5x5) + FC1024",
