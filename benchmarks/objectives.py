@@ -17,13 +17,15 @@ CFA's PGD-10: `Objective.validation_attacks`) on a validation subset in the trai
 check (the same for both sides) is run once, untimed, beforehand; before timing, the objective
 goes through the epoch-end updates of a whole run with it, so warm-ups are over and per-class
 eps, weights and averages are in force. Prints `RATIO objective_<name> <objective time / base time>` (goal
-<= 1.1 for the reweighting methods) and writes benchmarks/results/objectives.json.
+<= 1.1 for the reweighting methods) and writes benchmarks/results/objectives.json, a dated row
+an objective (`--only` replaces its objectives' rows and keeps the rest).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import statistics
 import time
 from pathlib import Path
@@ -135,12 +137,14 @@ def main() -> None:
                 method, p = (base, {}) if side == "base" else (name, params)
                 times[side].append(epoch_seconds(method, p, data, val, val_data, key, r))
         ratio = statistics.median(times["objective"]) / statistics.median(times["base"])
-        results[name] = {"base": base, "params": params, "ratio": ratio,
+        results[name] = {"base": base, "params": params, "ratio": ratio, "images": n, "rounds": rounds,
+                         "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d %H:%M"),
                          **{f"{k}_seconds": v for k, v in times.items()}}
         print(f"RATIO objective_{name} {ratio:.3f}", flush=True)
-    atomic_write_json(RESULTS / f"objectives{'-quick' if args.quick else ''}.json",
-                      {"images": n, "rounds": rounds, "epochs_seen": EPOCHS, "threads": torch.get_num_threads(),
-                       "date": time.strftime("%Y-%m-%d %H:%M"), "goal": 1.1, "objectives": results})
+    path = RESULTS / f"objectives{'-quick' if args.quick else ''}.json"
+    # a run of some objectives (--only) replaces their rows and keeps the others', each row dated
+    kept = json.loads(path.read_text())["objectives"] if args.only and path.exists() else {}
+    atomic_write_json(path, {"epochs_seen": EPOCHS, "goal": 1.1, "objectives": {**kept, **results}})
 
 
 if __name__ == "__main__":
