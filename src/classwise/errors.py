@@ -69,6 +69,20 @@ def settings_message(exc, where: str = "invalid settings") -> str:
     return f"{where}: " + "; ".join(parts)
 
 
+def validated(model, data, where: str, what: str = ""):
+    """`data` (a parsed JSON file) as the pydantic `model`, or a `CorruptDataError` naming `where`
+    and the first fault, then `what` the file should have been."""
+    from pydantic import ValidationError
+
+    tail = f"; not {what}" if what else ""
+    if not isinstance(data, dict):
+        raise CorruptDataError(f"{where}: expected a JSON object, got a {type(data).__name__}{tail}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise CorruptDataError(f"{where}: {first_error(exc)}{tail}") from None
+
+
 def first_error(exc) -> str:
     """pydantic's first error as `where: what (got ...)`, short: a stored file's fields can be
     long lists, and one clear fault is what the user needs."""

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from .errors import ClasswiseError
+from .errors import ClasswiseError, validated
 
 FORMAT = "classwise.study"
 VERSION = 2
@@ -176,12 +176,7 @@ def load_study_result(path) -> StudyResult:
     if isinstance(raw, dict) and "format" not in raw and "models" in raw:
         raise ClasswiseError(f"{path} was written by an older classwise (no format version); rerun the study's command "
                              f"with --resume to rewrite it from the stored evaluations (nothing is trained again)")
-    try:
-        return StudyResult.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "the top level"
-        raise ClasswiseError(f"{path}: not a classwise study result ({where}: {first['msg']})") from exc
+    return validated(StudyResult, raw, str(path), "a classwise study result")
 
 
 class PerClassResult:

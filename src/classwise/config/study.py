@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from contextlib import suppress
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..errors import ClasswiseError
+from ..errors import ClasswiseError, settings_message
 from .methods import METHODS
 from .run import RunConfig
 
@@ -149,13 +149,6 @@ def preset_config(preset: str, *, methods: list[str] | None = None, method_param
                                 "reference": reference, "init_from": init_from}.items() if v is not None}
     try:
         return StudyConfig(run=RunConfig(**fields), preset=preset, **study)
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise ClasswiseError(_first_error(exc)) from exc
+    except ValidationError as exc:
+        raise ClasswiseError(settings_message(exc, "study")) from exc
 
-
-def _first_error(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if errors is None:
-        return str(exc)
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'study'}: {e['msg']}".replace("Value error, ", "")
-                     for e in errors())

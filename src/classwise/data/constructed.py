@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import ClasswiseError, CorruptDataError, first_error
+from ..errors import ClasswiseError, CorruptDataError, validated
 from ..io import atomic_torch_save, atomic_write_json, read_json
 from .core import ClassData
 from .registry import DatasetSpec, get_spec, load_raw, register_family
@@ -125,12 +125,7 @@ class FeaturesMeta(BaseModel):
 
 
 def check_features_meta(d, where) -> dict:
-    if not isinstance(d, dict):
-        raise CorruptDataError(f"{where}: expected a JSON object, got a {type(d).__name__}")
-    try:
-        meta = FeaturesMeta.model_validate(d)
-    except ValidationError as exc:
-        raise CorruptDataError(f"{where}: {first_error(exc)}; not a constructed data set's meta.json") from None
+    meta = validated(FeaturesMeta, d, where, "a constructed data set's meta.json")
     if meta.kind not in KINDS:
         raise CorruptDataError(f"{where}: kind '{meta.kind}' is none of {', '.join(KINDS)}")
     if meta.n_chunks != -(-meta.n // meta.chunk):

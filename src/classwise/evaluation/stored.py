@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import CorruptDataError, first_error
+from ..errors import CorruptDataError, validated
 
 _SUM_SHAPES = {"logits": "CxC", "probs": "CxC", "loss": "C", "kl": "C", "features": "CxD"}
 
@@ -63,12 +63,7 @@ class EvalRecord(BaseModel):
 
 def check_eval_record(d, where: str = "evaluation record") -> EvalRecord:
     """`d` (a parsed eval.json) as an `EvalRecord`, or a `CorruptDataError` saying what is wrong."""
-    if not isinstance(d, dict):
-        raise CorruptDataError(f"{where}: expected a JSON object of per-sample results, got a {type(d).__name__}")
-    try:
-        record = EvalRecord.model_validate(d)
-    except ValidationError as exc:
-        raise CorruptDataError(f"{where}: {first_error(exc)}") from None
+    record = validated(EvalRecord, d, where, "an evaluation record")
     problem = record.problems()
     if problem:
         raise CorruptDataError(f"{where}: {problem}")
