@@ -72,15 +72,18 @@ def in_child(side: str, jobs: list[dict]) -> list[dict]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def alternate(sides: dict[str, dict], jobs: list[dict], reps: int) -> dict[str, list[dict]]:
+def alternate(sides: dict[str, dict], jobs: list[dict], reps: int, after_round=None) -> dict[str, list[dict]]:
     """`reps` rounds of one child per side, sides alternating within a round; a job marked
-    `once` runs in the first round only. For each side, per round: {job name: measurement}."""
+    `once` runs in the first round only. For each side, per round: {job name: measurement}.
+    `after_round(runs so far)` is called as each round ends, so that a stopped run keeps what it measured."""
     out = {name: [] for name in sides}
     for rep in range(reps):
         for name, opts in sides.items():
             todo = [{**j, "rep": rep, "heap": opts.get("heap", False)} for j in jobs if rep == 0 or not j.get("once")]
             got = in_child(opts["side"], todo)
             out[name].append({j["name"]: r for j, r in zip(todo, got, strict=True)})
+        if after_round is not None:
+            after_round(out)
     return out
 
 
@@ -415,12 +418,15 @@ def main(argv=None) -> int:
         if "target" in only:
             jobs.append({"kind": "target", "name": "time_to_target", "once": True, "target": 0.2 if q else 0.65,
                          "check_every": 512 if q else 6400, "val_n": 100 if q else 2000, "budget_s": 8 if q else 3600})
-        runs = alternate({"ours": {"side": "ours"}, "baseline": {"side": "baseline"}}, jobs, reps)
+        def report_all(runs):  # every row from the rounds so far, rewritten as each round ends
+            for job in jobs:
+                {"train": report_train, "eval": report_eval, "target": report_target}[job["kind"]](job, runs, q)
+
+        runs = alternate({"ours": {"side": "ours"}, "baseline": {"side": "baseline"}}, jobs, reps, report_all)
         if not q and "train" in only:
             info = [j for j in jobs if j["name"] in ("train_epoch_fmnist_pgd", "train_epoch_resnet20_pgd")]
             runs |= alternate({"baseline_heap": {"side": "baseline", "heap": True}}, info, reps)
-    for job in jobs:
-        {"train": report_train, "eval": report_eval, "target": report_target}[job["kind"]](job, runs, q)
+            report_all(runs)
     return 0
 
 
