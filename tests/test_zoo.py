@@ -378,8 +378,13 @@ def test_the_zoo_on_a_real_slurm_cluster_one_model_a_job(czoo, tmp_path):
             env={**env, "OMP_NUM_THREADS": str(torch.get_num_threads())})
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
         assert "submitted 2 Slurm jobs" in proc.stdout + proc.stderr
-        sacct = subprocess.run(["sacct", "-n", "-X", "-o", "JobName%40,State"], capture_output=True, text=True,
-                               env=env).stdout
+        # the zoo returns once the store holds every model; Slurm records a task's end a moment later
+        for _ in range(60):
+            sacct = subprocess.run(["sacct", "-n", "-X", "-o", "JobName%40,State"], capture_output=True, text=True,
+                                   env=env).stdout
+            if not any(state in sacct for state in ("PENDING", "RUNNING", "COMPLETING")):
+                break
+            time.sleep(0.5)
     tasks = [line.split() for line in sacct.splitlines() if "classwise-study" in line]
     assert len(tasks) == 2 and all(t[-1] == "COMPLETED" for t in tasks)  # one array task a model
     pd.testing.assert_frame_equal(Store(out / "study.db").tidy(), Store(czoo.study / "study.db").tidy())
