@@ -4,6 +4,7 @@ features build) and the study presets resolved per data set, with airbench's sma
 import argparse
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -131,6 +132,14 @@ def test_study_train_and_sweep_print_the_estimate_first(tmp_path):
     err = proc.stderr
     assert "estimated time: about" in err and "  fgsm-rs: about" in err
     assert err.index("estimated time") < err.index("standard: epoch 1")  # before training starts
+    # a resume that adds an arm times only the run it has still to make
+    proc = subprocess.run([sys.executable, "-m", "classwise", "study", "--preset", "smoke", *common,
+                           "--methods", "standard,fgsm-rs,pgd", "--resume", "--no-figures", "--no-sanity",
+                           "--out", str(tmp_path / "s")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    err = proc.stderr
+    assert "for the 1 run left of 3 " in err and "  pgd: about" in err and "  standard: about" not in err, err
+    assert err.index("estimated time") < err.index("pgd: epoch 1")
     proc = subprocess.run([sys.executable, "-m", "classwise", "train", *common, "--out", str(tmp_path / "t")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -190,8 +199,12 @@ def test_study_clock_says_the_time_left_as_each_arm_starts(monkeypatch):
     lines, now = [], [0.0]
     monkeypatch.setattr(et, "say", lambda fn, *a, **k: lines.extend(fn(*a, **k)))
     monkeypatch.setattr(et.time, "perf_counter", lambda: now[0])
-    clock = et.StudyClock([et.ArmEstimate("standard", 60, 0, 0, 1.0), et.ArmEstimate("fgsm-rs", 120, 0, 0, 1.0)],
-                          seeds=2)
+    cfg = SimpleNamespace(arms=["standard", "fgsm-rs"], seed_list=[0, 1])
+    arms = [et.ArmEstimate("standard", 50, 10, 0, 1.0), et.ArmEstimate("fgsm-rs", 100, 10, 10, 1.0)]
+    # a resume counts what is left of a run stopped mid-way (half its epochs) and its whole test
+    assert et.run_plan(cfg, arms, {("fgsm-rs", 0): 0.5, ("standard", 1): 1.0}) == [("fgsm-rs", 65.0),
+                                                                                    ("standard", 60.0)]
+    clock = et.StudyClock(et.run_plan(cfg, arms))
     clock.arm_starts("standard")
     assert not lines  # nothing measured yet: the estimate itself was printed
     now[0] = 120.0  # standard took twice its estimate

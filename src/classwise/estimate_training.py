@@ -182,19 +182,30 @@ def estimate_arm(cfg, splits, device, *, label: str | None = None, per_image: fl
     return ArmEstimate(label or cfg.method, train, validation, test, 1 / per_image if per_image else 0.0, notes)
 
 
-def estimate_study(cfg, splits, device) -> tuple[list[ArmEstimate], float]:
+def estimate_study(cfg, splits, device, left: dict | None = None) -> tuple[list[ArmEstimate], float]:
     """Every arm of a `StudyConfig` (its run resolved) timed once and counted once per seed:
-    (the arms' estimates, the study's total seconds)."""
+    (the arms' estimates, the study's total seconds). `left`, on a resume: {(arm, seed): share
+    of its epochs still to train} of the runs not finished; only their arms are timed and counted."""
     from .training.resolve import resolve
 
     device = torch.device(device)
+    names = [a for a in cfg.arms if left is None or any(arm == a for arm, _ in left)]
     # each arm's config validated and resolved as its run's is (its method's attack step and BatchNorm mode)
     runs = [resolve(type(cfg.run)(**{**cfg.run.model_dump(), "method": arm, "init_weights": None,
-                                     "method_params": cfg.method_params.get(arm, {})}), splits) for arm in cfg.arms]
+                                     "method_params": cfg.method_params.get(arm, {})}), splits) for arm in names]
     steps = _time_interleaved([(rc, _train_data(rc, splits)) for rc in runs], device)
     arms = [estimate_arm(rc, splits, device, label=arm, per_image=t)
-            for rc, arm, t in zip(runs, cfg.arms, steps, strict=True)]
-    return arms, sum(a.seconds for a in arms) * len(cfg.seed_list)
+            for rc, arm, t in zip(runs, names, steps, strict=True)]
+    return arms, sum(seconds for _, seconds in run_plan(cfg, arms, left))
+
+
+def run_plan(cfg, arms: list[ArmEstimate], left: dict | None = None) -> list[tuple[str, float]]:
+    """(arm, estimated seconds) of each run the study will make, in its order (seed by seed); a
+    run stopped mid-way on a resume counts its epochs left and its whole test evaluation."""
+    est = {a.label: a for a in arms}
+    return [(arm, (a.train + a.validation) * (1.0 if left is None else left[arm, seed]) + a.test)
+            for seed in cfg.seed_list for arm in cfg.arms
+            if (a := est.get(arm)) is not None and (left is None or (arm, seed) in left)]
 
 
 def as_estimate(arms: list[ArmEstimate], runs: int = 1, unit: str = "runs") -> Estimate:
@@ -228,17 +239,24 @@ def faster_options(total: float, device, *, verb: str = "study", arch: str | Non
     return [f"that is more than {minutes(LONG)} on this CPU; faster: " + "; ".join(opts)]
 
 
-def study_lines(cfg, splits, device, keep: list | None = None) -> list[str]:
-    """The lines `classwise study` prints before it trains (`keep` gets the arms' estimates)."""
+def study_lines(cfg, splits, device, keep: list | None = None, left: dict | None = None) -> list[str]:
+    """The lines `classwise study` prints before it trains (`keep` gets the arms' estimates;
+    `left`: as for `estimate_study`)."""
     t0 = time.perf_counter()
-    arms, total = estimate_study(cfg, splits, device)
+    arms, total = estimate_study(cfg, splits, device, left)
     if keep is not None:
         keep.extend(arms)
     seeds = len(cfg.seed_list)
-    lines = [f"estimated time: about {minutes(total)} for {len(arms)} arms"
-             + (f" x {seeds} seeds" if seeds > 1 else "")
-             + f" on {device} (timed on this machine in {time.perf_counter() - t0:.0f} s):"]
-    lines += [arm_line(a, seeds) for a in arms]
+    timed = f" on {device} (timed on this machine in {time.perf_counter() - t0:.0f} s):"
+    if left is None:
+        lines = [f"estimated time: about {minutes(total)} for {len(arms)} arms"
+                 + (f" x {seeds} seeds" if seeds > 1 else "") + timed]
+        lines += [arm_line(a, seeds) for a in arms]
+    else:
+        n = len(left)
+        lines = [f"estimated time: about {minutes(total)} for the {n} run{'s' * (n != 1)} left of "
+                 f"{len(cfg.arms) * seeds}" + timed]
+        lines += [arm_line(a, sum(arm == a.label for arm, _ in left)) for a in arms]
     return lines + faster_options(total, device, arch=cfg.run.arch, dataset=cfg.run.dataset, preset=cfg.preset)
 
 
@@ -349,31 +367,31 @@ class StudyClock:
     time left: the estimate of the arms still to run, scaled by how the finished ones compared
     with theirs (issue 28: progress lines carry an ETA; each epoch's bar has its own)."""
 
-    def __init__(self, arms: list[ArmEstimate], seeds: int):
-        self.estimate = {a.label: a.seconds for a in arms}
-        self.plan = [(a.label, s) for s in range(seeds) for a in arms]
+    def __init__(self, plan: list[tuple[str, float]]):
+        self.plan = plan  # (arm, estimated seconds) of each run to make, in the study's order
         self.done = 0
         self.t0 = self.t_arm = time.perf_counter()
         self.spent = self.expected = 0.0
 
     @classmethod
-    def start(cls, cfg, splits, device) -> StudyClock | None:
-        """Print the study's estimate; the clock, or None when none was made (--quiet, torchrun)."""
+    def start(cls, cfg, splits, device, left: dict | None = None) -> StudyClock | None:
+        """Print the study's estimate (`left`: the runs a resume has still to make, as for
+        `estimate_study`); the clock, or None when none was made (--quiet, torchrun)."""
         arms: list[ArmEstimate] = []
-        say(study_lines, cfg, splits, device, keep=arms)
-        return cls(arms, len(cfg.seed_list)) if arms else None
+        say(study_lines, cfg, splits, device, keep=arms, left=left)
+        return cls(run_plan(cfg, arms, left)) if arms else None
 
     def arm_starts(self, arm: str) -> None:
         now = time.perf_counter()
         if self.done:  # the arm before has finished
             self.spent += now - self.t_arm
-            self.expected += self.estimate.get(self.plan[self.done - 1][0], 0.0)
+            self.expected += self.plan[self.done - 1][1]
         self.t_arm = now
         if self.done >= len(self.plan) or not self.done:
             self.done += 1
             return
         pace = self.spent / self.expected if self.expected else 1.0
-        left = pace * sum(self.estimate.get(a, 0.0) for a, _ in self.plan[self.done:])
+        left = pace * sum(seconds for _, seconds in self.plan[self.done:])
         say(lambda: [f"{arm} (run {self.done + 1} of {len(self.plan)}) starts after {minutes(now - self.t0)}: "
                      f"about {minutes(left)} left (the runs so far took {pace:.2f}x their estimate)"])
         self.done += 1

@@ -43,7 +43,7 @@ class _SubsamplePad(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
-        n, c = ctx.shape[:2]
+        c = ctx.shape[1]
         out = torch.empty(ctx.shape, dtype=g.dtype, device=g.device, memory_format=ctx.layout).zero_()
         out[:, :, ::2, ::2] = g[:, ctx.before:ctx.before + c]
         return out, None, None

@@ -83,25 +83,50 @@ def check_no_arm_dropped(out_dir: Path, cfg: StudyConfig) -> None:
                              f"not drop them: give --methods {keep} or use a new --out")
 
 
-def finished(arm_cfg: RunConfig, run_dir: Path, splits: Splits, tag: str) -> RunOutcome | None:
+def _checkpoint(arm_cfg: RunConfig, run_dir: Path, splits: Splits) -> tuple[RunConfig, dict | None]:
+    """The run's resolved config and its checkpoint's state, if one was made with these settings."""
+    cfg, ckpt = resolve(arm_cfg, splits), run_dir / CHECKPOINT
+    state = read_weights_file(ckpt) if ckpt.is_file() else None
+    return cfg, state if isinstance(state, dict) and state.get("config") == cfg.model_dump() else None
+
+
+def _trained(cfg: RunConfig, state: dict) -> bool:
+    history = state["history"]
+    return state["epoch"] >= cfg.epochs or bool(history and history[-1].get("stopped"))
+
+
+def finished(arm_cfg: RunConfig, run_dir: Path, splits: Splits) -> RunOutcome | None:
     """The outcome of a run this folder already finished with these settings, read back from its
     checkpoint and eval.json (a resumed study re-reports without re-evaluating), else None."""
-    ckpt, ev, final = run_dir / CHECKPOINT, run_dir / "eval.json", run_dir / FINAL
-    if not (ckpt.is_file() and ev.is_file() and final.is_file()) or ev.stat().st_mtime < final.stat().st_mtime:
+    ev, final = run_dir / "eval.json", run_dir / FINAL
+    if not (ev.is_file() and final.is_file()) or ev.stat().st_mtime < final.stat().st_mtime:
         return None
-    cfg = resolve(arm_cfg, splits)
-    state = read_weights_file(ckpt)
-    if not isinstance(state, dict) or state.get("config") != cfg.model_dump():
-        return None
-    history = state["history"]
-    if state["epoch"] < cfg.epochs and not (history and history[-1].get("stopped")):
+    cfg, state = _checkpoint(arm_cfg, run_dir, splits)
+    if state is None or not _trained(cfg, state):
         return None
     spec = AttackSpec(name="pgd", eps=cfg.eps, steps=cfg.test_steps, norm=cfg.norm, restarts=cfg.test_restarts)
     res = load_eval(ev, REEVALUATE)
     if spec.label not in res.adv_pred or len(res.classes) != len(splits.classes):
         return None
-    console.print(f"{tag}resuming from epoch {state['epoch']} ({ckpt}): finished, its test evaluation is reused")
-    return RunOutcome(cfg, history, res, spec, float(sum(h.get("seconds", 0) for h in history)), 0.0)
+    return RunOutcome(cfg, state["history"], res, spec, float(sum(h.get("seconds", 0) for h in state["history"])),
+                      0.0)
+
+
+def runs_left(cfg: StudyConfig, splits: Splits, out_dir: Path) -> dict[tuple[str, int], float]:
+    """What a resume has still to do: {(arm, seed): share of its epochs still to train} of each
+    run not finished, in the study's order (a run stopped mid-way goes on from its checkpoint)."""
+    several, left = len(cfg.seed_list) > 1, {}
+    for seed in cfg.seed_list:
+        for arm in cfg.arms:
+            arm_cfg = arm_config(cfg, cfg.run, arm, seed, out_dir, check_source=False)
+            run_dir = arm_dir(out_dir, arm, seed, several)
+            if finished(arm_cfg, run_dir, splits) is None:
+                run_cfg, state = _checkpoint(arm_cfg, run_dir, splits)
+                if state is not None and _trained(run_cfg, state):
+                    left[arm, seed] = 0.0  # trained, its test evaluation still to make
+                else:
+                    left[arm, seed] = 1 - (state["epoch"] if state else 0) / run_cfg.epochs
+    return left
 
 
 def record(store: Store, rid: str, outcome: RunOutcome, classes) -> None:

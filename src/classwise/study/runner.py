@@ -15,6 +15,7 @@ from ..estimate_training import StudyClock
 from ..evaluation import load_eval
 from ..io import atomic_write_text, check_out_dir
 from ..models import read_weights_file
+from ..progress import console
 from ..report.corruption import corruption_section
 from ..report.explain import answers as explain_answers
 from ..report.explain import sections as explain_sections
@@ -35,6 +36,7 @@ from .arms import (
     finished,
     metrics_lines,
     record,
+    runs_left,
     sanity,
     shared_run,
 )
@@ -109,7 +111,8 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
         warn(warnings)
         prepare_run_dir(out_dir, config_record, resume, may_change=ARM_FIELDS)
         # each arm's steps timed here, scaled to the plan; the time left as each arm starts
-        clock = StudyClock.start(cfg, splits, dev) if estimate and not resume else None
+        left = runs_left(cfg, splits, out_dir) if resume and estimate else None
+        clock = StudyClock.start(cfg, splits, dev, left) if estimate and left != {} else None
         runs = _train_arms(cfg, splits, out_dir, device=device, resume=resume, clock=clock)
         return _report(cfg, runs, splits, out_dir, data_dir=data_dir, device=device, t_start=t_start)
 
@@ -129,8 +132,10 @@ def _train_arms(cfg: StudyConfig, splits: Splits, out_dir: Path, *, device, resu
             run_dir = arm_dir(out_dir, arm, seed, several)
             tag = f"{arm} seed {seed}: " if several else f"{arm}: "
             try:
-                outcome = finished(arm_cfg, run_dir, splits, tag) if resume else None
+                outcome = finished(arm_cfg, run_dir, splits) if resume else None
                 if outcome is not None:  # reused, not run again: no new attempt
+                    console.print(f"{tag}resuming from epoch {len(outcome.history)} ({run_dir / CHECKPOINT}): "
+                                  "finished, its test evaluation is reused")
                     record(store, rid, outcome, splits.classes)
                 else:
                     store.start(rid)
