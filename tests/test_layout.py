@@ -43,3 +43,47 @@ def test_the_folded_copy_keeps_them_as_calls():
     x = torch.rand(2, 3, 32, 32).contiguous(memory_format=torch.channels_last).requires_grad_()
     copy(x).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+class _OutOfPlace(torch.overrides.TorchFunctionMode):
+    """Runs a network's in-place ReLU and residual add out of place: the reference computation."""
+
+    converted = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        if func is F.relu and kwargs.get("inplace"):
+            kwargs["inplace"] = False
+            self.converted += 1
+        elif func is torch.Tensor.add_ and args[0].is_floating_point():  # not BatchNorm's batch counter
+            func = torch.add
+            self.converted += 1
+        return func(*args, **kwargs)
+
+
+def _small_nets():
+    from classwise.models.resnet import Bottleneck, PreActBlock, ResNet
+    from classwise.models.wide_resnet import WideResNet
+
+    return {"resnet20": create_model("resnet20", num_classes=10),
+            "preact": ResNet(PreActBlock, [1, 1], widths=(8, 16), preact=True),
+            "bottleneck": ResNet(Bottleneck, [1, 1], widths=(8, 16)),
+            "wide": WideResNet(10, 1)}
+
+
+@pytest.mark.parametrize("name", ["resnet20", "preact", "bottleneck", "wide"])
+def test_in_place_relu_and_add_compute_the_out_of_place_network_bit_for_bit(name):
+    torch.manual_seed(0)
+    nets = [_small_nets()[name].to(memory_format=torch.channels_last) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    x = torch.rand(4, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    got, reference = [], _OutOfPlace()
+    for net, mode in zip(nets, (reference, None), strict=True):
+        xi = x.clone().requires_grad_()
+        with mode if mode is not None else torch.enable_grad():
+            net.train()(xi).square().sum().backward()  # BatchNorm in train mode: batch statistics
+            eval_grad, = torch.autograd.grad(folded(net.eval())(xi).sum(), xi)  # the attacks' folded copy
+        got.append([xi.grad, eval_grad, *(p.grad for p in net.parameters()), *net.buffers()])
+    assert all(torch.equal(a, b) for a, b in zip(*got, strict=True))
+    blocks = sum(type(m).__name__.endswith("Block") or type(m).__name__ == "Bottleneck" for m in nets[0].modules())
+    assert reference.converted >= 2 * blocks  # the network does run them in place (what it is faster for)

@@ -19,10 +19,11 @@ class WideBlock(nn.Module):
         self.shortcut = None if cin == cout and stride == 1 else nn.Conv2d(cin, cout, 1, stride, bias=False)
 
     def forward(self, x):
-        out = F.relu(self.bn1(x))
+        # in place, as resnet.py's blocks (the outputs of BatchNorm and a convolution)
+        out = F.relu(self.bn1(x), inplace=True)
         shortcut = x if self.shortcut is None else self.shortcut(out)
         out = self.conv1(out)
-        return self.conv2(F.relu(self.bn2(out))) + shortcut
+        return self.conv2(F.relu(self.bn2(out), inplace=True)).add_(shortcut)
 
 
 class WideResNet(nn.Module):
@@ -43,7 +44,7 @@ class WideResNet(nn.Module):
         self.fc = nn.Linear(cin, num_classes)
 
     def forward(self, x):
-        out = F.relu(self.bn(self.blocks(self.conv1(x))))
+        out = F.relu(self.bn(self.blocks(self.conv1(x))), inplace=True)
         return self.fc(global_avg_pool(out))
 
 
