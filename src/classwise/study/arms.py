@@ -95,7 +95,7 @@ def _trained(cfg: RunConfig, state: dict) -> bool:
     return state["epoch"] >= cfg.epochs or bool(history and history[-1].get("stopped"))
 
 
-def finished(arm_cfg: RunConfig, run_dir: Path, splits: Splits) -> RunOutcome | None:
+def _finished(arm_cfg: RunConfig, run_dir: Path, splits: Splits) -> RunOutcome | None:
     """The outcome of a run this folder already finished with these settings, read back from its
     checkpoint and eval.json (a resumed study re-reports without re-evaluating), else None."""
     ev, final = run_dir / "eval.json", run_dir / FINAL
@@ -112,21 +112,25 @@ def finished(arm_cfg: RunConfig, run_dir: Path, splits: Splits) -> RunOutcome | 
                       0.0)
 
 
-def runs_left(cfg: StudyConfig, splits: Splits, out_dir: Path) -> dict[tuple[str, int], float]:
-    """What a resume has still to do: {(arm, seed): share of its epochs still to train} of each
-    run not finished, in the study's order (a run stopped mid-way goes on from its checkpoint)."""
-    several, left = len(cfg.seed_list) > 1, {}
+def stored(cfg: StudyConfig, splits: Splits, out_dir: Path) -> tuple[dict, dict]:
+    """What a resume finds, each run's files read once: the outcomes of the runs finished with
+    these settings, {(arm, seed): RunOutcome}, and the runs left, {(arm, seed): share of its
+    epochs still to train}, in the study's order (a run stopped mid-way goes on from its checkpoint)."""
+    several, done, left = len(cfg.seed_list) > 1, {}, {}
     for seed in cfg.seed_list:
         for arm in cfg.arms:
             arm_cfg = arm_config(cfg, cfg.run, arm, seed, out_dir, check_source=False)
             run_dir = arm_dir(out_dir, arm, seed, several)
-            if finished(arm_cfg, run_dir, splits) is None:
-                run_cfg, state = _checkpoint(arm_cfg, run_dir, splits)
-                if state is not None and _trained(run_cfg, state):
-                    left[arm, seed] = 0.0  # trained, its test evaluation still to make
-                else:
-                    left[arm, seed] = 1 - (state["epoch"] if state else 0) / run_cfg.epochs
-    return left
+            outcome = _finished(arm_cfg, run_dir, splits)
+            if outcome is not None:
+                done[arm, seed] = outcome
+                continue
+            run_cfg, state = _checkpoint(arm_cfg, run_dir, splits)
+            if state is not None and _trained(run_cfg, state):
+                left[arm, seed] = 0.0  # trained, its test evaluation still to make
+            else:
+                left[arm, seed] = 1 - (state["epoch"] if state else 0) / run_cfg.epochs
+    return done, left
 
 
 def record(store: Store, rid: str, outcome: RunOutcome, classes) -> None:

@@ -33,12 +33,11 @@ from .arms import (
     arm_dir,
     best_worst,
     check_no_arm_dropped,
-    finished,
     metrics_lines,
     record,
-    runs_left,
     sanity,
     shared_run,
+    stored,
 )
 from .execute import execute_run
 from .grid import run_id
@@ -111,16 +110,16 @@ def run_study(cfg: StudyConfig, out_dir, *, data_dir=None, device: str = "auto",
         warn(warnings)
         prepare_run_dir(out_dir, config_record, resume, may_change=ARM_FIELDS)
         # each arm's steps timed here, scaled to the plan; the time left as each arm starts
-        left = runs_left(cfg, splits, out_dir) if resume and estimate else None
+        done, left = stored(cfg, splits, out_dir) if resume else ({}, None)
         clock = StudyClock.start(cfg, splits, dev, left) if estimate and left != {} else None
-        runs = _train_arms(cfg, splits, out_dir, device=device, resume=resume, clock=clock)
+        runs = _train_arms(cfg, splits, out_dir, device=device, resume=resume, clock=clock, done=done)
         return _report(cfg, runs, splits, out_dir, data_dir=data_dir, device=device, t_start=t_start)
 
 
 def _train_arms(cfg: StudyConfig, splits: Splits, out_dir: Path, *, device, resume: bool,
-                clock: StudyClock | None) -> list[ArmRun]:
+                clock: StudyClock | None, done: dict) -> list[ArmRun]:
     """Every arm at every seed, seed by seed (an interrupted study already holds whole
-    comparisons); a finished run is reused on `resume`, not run again."""
+    comparisons); a run `done` (finished before a resume) is reused, not run again."""
     several = len(cfg.seed_list) > 1
     store = Store(out_dir / "study.db")
     runs = []
@@ -132,7 +131,7 @@ def _train_arms(cfg: StudyConfig, splits: Splits, out_dir: Path, *, device, resu
             run_dir = arm_dir(out_dir, arm, seed, several)
             tag = f"{arm} seed {seed}: " if several else f"{arm}: "
             try:
-                outcome = finished(arm_cfg, run_dir, splits) if resume else None
+                outcome = done.get((arm, seed))
                 if outcome is not None:  # reused, not run again: no new attempt
                     console.print(f"{tag}resuming from epoch {len(outcome.history)} ({run_dir / CHECKPOINT}): "
                                   "finished, its test evaluation is reused")
