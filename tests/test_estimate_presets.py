@@ -30,16 +30,15 @@ def test_fashion_mnist_quick_is_unchanged():
 def test_quick_resolves_per_colour_data_set(dataset):
     run = preset_config("quick", dataset=dataset).run
     assert run.arch == "airbench-half" and run.schedule == "cyclic" and run.nesterov
-    assert run.train_limit == 30000 and run.test_steps == 20
-    assert run.test_limit == (5000 if dataset == "cifar100" else 2000)
+    assert run.train_limit is None and run.test_limit is None and run.test_steps == 20  # whole splits
     assert run.epochs == (2 if dataset == "svhn" else 3)
 
 
 def test_given_values_win_over_the_data_set_preset():
-    run = preset_config("quick", dataset="cifar10", arch="resnet20", epochs=7, train_limit=None).run
-    assert (run.arch, run.epochs, run.train_limit) == ("resnet20", 7, 30000)  # None: not given
+    run = preset_config("quick", dataset="cifar10", arch="resnet20", epochs=7, lr=None).run
+    assert (run.arch, run.epochs, run.lr) == ("resnet20", 7, 0.2)  # None: not given
+    assert preset_config("quick", dataset="cifar10", train_limit=3000).run.train_limit == 3000
     assert preset_config("quick", dataset="digits").run.arch == "mnist-cnn"  # the data set's default arch
-    assert preset_config("quick", dataset="cifar10-lt").run.train_limit is None  # already small
 
 
 def test_study_cli_leaves_the_architecture_to_the_preset():

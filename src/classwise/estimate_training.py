@@ -22,6 +22,7 @@ import torch
 
 from .estimate import Estimate
 from .progress import minutes
+from .rounding import plural
 
 # the share of an evaluation attack's image-steps that run (measured on the quick presets,
 # see docs/guide/presets.md): a robust model keeps most images to the last step, a standard
@@ -249,12 +250,12 @@ def study_lines(cfg, splits, device, keep: list | None = None, left: dict | None
     seeds = len(cfg.seed_list)
     timed = f" on {device} (timed on this machine in {time.perf_counter() - t0:.0f} s):"
     if left is None:
-        lines = [f"estimated time: about {minutes(total)} for {len(arms)} arms"
+        lines = [f"estimated time: about {minutes(total)} for {plural(len(arms), 'arm')}"
                  + (f" x {seeds} seeds" if seeds > 1 else "") + timed]
         lines += [arm_line(a, seeds) for a in arms]
     else:
         n = len(left)
-        lines = [f"estimated time: about {minutes(total)} for the {n} run{'s' * (n != 1)} left of "
+        lines = [f"estimated time: about {minutes(total)} for the {plural(n, 'run')} left of "
                  f"{len(cfg.arms) * seeds}" + timed]
         lines += [arm_line(a, sum(arm == a.label for arm, _ in left)) for a in arms]
     return lines + faster_options(total, device, arch=cfg.run.arch, dataset=cfg.run.dataset, preset=cfg.preset)

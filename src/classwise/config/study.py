@@ -104,17 +104,15 @@ PRESETS: dict[str, dict] = {
 # augmentation): the arithmetic and what it cuts are in docs/guide/presets.md. (Label smoothing,
 # airbench's other lesson, needs a trainer option that does not exist yet.)
 _COLOUR_QUICK = {"arch": "airbench-half", "epochs": 3, "batch_size": 128, "lr": 0.2, "momentum": 0.9,
-                 "nesterov": True, "weight_decay": 5e-4, "schedule": "cyclic", "train_limit": 30000,
-                 "eval_subset": 500, "eval_steps": 5, "test_steps": 20, "test_limit": 2000}
+                 "nesterov": True, "weight_decay": 5e-4, "schedule": "cyclic", "train_limit": None,
+                 "eval_subset": 500, "eval_steps": 5, "test_steps": 20, "test_limit": None}
 DATASET_PRESETS: dict[str, dict[str, dict]] = {
     "quick": {
         "cifar10": _COLOUR_QUICK,
         "svhn": {**_COLOUR_QUICK, "epochs": 2},
-        # 100 classes: a larger test subset keeps 50 images a class
-        "cifar100": {**_COLOUR_QUICK, "test_limit": 5000},
-        # the long-tailed sets are already small (12,406 and 10,847 images): no subset
-        "cifar10-lt": {**_COLOUR_QUICK, "train_limit": None},
-        "cifar100-lt": {**_COLOUR_QUICK, "train_limit": None, "test_limit": 5000},
+        "cifar100": _COLOUR_QUICK,
+        "cifar10-lt": _COLOUR_QUICK,
+        "cifar100-lt": _COLOUR_QUICK,
     },
     "smoke": {name: {"arch": "airbench-half", "batch_size": 128, "test_limit": 500}
               for name in ("cifar10", "svhn", "cifar100", "cifar10-lt", "cifar100-lt")},
