@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -204,3 +205,27 @@ def test_resume_may_add_an_arm_and_reuses_the_others_but_never_drops_one(tmp_pat
     assert json.loads((out / "config.json").read_text())["methods"] == ["standard", "fgsm-rs"]
     with pytest.raises(ClasswiseError, match="not drop them: give --methods standard,fgsm-rs"):
         run_study(cfg(["fgsm-rs"]), out, device="cpu", resume=True)
+
+
+def test_archived_runs_give_the_study_reports_numbers(seeds_run, tmp_path, monkeypatch):
+    """benchmarks/study_archive.py keeps a multi-sitting study's runs as predictions; its tables
+    must be the study's own: the same class means, worst classes and bootstrap intervals."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import study_archive
+
+    out, results = seeds_run
+    archive = tmp_path / "archive"
+    assert sorted(study_archive.pack(out, archive)) == sorted(f"{a}-seed{s}" for a in ARMS for s in (0, 1))
+    assert study_archive.pack(out, archive) == []  # archived once
+    text = study_archive.tables(archive, "fgsm-rs", results["resamples"])
+    for arm in ARMS:
+        r = results["models"][arm]["robust"]
+        row = next(line for line in text.splitlines() if line.startswith(f"| {arm} |"))
+        mean = f"{100 * r['mean']:.1f} [{100 * r['mean_ci'][0]:.1f}, {100 * r['mean_ci'][1]:.1f}]"
+        worst = f"{100 * r['worst']:.1f} [{100 * r['worst_ci'][0]:.1f}, {100 * r['worst_ci'][1]:.1f}]"
+        assert f"| {mean} | {worst} |" in row, (row, mean, worst)
+    meta = json.loads((archive / "trades-seed0.json").read_text())
+    meta["config"]["lr"] *= 2
+    (archive / "trades-seed0.json").write_text(json.dumps(meta))
+    with pytest.raises(SystemExit, match="other settings"):
+        study_archive.pack(out, archive)
