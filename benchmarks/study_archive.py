@@ -108,7 +108,7 @@ def _signed(x: float) -> str:
 
 def tables(archive: Path, reference: str | None, resamples: int) -> str:
     classes, metas, evals = load(archive)
-    arms = list(dict.fromkeys(m["arm"] for m in sorted(metas, key=lambda m: m["config"].get("method") != "standard")))
+    arms = sorted({m["arm"] for m in metas}, key=lambda a: (a != "standard", a != reference, a))
     boot = SeedBootstrap(evals, classes, resamples=resamples, rng=0)
     seeds = {a: sorted(m["seed"] for m in metas if m["arm"] == a) for a in arms}
     out = ["| arm | seeds | clean class mean | PGD-20 class mean [95%] | PGD-20 worst class [95%] | its class | "
