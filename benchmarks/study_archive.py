@@ -29,6 +29,7 @@ import numpy as np
 from classwise.analysis.seeds import Evaluation, SeedBootstrap
 from classwise.evaluation import load_eval
 from classwise.models.checkpoint import read_weights_file
+from classwise.rounding import points
 from classwise.training.trainer import BEST_WORST, CHECKPOINT, FINAL
 
 LAST, BEST = "last", "best"
@@ -99,11 +100,11 @@ def load(archive: Path) -> tuple[list[str], list[dict], list[Evaluation]]:
 
 
 def _pct(x: float) -> str:
-    return f"{100 * x:.1f}"
+    return points(x)
 
 
 def _signed(x: float) -> str:
-    return f"{100 * x:+.1f}"
+    return points(x, sign=True)
 
 
 def tables(archive: Path, reference: str | None, resamples: int) -> str:
@@ -140,7 +141,7 @@ def tables(archive: Path, reference: str | None, resamples: int) -> str:
     out += ["", "PGD-20 accuracy per class (mean over the seeds, 95% bootstrap interval):", "",
             "| class | " + " | ".join(arms) + " |", "|---" * (len(arms) + 1) + "|"]
     for i, c in enumerate(classes):
-        cells = [f"{_pct(t['mean'][i])} [{100 * t['ci_low'][i]:.0f}, {100 * t['ci_high'][i]:.0f}]"
+        cells = [f"{_pct(t['mean'][i])} [{points(t['ci_low'][i], 0)}, {points(t['ci_high'][i], 0)}]"
                  for t in per_class.values()]
         out.append(f"| {c} | " + " | ".join(cells) + " |")
     return "\n".join(out)
